@@ -1,0 +1,66 @@
+"""Worker and client configuration: one settings model, read from ``AGENT_*``
+environment variables and an optional ``.env`` file.
+
+Workflow code never reads settings (that would make it depend on the machine it
+replays on); what a conversation needs travels in its start input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from durable_agent.contract import DEFAULT_MAX_TOKENS, DEFAULT_TASK_QUEUE
+
+DEFAULT_CLAUDE_MODEL = "claude-sonnet-4-6"
+
+
+class Settings(BaseSettings):
+    """Every setting has a default that works for ``make demo`` on one machine."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    temporal_address: str = "127.0.0.1:7233"
+    """Temporal frontend ``host:port``."""
+    temporal_namespace: str = "default"
+    task_queue: str = DEFAULT_TASK_QUEUE
+    """Task queue the worker polls and clients start conversations on."""
+
+    model_backend: str = Field(default="auto", pattern="^(auto|claude|offline)$")
+    """``claude``, ``offline``, or ``auto``: Claude when ``ANTHROPIC_API_KEY`` is set."""
+    model: str = DEFAULT_CLAUDE_MODEL
+    """Claude model used when a conversation does not name one."""
+    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
+    anthropic_base_url: str | None = None
+    """Messages API base URL; ``None`` uses ``ANTHROPIC_BASE_URL`` or the SDK default."""
+    anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
+    """Only from the environment (``ANTHROPIC_API_KEY``); never enters a workflow."""
+
+    notes_db: Path = Path(".data/notes.sqlite3")
+    """SQLite file of the notes store."""
+    weather_url: str = "https://api.open-meteo.com"
+    """Open-Meteo-compatible forecast API base URL."""
+    geocoding_url: str = "https://geocoding-api.open-meteo.com"
+    """Open-Meteo-compatible geocoding API base URL."""
+    search_url: str | None = None
+    """SearXNG-compatible search API base URL; ``web_search`` fails (it is optional) when unset."""
+    http_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Per-request timeout of the HTTP tools."""
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"expected host:port, got {value!r}")
+        return value
+
+    def use_claude(self) -> bool:
+        """Whether the model activity talks to the Messages API."""
+        if self.model_backend == "auto":
+            return self.anthropic_api_key is not None
+        return self.model_backend == "claude"
