@@ -1,0 +1,152 @@
+"""Run a durable-agent worker: ``python worker.py [--task-queue Q] [--server HOST:PORT]``.
+
+A worker hosts ``AgentWorkflow`` and its activities. Run as many as you like, on as
+many machines as you like, against one Temporal service: they share nothing but
+Temporal and the notes store. Configuration comes from ``AGENT_*`` environment
+variables (see ``durable_agent.config.Settings``); flags override the common ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import anthropic
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.llm import ClaudeBackend, ModelActivities, ModelBackend, OfflineBackend
+from activities.tools import ToolActivities
+from durable_agent.client import connect
+from durable_agent.config import Settings
+from durable_agent.stores.notes import open_note_store
+from workflows import WORKFLOW_RUNNER, WORKFLOWS
+
+log = logging.getLogger("durable_agent.worker")
+
+
+@dataclass
+class WorkerResources:
+    """What the worker builds once and injects into its activities."""
+
+    backend: ModelBackend
+    activities: list[Callable[..., Any]]
+
+
+def build_backend(settings: Settings) -> tuple[ModelBackend, anthropic.AsyncAnthropic | None]:
+    """Claude when configured (or a key is present under ``auto``), else the offline model."""
+    if not settings.use_claude():
+        return OfflineBackend(), None
+    key = settings.anthropic_api_key
+    client = anthropic.AsyncAnthropic(
+        api_key=key.get_secret_value() if key else None,
+        base_url=settings.anthropic_base_url,
+        max_retries=0,  # Temporal owns retries: every attempt is visible in history.
+    )
+    return ClaudeBackend(client, settings.model), client
+
+
+@asynccontextmanager
+async def worker_resources(settings: Settings) -> AsyncIterator[WorkerResources]:
+    """Open the model client, the HTTP client and the notes store; close them after."""
+    backend, claude = build_backend(settings)
+    notes = open_note_store(settings.notes_db)
+    try:
+        async with httpx.AsyncClient(
+            timeout=settings.http_timeout_seconds, follow_redirects=False
+        ) as http:
+            tools = ToolActivities(settings, notes, http)
+            yield WorkerResources(
+                backend=backend,
+                activities=[ModelActivities(backend).invoke, *tools.activities()],
+            )
+    finally:
+        await notes.close()
+        if claude is not None:
+            await claude.close()
+
+
+def create_worker(
+    client: Client,
+    resources: WorkerResources,
+    task_queue: str,
+    *,
+    graceful_shutdown: timedelta = timedelta(seconds=30),
+) -> Worker:
+    """A worker for ``AgentWorkflow`` and every activity it calls."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=resources.activities,
+        workflow_runner=WORKFLOW_RUNNER,
+        graceful_shutdown_timeout=graceful_shutdown,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM, then stop polling and let in-flight work finish."""
+    client = await connect(settings.temporal_address, settings.temporal_namespace)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker_resources(settings) as resources:
+        worker = create_worker(client, resources, settings.task_queue)
+        log.info(
+            "worker polling task queue %r on %s (model backend: %s)",
+            settings.task_queue,
+            settings.temporal_address,
+            resources.backend.name,
+        )
+        async with worker:
+            await stop.wait()
+            log.info("shutting down: finishing in-flight activities")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task-queue", help="task queue to poll (AGENT_TASK_QUEUE)")
+    parser.add_argument("--server", help="Temporal address host:port (AGENT_TEMPORAL_ADDRESS)")
+    parser.add_argument("--namespace", help="Temporal namespace (AGENT_TEMPORAL_NAMESPACE)")
+    return parser.parse_args(argv)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides = {
+        "task_queue": args.task_queue,
+        "temporal_address": args.server,
+        "temporal_namespace": args.namespace,
+    }
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(
+        level=os.environ.get("AGENT_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    code = 0
+    try:
+        asyncio.run(run_worker(settings_from_args(parse_args(argv))))
+    except (RuntimeError, ValueError) as e:
+        print(f"worker: {e}", file=sys.stderr)
+        code = 1
+    # The SDK's runtime can crash at interpreter exit (sdk-python #300): leave at once.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

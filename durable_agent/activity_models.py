@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict
 from durable_agent.contract import ContentBlock, Message, ToolOutcome, Usage
 
 
+MODEL_ACTIVITY = "model.invoke"
+"""Registered name of the model activity; stable, renaming it breaks running workflows."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,7 +41,9 @@ class ModelRequest(_Model):
     max_tokens: int
 
 
-StopReason = Literal["end_turn", "tool_use", "max_tokens", "stop_sequence", "pause_turn", "refusal"]
+StopReason = str
+"""``end_turn``, ``tool_use``, ``max_tokens``, ``stop_sequence``, ``pause_turn``,
+``refusal`` … kept open: the API adds reasons, and an unknown one must not fail a turn."""
 
 
 class ModelResponse(_Model):

@@ -159,7 +159,7 @@ class ToolCallRecord(_Model):
     """What the model was told (the tool_result content)."""
 
 
-TurnStatus = Literal["ok", "max_model_calls"]
+TurnStatus = Literal["ok", "max_model_calls", "model_error"]
 
 
 class Reply(_Model):

@@ -1,0 +1,45 @@
+"""The built-in tools' activities, one module per tool, assembled by ``ToolActivities``.
+
+The worker builds one ``ToolActivities`` with its clients and registers
+``activities()``; the workflow calls each by its spec's ``activity_name``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from activities.tools.calculator import CalculatorTool
+from activities.tools.notes import NoteTools
+from activities.tools.search import TOOL_NOT_CONFIGURED, SearchTool
+from activities.tools.weather import WeatherTool
+from durable_agent.config import Settings
+from durable_agent.stores.notes import NoteStore
+
+__all__ = ["TOOL_NOT_CONFIGURED", "ToolActivities"]
+
+
+class ToolActivities:
+    """Every built-in tool activity, sharing the worker's injected dependencies.
+
+    ``http`` is used as given (the worker owns and closes it); tools pass their own
+    per-request timeout and never follow redirects.
+    """
+
+    def __init__(self, settings: Settings, notes: NoteStore, http: httpx.AsyncClient) -> None:
+        self.calculator = CalculatorTool()
+        self.notes = NoteTools(notes)
+        self.weather = WeatherTool(settings, http)
+        self.search = SearchTool(settings, http)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        """The bound activity methods, for ``Worker(activities=...)``."""
+        return [
+            self.calculator.calculator,
+            self.notes.save_note,
+            self.notes.list_notes,
+            self.weather.get_weather,
+            self.search.web_search,
+        ]

@@ -170,10 +170,11 @@ def select_tools(names: Iterable[str] | None) -> list[ToolSpec]:
     return [BUILTIN_TOOLS[n] for n in names]
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """A short, model-readable account of what was wrong with tool arguments."""
+def describe_validation_error(error: ValidationError, root: str = "arguments") -> str:
+    """A short, readable account of what was wrong, e.g. ``expression: Field required``;
+    errors about the whole value are labelled ``root``."""
     parts = []
     for item in error.errors(include_url=False):
-        where = ".".join(str(p) for p in item["loc"]) or "arguments"
+        where = ".".join(str(p) for p in item["loc"]) or root
         parts.append(f"{where}: {item['msg']}")
     return "; ".join(parts)

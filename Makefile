@@ -1,0 +1,55 @@
+# durable-agent — `make demo` and `make test` work on a fresh machine with Python 3.11.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+DATA   := .data
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help install demo test check lint typecheck server stop worker chat histories clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.base: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.base  ## create .venv and install the project
+
+demo: $(VENV)/.base  ## dev server + worker + a scripted conversation, end to end
+	$(PY) -m durable_agent.demo
+
+test: $(VENV)/.dev  ## run the whole test suite (starts its own Temporal dev server)
+	$(BIN)/pytest -q
+
+lint: $(VENV)/.dev  ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev  ## mypy
+	$(BIN)/mypy durable_agent workflows activities worker.py starter.py
+
+check: lint typecheck test  ## everything CI could ask for
+
+server: $(VENV)/.base  ## Temporal dev server in the foreground (UI on http://localhost:8233)
+	mkdir -p $(DATA)
+	$(BIN)/temporal server start-dev --ip 127.0.0.1 --db-filename $(DATA)/temporal.sqlite3 --log-level warn
+
+stop:  ## stop the dev server `make demo` left running
+	$(PY) -c "from pathlib import Path; from durable_agent.devserver import stop_pid_file; print('stopped' if stop_pid_file(Path('$(DATA)/temporal.pid')) else 'not running')"
+
+worker: $(VENV)/.base  ## run a worker against 127.0.0.1:7233
+	$(PY) worker.py
+
+chat: $(VENV)/.base  ## chat interactively (CONVERSATION=id to resume one)
+	$(PY) starter.py chat $(if $(CONVERSATION),-c $(CONVERSATION))
+
+clean:  ## remove the venv and local data
+	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,166 @@
+"""The model activity and its backends.
+
+``ModelActivities.invoke`` (registered as ``model.invoke``) takes a ``ModelRequest``
+and returns one assistant message as a ``ModelResponse``. Two backends sit behind one
+interface: ``ClaudeBackend`` streams from the Messages API with the official SDK, and
+``OfflineBackend`` runs the deterministic offline planner. Failures leave as typed
+``ApplicationError``s (see ``durable_agent.retry_classification``) so Temporal's retry
+policy owns every retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Protocol
+
+import anthropic
+import httpx2
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from durable_agent.activity_models import MODEL_ACTIVITY, ModelRequest, ModelResponse
+from durable_agent.contract import ContentBlock, TextBlock, ToolUseBlock, Usage
+from durable_agent.models.offline import OfflineModel
+from durable_agent.retry_classification import (
+    Classification,
+    classify_status,
+    classify_transport,
+)
+
+Heartbeat = Callable[..., None]
+
+
+class ModelBackend(Protocol):
+    """Produces one assistant message for a request, calling ``heartbeat`` as it goes."""
+
+    name: str
+
+    async def complete(self, request: ModelRequest, heartbeat: Heartbeat) -> ModelResponse: ...
+
+
+class ClaudeBackend:
+    """Claude through the official async SDK, streamed.
+
+    The client is built once per worker with ``max_retries=0``: Temporal owns retries,
+    so every attempt is an event in history and none hides inside the SDK.
+    """
+
+    name = "claude"
+
+    def __init__(self, client: anthropic.AsyncAnthropic, default_model: str) -> None:
+        self._client = client
+        self._default_model = default_model
+
+    async def complete(self, request: ModelRequest, heartbeat: Heartbeat) -> ModelResponse:
+        params: dict[str, Any] = {
+            "model": request.model or self._default_model,
+            "max_tokens": request.max_tokens,
+            "system": request.system,
+            "messages": [m.model_dump(mode="json") for m in request.messages],
+        }
+        if request.tools:
+            params["tools"] = [t.model_dump(mode="json") for t in request.tools]
+        try:
+            async with self._client.messages.stream(**params) as stream:
+                events = 0
+                async for _event in stream:
+                    events += 1
+                    heartbeat(events)
+                message = await stream.get_final_message()
+        except anthropic.APIStatusError as e:
+            raise _application_error(
+                classify_status(
+                    e.status_code,
+                    error_type=getattr(e, "type", None) or _body_error_type(e.body),
+                    retry_after=e.response.headers.get("retry-after"),
+                    detail=_detail(_body_error_message(e.body) or e.message, e.request_id),
+                )
+            ) from e
+        except anthropic.APITimeoutError as e:
+            raise _application_error(classify_transport("timeout", str(e))) from e
+        except anthropic.APIConnectionError as e:
+            raise _application_error(classify_transport("connection", str(e))) from e
+        except httpx2.TransportError as e:
+            # A connection cut mid-stream surfaces as the raw transport error.
+            raise _application_error(classify_transport("stream_cut", type(e).__name__)) from e
+        return ModelResponse(
+            content=_content(message.content),
+            stop_reason=message.stop_reason,
+            usage=Usage(
+                input_tokens=message.usage.input_tokens,
+                output_tokens=message.usage.output_tokens,
+                cache_creation_input_tokens=message.usage.cache_creation_input_tokens or 0,
+                cache_read_input_tokens=message.usage.cache_read_input_tokens or 0,
+            ),
+            model=message.model,
+            backend="claude",
+        )
+
+
+class OfflineBackend:
+    """The deterministic offline planner (not Claude): plans real tool calls from the
+    user's words so the demo and tests run with no API key and no network."""
+
+    name = "offline"
+
+    def __init__(self) -> None:
+        self._model = OfflineModel()
+
+    async def complete(self, request: ModelRequest, heartbeat: Heartbeat) -> ModelResponse:
+        heartbeat()
+        return self._model.respond(request)
+
+
+class ModelActivities:
+    """Holds the backend the worker built once; registered by the worker."""
+
+    def __init__(self, backend: ModelBackend) -> None:
+        self._backend = backend
+
+    @activity.defn(name=MODEL_ACTIVITY)
+    async def invoke(self, request: ModelRequest) -> ModelResponse:
+        """Call the model once. Heartbeats while the response streams in."""
+        return await self._backend.complete(request, activity.heartbeat)
+
+
+def _application_error(c: Classification) -> ApplicationError:
+    return ApplicationError(
+        c.message,
+        type=c.error_type,
+        non_retryable=not c.retryable,
+        next_retry_delay=(
+            timedelta(seconds=c.next_retry_delay) if c.next_retry_delay is not None else None
+        ),
+    )
+
+
+def _content(blocks: list[Any]) -> list[ContentBlock]:
+    """Keep the blocks the conversation carries (text, tool_use)."""
+    content: list[ContentBlock] = []
+    for block in blocks:
+        if block.type == "text":
+            content.append(TextBlock(text=block.text))
+        elif block.type == "tool_use":
+            content.append(ToolUseBlock(id=block.id, name=block.name, input=dict(block.input)))
+    return content
+
+
+def _body_error_type(body: object) -> str | None:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("type"), str):
+            return error["type"]
+    return None
+
+
+def _body_error_message(body: object) -> str | None:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+    return None
+
+
+def _detail(message: str, request_id: str | None) -> str:
+    return f"{message} (request id {request_id})" if request_id else message

@@ -1,0 +1,181 @@
+"""Client API for services that talk to conversations from Python.
+
+    client = await connect("127.0.0.1:7233")
+    conversation = await start_conversation(client)
+    reply = await conversation.send_message("what is 6 * 7?")
+    print(reply.text, reply.usage)
+    await conversation.end()
+
+Every call goes through Temporal (update, query, signal, cancel) with pydantic payloads,
+so it works from any machine that reaches the Temporal frontend, with no worker code.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TypeVar
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from durable_agent.contract import (
+    CONVERSATION_ENDED,
+    DEFAULT_TASK_QUEUE,
+    QUERY_STATUS,
+    QUERY_TRANSCRIPT,
+    SIGNAL_END,
+    UPDATE_SEND_MESSAGE,
+    WORKFLOW_TYPE,
+    ConversationInput,
+    ConversationResult,
+    ConversationStatus,
+    Reply,
+    Transcript,
+    UserMessage,
+)
+from durable_agent.tools.registry import select_tools
+
+_T = TypeVar("_T")
+
+
+class ConversationError(Exception):
+    """Base of the errors this API raises."""
+
+
+class MessageRejected(ConversationError):
+    """The conversation refused a message (``type`` says why: ``InvalidMessage``,
+    ``ConversationEnded``, ``ValidationError`` for a malformed payload). Nothing of the
+    message entered history; the conversation is still usable."""
+
+    def __init__(self, type: str, message: str) -> None:
+        super().__init__(f"{type}: {message}")
+        self.type = type
+        self.reason = message
+
+
+class ConversationNotFound(ConversationError):
+    """No running conversation has this id."""
+
+
+async def connect(address: str = "127.0.0.1:7233", namespace: str = "default") -> Client:
+    """A Temporal client with the pydantic data converter the workers use."""
+    return await Client.connect(
+        address, namespace=namespace, data_converter=pydantic_data_converter
+    )
+
+
+def new_conversation_id() -> str:
+    """A fresh, readable workflow id."""
+    return f"conversation-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class Conversation:
+    """A handle on one conversation (one ``AgentWorkflow`` execution)."""
+
+    handle: WorkflowHandle[object, ConversationResult]
+
+    @property
+    def id(self) -> str:
+        return self.handle.id
+
+    async def send_message(self, text: str) -> Reply:
+        """Send a message and wait for the reply (messages queue while a turn runs)."""
+        try:
+            return await self.handle.execute_update(
+                UPDATE_SEND_MESSAGE, UserMessage(text=text), result_type=Reply
+            )
+        except WorkflowUpdateFailedError as e:
+            cause = e.cause
+            if isinstance(cause, ApplicationError):
+                raise MessageRejected(cause.type or "Rejected", cause.message) from None
+            raise
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND and "already completed" in e.message:
+                raise MessageRejected(
+                    CONVERSATION_ENDED, "the conversation has ended; start a new one"
+                ) from None
+            raise _translate(e, self.id) from None
+
+    async def status(self) -> ConversationStatus:
+        """The ``status`` query."""
+        return await self._query(QUERY_STATUS, ConversationStatus)
+
+    async def transcript(self) -> Transcript:
+        """The ``transcript`` query."""
+        return await self._query(QUERY_TRANSCRIPT, Transcript)
+
+    async def end(self) -> None:
+        """Signal ``end``: queued turns finish, then the conversation completes."""
+        try:
+            await self.handle.signal(SIGNAL_END)
+        except RPCError as e:
+            raise _translate(e, self.id) from None
+
+    async def cancel(self) -> None:
+        """Cancel: in-flight activities are cancelled and the workflow ends as cancelled."""
+        try:
+            await self.handle.cancel()
+        except RPCError as e:
+            raise _translate(e, self.id) from None
+
+    async def result(self) -> ConversationResult:
+        """Wait for the conversation to end and return its summary."""
+        return await self.handle.result()
+
+    async def is_running(self) -> bool:
+        description = await self.handle.describe()
+        return description.status == WorkflowExecutionStatus.RUNNING
+
+    async def _query(self, name: str, result_type: type[_T]) -> _T:
+        try:
+            return await self.handle.query(name, result_type=result_type)
+        except RPCError as e:
+            raise _translate(e, self.id) from None
+
+
+async def start_conversation(
+    client: Client,
+    input: ConversationInput | None = None,
+    *,
+    conversation_id: str | None = None,
+    task_queue: str = DEFAULT_TASK_QUEUE,
+) -> Conversation:
+    """Start a conversation. Unknown tool names are refused here, before anything starts."""
+    input = input or ConversationInput()
+    select_tools(input.tools)  # raises KeyError naming the unknown tool
+    handle = await client.start_workflow(
+        WORKFLOW_TYPE,
+        input,
+        id=conversation_id or new_conversation_id(),
+        task_queue=task_queue,
+        result_type=ConversationResult,
+        static_summary=f"conversation of tenant {input.tenant}",
+    )
+    return Conversation(handle)
+
+
+def get_conversation(client: Client, conversation_id: str) -> Conversation:
+    """A handle on an existing conversation (no RPC until it is used)."""
+    return Conversation(
+        client.get_workflow_handle(conversation_id, result_type=ConversationResult)
+    )
+
+
+async def send_message(client: Client, conversation_id: str, text: str) -> Reply:
+    """Send one message to an existing conversation and return the reply."""
+    return await get_conversation(client, conversation_id).send_message(text)
+
+
+def _translate(error: RPCError, conversation_id: str) -> Exception:
+    if error.status == RPCStatusCode.NOT_FOUND:
+        return ConversationNotFound(f"no conversation {conversation_id!r}: {error.message}")
+    return error

@@ -1,0 +1,481 @@
+"""A loopback fake of the Anthropic Messages API, for tests, soak and load scripts.
+
+The ``anthropic`` SDK is built on ``httpx2``, so transport mocks cannot intercept it: the
+fake is a real HTTP server on 127.0.0.1 that the real SDK talks to. It serves
+``POST /v1/messages`` (plain and streaming), ``GET /v1/models``, and ``GET /health`` (the
+fake's own readiness, never faulted nor recorded). A *responder* decides what the model
+says; a :class:`~durable_agent.testing.faults.FaultScript` decides what goes wrong::
+
+    with FakeAnthropicServer(faults=FaultScript(Fault(status=429, retry_after=1))) as srv:
+        client = anthropic.AsyncAnthropic(api_key="k", base_url=srv.base_url, max_retries=0)
+
+Run it alone with ``python -m durable_agent.testing.fake_anthropic --port 8765``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from durable_agent.testing.faults import Fault, FaultScript
+
+Responder = Callable[[dict[str, Any]], dict[str, Any]]
+"""Turns a parsed Messages API request body into an Anthropic Message JSON dict."""
+
+DEFAULT_MODEL = "claude-sonnet-4-6"
+"""Model named in built messages when none is given (not deprecated in anthropic 2.12)."""
+MODELS = ("claude-sonnet-4-6", "claude-opus-4-6", "claude-haiku-4-5")
+"""Ids listed by ``GET /v1/models``."""
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+_REASONS = {529: "Overloaded"}  # http.server knows the standard reason phrases
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake received (``/health`` excluded)."""
+
+    method: str
+    path: str
+    """Path without the query string."""
+    headers: dict[str, str]
+    """Header names in lower case."""
+    body: dict[str, Any]
+    """Parsed JSON body; ``{}`` when absent or not a JSON object."""
+    received_at: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` when the request was read."""
+
+
+def _tokens(text: str) -> int:
+    return len(text) // 4 + 1
+
+
+def _texts(content: Any) -> Iterator[str]:
+    """The text inside message content: a string, or text / tool_result / tool_use blocks."""
+    if isinstance(content, str):
+        yield content
+        return
+    for block in content if isinstance(content, list) else []:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "text":
+            yield str(block.get("text", ""))
+        elif block.get("type") == "tool_result":
+            yield from _texts(block.get("content", ""))
+        elif block.get("type") == "tool_use":
+            yield json.dumps(block.get("input", {}))
+
+
+def tool_use_block(name: str, input: dict[str, Any], id: str | None = None) -> dict[str, Any]:
+    """A ``tool_use`` content block; the id is random unless given."""
+    return {
+        "type": "tool_use",
+        "id": id or f"toolu_{uuid.uuid4().hex[:24]}",
+        "name": name,
+        "input": input,
+    }
+
+
+def make_message(
+    content: str | list[dict[str, Any]],
+    stop_reason: str = "end_turn",
+    usage: Mapping[str, int] | None = None,
+    model: str = DEFAULT_MODEL,
+) -> dict[str, Any]:
+    """An Anthropic Message JSON dict. ``content`` is a text or a list of blocks; usage
+    counts not given are 0, except ``output_tokens``, estimated from the content."""
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+    counts: dict[str, Any] = {
+        "input_tokens": 0,
+        "output_tokens": _tokens("".join(_texts(blocks))),
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+    counts.update(usage or {})
+    return {
+        "id": f"msg_{uuid.uuid4().hex[:24]}",
+        "type": "message",
+        "role": "assistant",
+        "content": blocks,
+        "model": model,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": counts,
+    }
+
+
+def echo_responder(request: dict[str, Any]) -> dict[str, Any]:
+    """The default responder: one text block ``"echo: <last user text>"``. Tokens are
+    ``len(text) // 4 + 1``, of the system prompt and all messages for input."""
+    messages = request.get("messages") or []
+    user = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    text = "echo: " + "".join(_texts(user[-1].get("content"))) if user else "echo: "
+    prompt = "".join(_texts(request.get("system", ""))) + "".join(
+        "".join(_texts(m.get("content"))) for m in messages if isinstance(m, dict)
+    )
+    usage = {"input_tokens": _tokens(prompt), "output_tokens": _tokens(text)}
+    return make_message(text, usage=usage, model=str(request.get("model", DEFAULT_MODEL)))
+
+
+def _chunks(text: str, parts: int = 3) -> list[str]:
+    size = max(1, -(-len(text) // parts))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _event(name: str, **fields: Any) -> tuple[str, dict[str, Any]]:
+    return name, {"type": name, **fields}
+
+
+def _stream_events(message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The server-sent events the real API streams for ``message``, in order."""
+    usage = dict(message.get("usage") or {})
+    # The API reports output_tokens 1 at the start and the total in message_delta.
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
+    yield _event("message_start", message={**start, "usage": {**usage, "output_tokens": 1}})
+    yield _event("ping")
+    for index, block in enumerate(message.get("content") or []):
+        first: dict[str, Any] = block  # block types without deltas arrive whole
+        deltas: list[dict[str, Any]] = []
+        if block.get("type") == "text":
+            first = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": t} for t in _chunks(block["text"])]
+        elif block.get("type") == "tool_use":
+            first = {**block, "input": {}}
+            json_text = json.dumps(block.get("input", {}))
+            deltas = [{"type": "input_json_delta", "partial_json": j} for j in _chunks(json_text)]
+        yield _event("content_block_start", index=index, content_block=first)
+        for delta in deltas:
+            yield _event("content_block_delta", index=index, delta=delta)
+        yield _event("content_block_stop", index=index)
+    stop = {
+        "stop_reason": message.get("stop_reason"),
+        "stop_sequence": message.get("stop_sequence"),
+    }
+    yield _event(
+        "message_delta", delta=stop, usage={"output_tokens": usage.get("output_tokens", 0)}
+    )
+    yield _event("message_stop")
+
+
+def _retry_after(seconds: float) -> str:
+    # The real API sends whole seconds; the SDK parses any float, so keep fractions.
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+
+
+def _validate(body: dict[str, Any]) -> str | None:
+    """The API's 400 message for a malformed request, or None."""
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return "model: Field required"
+    max_tokens = body.get("max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        return "max_tokens: Field required (an integer >= 1)"
+    if not isinstance(body.get("messages"), list):
+        return "messages: Input should be a valid list"
+    return None
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True  # open streams must not keep the process alive
+    request_queue_size = 128  # load scripts open many connections at once
+
+    def __init__(self, address: tuple[str, int], fake: FakeAnthropicServer) -> None:
+        super().__init__(address, _Handler)
+        self.fake = fake
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hang up mid-response on timeouts and stop(); that is not a fake bug.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's pooled client expects
+    request_id = ""
+
+    @property
+    def fake(self) -> FakeAnthropicServer:
+        return cast(_HTTPServer, self.server).fake
+
+    def setup(self) -> None:
+        super().setup()
+        self.fake._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.fake._track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.fake.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        self.request_id = f"req_{uuid.uuid4().hex[:24]}"
+        path = urlsplit(self.path).path
+        try:
+            if path == "/health":
+                return self._send_json(200, {"ok": True})
+            body, body_error = self._read_body()
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            self.fake._record(RecordedRequest(self.command, path, headers, body))
+            fault = self.fake.faults.take(path) or Fault()
+            if self.fake._stopping.wait(fault.delay) or fault.drop:
+                return self._abort()  # stop() during the delay cuts it short too
+            if fault.status is not None:
+                message = f"Injected fault: HTTP {fault.status}"
+                return self._send_error(fault.status, message, fault.error_type, fault.retry_after)
+            auth = headers.get("authorization", "")
+            if not headers.get("x-api-key") and not auth.startswith("Bearer "):
+                return self._send_error(401, "x-api-key header is required")
+            if (self.command, path) == ("GET", "/v1/models"):
+                return self._send_json(200, _models_page())
+            if (self.command, path) == ("POST", "/v1/messages"):
+                return self._messages(body, body_error, fault)
+            self._send_error(404, f"Not found: {self.command} {path}")
+        except OSError:  # the client hung up, or stop() shut the socket
+            self.close_connection = True
+
+    def _read_body(self) -> tuple[dict[str, Any], str | None]:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        if not raw:
+            return {}, "Request body is required" if self.command == "POST" else None
+        try:
+            body = json.loads(raw)
+        except ValueError as e:
+            return {}, f"Request body is not valid JSON: {e}"
+        return (body, None) if isinstance(body, dict) else ({}, "Request body must be an object")
+
+    def _messages(self, body: dict[str, Any], error: str | None, fault: Fault) -> None:
+        error = error or _validate(body)
+        if error:
+            return self._send_error(400, error)
+        try:
+            message = self.fake.responder(body)
+        except Exception as e:  # a broken responder must show up as a 500, not a hang
+            return self._send_error(500, f"Responder failed: {e!r}")
+        if body.get("stream"):
+            return self._stream(message, fault)
+        self._send_json(200, message)
+
+    def _stream(self, message: dict[str, Any], fault: Fault) -> None:
+        self._send_head(
+            200,
+            {
+                "content-type": "text/event-stream; charset=utf-8",
+                "cache-control": "no-cache",
+                "transfer-encoding": "chunked",
+            },
+        )
+        events = list(_stream_events(message))
+        if fault.stream_error:
+            error = {"type": fault.stream_error, "message": "Injected stream error"}
+            events = [events[0], _event("error", error=error)]
+        for sent, (name, data) in enumerate(events):
+            if fault.cut_stream_after is not None and sent >= fault.cut_stream_after:
+                return self._abort()
+            if self.fake._stopping.wait(fault.stream_event_delay if sent else 0.0):
+                return self._abort()
+            payload = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+        if fault.cut_stream_after is not None:  # a cut stream never ends its body
+            return self._abort()
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _send_head(self, status: int, headers: Mapping[str, str]) -> None:
+        self.send_response(status, _REASONS.get(status))
+        self.send_header("request-id", self.request_id)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def _send_json(self, status: int, obj: Any, headers: Mapping[str, str] | None = None) -> None:
+        data = json.dumps(obj).encode()
+        self._send_head(
+            status,
+            {
+                "content-type": "application/json",
+                "content-length": str(len(data)),
+                **(headers or {}),
+            },
+        )
+        self.wfile.write(data)
+
+    def _send_error(
+        self,
+        status: int,
+        message: str,
+        error_type: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        error = {"type": error_type or _ERROR_TYPES.get(status, "api_error"), "message": message}
+        body = {"type": "error", "error": error, "request_id": self.request_id}
+        headers = {} if retry_after is None else {"retry-after": _retry_after(retry_after)}
+        self._send_json(status, body, headers)
+
+    def _abort(self) -> None:
+        """Close the connection at once, mid-response or before any."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _models_page() -> dict[str, Any]:
+    data = [
+        {
+            "id": m,
+            "type": "model",
+            "display_name": m.replace("-", " ").title(),
+            "created_at": "2026-01-01T00:00:00Z",
+            "lifecycle": "active",
+        }
+        for m in MODELS
+    ]
+    return {"data": data, "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]}
+
+
+class FakeAnthropicServer:
+    """A fake Messages API on ``127.0.0.1``, served from a daemon thread.
+
+    Each request takes at most one fault from ``faults``; ``requests`` records what came
+    in. After ``stop()``, ``start()`` serves again on the same port (an outage and back).
+    """
+
+    def __init__(
+        self,
+        responder: Responder = echo_responder,
+        faults: FaultScript | None = None,
+        *,
+        port: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.responder = responder
+        """Builds the reply to each valid ``POST /v1/messages``; may be swapped any time."""
+        self.faults = faults if faults is not None else FaultScript()
+        """What goes wrong, one fault per request."""
+        self.verbose = verbose
+        """Log each request to stderr."""
+        self._port = port
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``, for ``AsyncAnthropic(base_url=...)``."""
+        if self._httpd is None:
+            raise RuntimeError("FakeAnthropicServer is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of the recorded requests, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def reset(self) -> None:
+        """Forget recorded requests and every fault."""
+        with self._lock:
+            self._requests.clear()
+        self.faults.clear()
+
+    def start(self) -> FakeAnthropicServer:
+        """Bind and serve; returns self. A no-op if already serving."""
+        if self._httpd is None:
+            self._stopping.clear()
+            self._httpd = _HTTPServer(("127.0.0.1", self._port), self)
+            self._port = self._httpd.server_address[1]
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.01},  # stop() waits for this loop to notice
+                name=f"fake-anthropic-{self._port}",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and cut every open connection, streams included; returns fast."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()  # wakes delayed and slow responses
+        httpd.shutdown()
+        httpd.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+
+    def __enter__(self) -> FakeAnthropicServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if not add:
+                self._connections.discard(conn)
+            elif self._stopping.is_set():  # accepted just as stop() ran
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            else:
+                self._connections.add(conn)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake until Ctrl-C, printing its base URL."""
+    parser = argparse.ArgumentParser(description="A fake Anthropic Messages API on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    args = parser.parse_args(argv)
+    with FakeAnthropicServer(port=args.port, verbose=True) as srv:
+        print(f"Fake Anthropic API at {srv.base_url} (Ctrl-C to stop)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

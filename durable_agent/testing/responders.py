@@ -1,0 +1,82 @@
+"""Responders for ``FakeAnthropicServer``: what the fake Messages API answers.
+
+``offline_responder`` puts the offline planner behind the real HTTP protocol, so the
+Claude path (SDK, HTTP, streaming) runs real multi-step tool use in tests without a
+network. ``ScriptedResponder`` answers from a list, for exact scenarios.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from durable_agent.activity_models import ModelRequest, ToolDefinition
+from durable_agent.contract import Message
+from durable_agent.models.offline import OfflineModel
+
+
+def _strip_cache_control(value: Any) -> Any:
+    """Drop ``cache_control`` markers: they steer the API's cache, not the content."""
+    if isinstance(value, dict):
+        return {k: _strip_cache_control(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [_strip_cache_control(v) for v in value]
+    return value
+
+
+def request_from_body(body: dict[str, Any]) -> ModelRequest:
+    """The ``ModelRequest`` a Messages API request body carries."""
+    body = _strip_cache_control(body)
+    system = body.get("system") or ""
+    if isinstance(system, list):
+        system = "".join(block.get("text", "") for block in system)
+    return ModelRequest(
+        model=body.get("model"),
+        system=system,
+        messages=[Message.model_validate(m) for m in body["messages"]],
+        tools=[
+            ToolDefinition(
+                name=t["name"], description=t.get("description", ""), input_schema=t["input_schema"]
+            )
+            for t in body.get("tools", [])
+        ],
+        max_tokens=body["max_tokens"],
+    )
+
+
+def offline_responder(body: dict[str, Any]) -> dict[str, Any]:
+    """Answer as the offline planner would, in the Messages API's response shape."""
+    response = OfflineModel().respond(request_from_body(body))
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
+    return {
+        "id": f"msg_fake_{digest}",
+        "type": "message",
+        "role": "assistant",
+        "content": [block.model_dump(mode="json") for block in response.content],
+        "model": body.get("model", "unknown"),
+        "stop_reason": response.stop_reason,
+        "stop_sequence": None,
+        "usage": response.usage.model_dump(),
+    }
+
+
+class ScriptedResponder:
+    """Answers request N with ``messages[N]`` (the last one repeats); records bodies."""
+
+    def __init__(self, messages: Sequence[dict[str, Any]]) -> None:
+        if not messages:
+            raise ValueError("a script needs at least one message")
+        self._messages = list(messages)
+        self._lock = threading.Lock()
+        self.bodies: list[dict[str, Any]] = []
+
+    def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            index = min(len(self.bodies), len(self._messages) - 1)
+            self.bodies.append(body)
+            message = dict(self._messages[index])
+        message.setdefault("model", body.get("model", "unknown"))
+        return message

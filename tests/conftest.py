@@ -1,0 +1,70 @@
+"""Shared fixtures: a real Temporal dev server for the session, loopback fakes for the
+Messages API and the tool APIs, and a worker per test on a fresh task queue."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from durable_agent.client import connect
+from durable_agent.config import Settings
+from durable_agent.devserver import DevServer
+from durable_agent.testing.fake_tools import FakeToolServer
+from tests.helpers import running_worker
+
+
+@pytest.fixture(scope="session")
+async def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
+    """One `temporal server start-dev` (SQLite file) for the whole session."""
+    server = DevServer(db_file=tmp_path_factory.mktemp("temporal") / "temporal.sqlite3")
+    await server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def client(temporal_server: DevServer) -> Client:
+    return await connect(temporal_server.address)
+
+
+@pytest.fixture(scope="session")
+def tool_server() -> Iterator[FakeToolServer]:
+    """Loopback Open-Meteo- and SearXNG-compatible APIs for the HTTP tools."""
+    with FakeToolServer() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _clean_tool_server(tool_server: FakeToolServer) -> None:
+    tool_server.reset()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, tool_server: FakeToolServer) -> Settings:
+    """Worker settings for one test: offline model, a private notes file, loopback tools."""
+    return make_settings(tmp_path, tool_server)
+
+
+def make_settings(tmp_path: Path, tool_server: FakeToolServer, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "model_backend": "offline",
+        "notes_db": tmp_path / "notes.sqlite3",
+        "weather_url": tool_server.base_url,
+        "geocoding_url": tool_server.base_url,
+        "search_url": tool_server.base_url,
+        "http_timeout_seconds": 5.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def task_queue(client: Client, settings: Settings) -> AsyncIterator[str]:
+    """A fresh task queue with a running in-process worker."""
+    queue = f"test-{uuid.uuid4().hex[:10]}"
+    async with running_worker(client, settings, queue):
+        yield queue

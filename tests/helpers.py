@@ -1,0 +1,78 @@
+"""Helpers for tests: polling instead of sleeping, workers, subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from durable_agent.config import Settings
+from worker import create_worker, worker_resources
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    *,
+    until: Callable[[T], bool] = bool,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+) -> T:
+    """Call ``probe`` until ``until(result)`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if until(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last: {result!r}")
+        await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def running_worker(
+    client: Client, settings: Settings, task_queue: str
+) -> AsyncIterator[Worker]:
+    """An in-process worker with real activities, for the duration of the block."""
+    async with worker_resources(settings) as resources:
+        worker = create_worker(client, resources, task_queue)
+        async with worker:
+            yield worker
+
+
+async def history_events(handle: WorkflowHandle) -> list[str]:
+    """Event type names of a workflow's history, e.g. ``ACTIVITY_TASK_COMPLETED``."""
+    from temporalio.api.enums.v1 import EventType
+
+    history = await handle.fetch_history()
+    return [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history.events]
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+async def run_command(
+    *args: str, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """Run a command without blocking the event loop (in-process workers live on it)."""
+    process = await asyncio.create_subprocess_exec(
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError(f"{args} did not finish within {timeout}s") from None
+    return process.returncode or 0, out.decode(), err.decode()

@@ -1,0 +1,111 @@
+"""The public contract from the command line: our CLI (``starter.py``) and the stock
+``temporal`` CLI, as subprocesses, against the real dev server."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+
+from temporalio.client import Client
+
+from durable_agent.devserver import DevServer, temporal_binary
+from tests.helpers import eventually, run_command
+
+
+def _id() -> str:
+    return f"cli-{uuid.uuid4().hex[:10]}"
+
+
+async def starter(server: DevServer, *args: str) -> tuple[int, str, str]:
+    command, *rest = args
+    return await run_command(sys.executable, "starter.py", command, "--server", server.address,
+                             *rest)
+
+
+async def test_starter_cli_conversation(
+    client: Client, temporal_server: DevServer, task_queue: str
+) -> None:
+    conversation = _id()
+    code, out, err = await starter(
+        temporal_server, "start", "--task-queue", task_queue, "-c", conversation
+    )
+    assert code == 0, err
+    assert out.strip() == conversation
+
+    code, out, err = await starter(temporal_server, "send", "-c", conversation, "What is 2 + 3?")
+    assert code == 0, err
+    assert "calculator" in out and "assistant:" in out and "5" in out
+
+    code, out, err = await starter(
+        temporal_server, "send", "--json", "-c", conversation, "Remember the CLI works"
+    )
+    assert code == 0, err
+    reply = json.loads(out)
+    assert reply["turn"] == 2 and reply["tool_calls"][0]["name"] == "save_note"
+
+    code, out, err = await starter(temporal_server, "send", "-c", conversation, "  ")
+    assert code == 1 and "rejected (InvalidMessage): message text is empty" in err
+
+    code, out, err = await starter(temporal_server, "status", "--json", "-c", conversation)
+    assert code == 0, err
+    status = json.loads(out)
+    assert status["turns"] == 2 and status["state"] == "idle"
+
+    code, out, err = await starter(temporal_server, "transcript", "--json", "-c", conversation)
+    assert code == 0 and len(json.loads(out)["messages"]) == 8
+
+    code, _, err = await starter(temporal_server, "end", "-c", conversation)
+    assert code == 0, err
+    handle = client.get_workflow_handle(conversation)
+    assert (await handle.result())["turns"] == 2
+
+    code, _, err = await starter(temporal_server, "status", "-c", "no-such-conversation")
+    assert code == 1 and "no conversation 'no-such-conversation'" in err
+
+
+async def test_stock_temporal_cli_speaks_the_contract(
+    temporal_server: DevServer, task_queue: str
+) -> None:
+    temporal = [str(temporal_binary()), "--address", temporal_server.address]
+    wid = _id()
+
+    async def cli(*args: str) -> str:
+        code, out, err = await run_command(*temporal, "workflow", *args)
+        assert code == 0, err
+        return out
+
+    await cli("start", "--type", "AgentWorkflow", "--task-queue", task_queue,
+              "--workflow-id", wid, "--input", "{}")  # fmt: skip
+    out = await cli("update", "execute", "--name", "send_message", "--workflow-id", wid,
+                    "--input", '{"text": "What is 6 * 7?"}', "-o", "json")  # fmt: skip
+    reply = json.loads(out)["result"]
+    assert reply["turn"] == 1 and "42" in reply["text"]
+    assert {"text", "turn", "tool_calls", "usage"} <= reply.keys()
+    assert reply["tool_calls"][0]["name"] == "calculator"
+    assert reply["usage"]["input_tokens"] > 0
+
+    status = json.loads(await cli("query", "--name", "status", "--workflow-id", wid, "-o", "json"))
+    assert status["queryResult"][0]["turns"] == 1
+
+    transcript = json.loads(
+        await cli("query", "--name", "transcript", "--workflow-id", wid, "-o", "json")
+    )
+    assert transcript["queryResult"][0]["messages"][0]["content"][0]["text"] == "What is 6 * 7?"
+
+    await cli("signal", "--name", "end", "--workflow-id", wid)
+    described = await eventually(
+        lambda: cli("describe", "--workflow-id", wid, "-o", "json"),
+        until=lambda out: "COMPLETED" in out,
+    )
+    assert "COMPLETED" in described
+
+    other = _id()
+    await cli("start", "--type", "AgentWorkflow", "--task-queue", task_queue,
+              "--workflow-id", other, "--input", "{}")  # fmt: skip
+    await cli("cancel", "--workflow-id", other)
+    described = await eventually(
+        lambda: cli("describe", "--workflow-id", other, "-o", "json"),
+        until=lambda out: "CANCELED" in out,
+    )
+    assert "CANCELED" in described
