@@ -72,9 +72,9 @@ class ClaudeBackend:
             raise _application_error(
                 classify_status(
                     e.status_code,
-                    error_type=getattr(e, "type", None) or _body_error_type(e.body),
+                    error_type=getattr(e, "type", None) or _body_error(e.body, "type"),
                     retry_after=e.response.headers.get("retry-after"),
-                    detail=_detail(_body_error_message(e.body) or e.message, e.request_id),
+                    detail=_detail(_body_error(e.body, "message") or e.message, e.request_id),
                 )
             ) from e
         except anthropic.APITimeoutError as e:
@@ -146,19 +146,14 @@ def _content(blocks: list[Any]) -> list[ContentBlock]:
     return content
 
 
-def _body_error_type(body: object) -> str | None:
+def _body_error(body: object, field: str) -> str | None:
+    """``error.<field>`` of an API error body, e.g. its ``type`` or ``message``."""
     if isinstance(body, dict):
         error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("type"), str):
-            return error["type"]
-    return None
-
-
-def _body_error_message(body: object) -> str | None:
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
+        if isinstance(error, dict):
+            value = error.get(field)
+            if isinstance(value, str):
+                return value
     return None
 
 

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict
 
 from durable_agent.contract import ContentBlock, Message, ToolOutcome, Usage
 
-
 MODEL_ACTIVITY = "model.invoke"
 """Registered name of the model activity; stable, renaming it breaks running workflows."""
 

@@ -44,6 +44,8 @@ from durable_agent.contract import (
 from durable_agent.tools.registry import select_tools
 
 _T = TypeVar("_T")
+# The server's failure type for an accepted update whose workflow closed first.
+_CLOSED_MID_UPDATE = "AcceptedUpdateCompletedWorkflow"
 
 
 class ConversationError(Exception):
@@ -59,6 +61,11 @@ class MessageRejected(ConversationError):
         super().__init__(f"{type}: {message}")
         self.type = type
         self.reason = message
+
+
+class ConversationClosed(ConversationError):
+    """The conversation closed (cancelled, terminated, timed out) after accepting the
+    message and before replying."""
 
 
 class ConversationNotFound(ConversationError):
@@ -90,11 +97,14 @@ class Conversation:
     async def send_message(self, text: str) -> Reply:
         """Send a message and wait for the reply (messages queue while a turn runs)."""
         try:
-            return await self.handle.execute_update(
+            reply: Reply = await self.handle.execute_update(
                 UPDATE_SEND_MESSAGE, UserMessage(text=text), result_type=Reply
             )
+            return reply
         except WorkflowUpdateFailedError as e:
             cause = e.cause
+            if isinstance(cause, ApplicationError) and cause.type == _CLOSED_MID_UPDATE:
+                raise ConversationClosed(cause.message) from None
             if isinstance(cause, ApplicationError):
                 raise MessageRejected(cause.type or "Rejected", cause.message) from None
             raise
@@ -137,7 +147,8 @@ class Conversation:
 
     async def _query(self, name: str, result_type: type[_T]) -> _T:
         try:
-            return await self.handle.query(name, result_type=result_type)
+            result: _T = await self.handle.query(name, result_type=result_type)
+            return result
         except RPCError as e:
             raise _translate(e, self.id) from None
 
@@ -165,9 +176,7 @@ async def start_conversation(
 
 def get_conversation(client: Client, conversation_id: str) -> Conversation:
     """A handle on an existing conversation (no RPC until it is used)."""
-    return Conversation(
-        client.get_workflow_handle(conversation_id, result_type=ConversationResult)
-    )
+    return Conversation(client.get_workflow_handle(conversation_id, result_type=ConversationResult))
 
 
 async def send_message(client: Client, conversation_id: str, text: str) -> Reply:

@@ -70,15 +70,19 @@ async def main() -> None:
         }
         settings = settings.model_copy(update=local)
         if local:
-            print(f"Tools: {', '.join(sorted(local))} served by a local demo server at "
-                  f"{tools.base_url}")
+            print(
+                f"Tools: {', '.join(sorted(local))} served by a local demo server at "
+                f"{tools.base_url}"
+            )
         client = await connect(settings.temporal_address, settings.temporal_namespace)
         async with worker_resources(settings) as resources:
             if resources.backend.name == "claude":
                 print(f"Model: Claude ({settings.model}) via the Messages API")
             else:
-                print("Model: offline-planner — a deterministic offline model, not Claude "
-                      "(set ANTHROPIC_API_KEY to use Claude)")
+                print(
+                    "Model: offline-planner — a deterministic offline model, not Claude "
+                    "(set ANTHROPIC_API_KEY to use Claude)"
+                )
             async with create_worker(client, resources, settings.task_queue):
                 conversation = await start_conversation(client, task_queue=settings.task_queue)
                 print(f"Conversation: {conversation.id}\n")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -79,6 +79,35 @@ class _Pending:
     message: UserMessage
 
 
+@dataclass
+class _Turn:
+    """What one turn has done so far."""
+
+    number: int
+    usage: Usage = field(default_factory=Usage)
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    model_calls: int = 0
+    last_response: ModelResponse | None = None
+
+    def add_model_call(self, response: ModelResponse) -> None:
+        self.model_calls += 1
+        self.usage = self.usage + response.usage
+        self.last_response = response
+
+    def reply(self, text: str, status: TurnStatus) -> Reply:
+        response = self.last_response
+        return Reply(
+            text=text,
+            turn=self.number,
+            tool_calls=self.tool_calls,
+            usage=self.usage,
+            model=response.model if response else "",
+            backend=response.backend if response else "",
+            model_calls=self.model_calls,
+            status=status,
+        )
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class AgentWorkflow:
     """A durable, multi-turn conversation with tool use."""
@@ -104,7 +133,9 @@ class AgentWorkflow:
         try:
             tools = select_tools(input.tools)
         except KeyError as e:
-            raise ApplicationError(str(e), type="InvalidConversationInput", non_retryable=True)
+            raise ApplicationError(
+                str(e), type="InvalidConversationInput", non_retryable=True
+            ) from None
         self._tools = {spec.name: spec for spec in tools}
 
         while True:
@@ -123,7 +154,9 @@ class AgentWorkflow:
     # On `end` every queued message is answered before the workflow completes; only
     # cancellation abandons waiting callers (they get "workflow execution already
     # completed"), which is what cancel means.
-    @workflow.update(name="send_message", unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON)
+    @workflow.update(
+        name="send_message", unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON
+    )
     async def send_message(self, message: RawValue) -> Reply:
         """Queue a user message (a ``UserMessage``) and return the reply once its turn
         has run. Taken raw so a malformed payload gets a precise rejection, not a
@@ -190,78 +223,50 @@ class AgentWorkflow:
     # --- one turn --------------------------------------------------------------------------
 
     async def _run_turn(self, message: UserMessage) -> Reply:
-        """Model → tools → model … until the model answers or the turn's limit is hit."""
-        turn = self._turns + 1
+        """One user message in, one reply out; failures become typed replies."""
+        turn = _Turn(number=self._turns + 1)
         self._append_user([TextBlock(text=message.text)])
-        usage = Usage()
-        records: list[ToolCallRecord] = []
-        model_calls = 0
-        status: TurnStatus = "ok"
-        response: ModelResponse | None = None
         try:
-            while True:
-                if model_calls >= self._input.max_model_calls_per_turn:
-                    status = "max_model_calls"
-                    break
-                self._state = "thinking"
-                response = await self._call_model()
-                model_calls += 1
-                usage = usage + response.usage
-                self._usage = self._usage + response.usage
-                self._messages.append(Message(role="assistant", content=response.content))
-                tool_uses = [b for b in response.content if isinstance(b, ToolUseBlock)]
-                if response.stop_reason != "tool_use" or not tool_uses:
-                    break
-                self._state = "running_tools"
-                first_index = len(records)
-                records += await asyncio.gather(
-                    *(
-                        self._run_tool(turn, first_index + i, block)
-                        for i, block in enumerate(tool_uses)
-                    )
-                )
-                self._append_user(
-                    [
-                        ToolResultBlock(
-                            tool_use_id=r.id, content=r.result, is_error=r.outcome != "ok"
-                        )
-                        for r in records[first_index:]
-                    ]
-                )
+            reply = await self._agent_loop(turn)
         except ActivityError as e:
             # The model stayed unavailable through every retry: answer, don't fail.
             self._last_error = _describe(e)
-            workflow.logger.warning("turn %d: model call failed: %s", turn, self._last_error)
-            return self._finish_turn(
-                turn, f"Sorry, the model is unavailable: {self._last_error}", records,
-                usage, response, model_calls, "model_error",
+            workflow.logger.warning("turn %d: model call failed: %s", turn.number, self._last_error)
+            reply = turn.reply(
+                f"Sorry, the model is unavailable: {self._last_error}", "model_error"
             )
-        text = _reply_text(response) if status == "ok" else (
-            f"I stopped after {model_calls} model calls in this turn without a final answer."
-        )
-        return self._finish_turn(turn, text, records, usage, response, model_calls, status)
-
-    def _finish_turn(
-        self,
-        turn: int,
-        text: str,
-        records: list[ToolCallRecord],
-        usage: Usage,
-        response: ModelResponse | None,
-        model_calls: int,
-        status: TurnStatus,
-    ) -> Reply:
-        self._turns = turn
+        self._turns = turn.number
         self._state = "idle"
-        return Reply(
-            text=text,
-            turn=turn,
-            tool_calls=records,
-            usage=usage,
-            model=response.model if response else "",
-            backend=response.backend if response else "",
-            model_calls=model_calls,
-            status=status,
+        return reply
+
+    async def _agent_loop(self, turn: _Turn) -> Reply:
+        """Model → tools (concurrently) → model … until the model answers or the turn
+        reaches its model-call limit."""
+        while turn.model_calls < self._input.max_model_calls_per_turn:
+            self._state = "thinking"
+            response = await self._call_model()
+            turn.add_model_call(response)
+            self._usage = self._usage + response.usage
+            self._messages.append(Message(role="assistant", content=response.content))
+            tool_uses = [b for b in response.content if isinstance(b, ToolUseBlock)]
+            if response.stop_reason != "tool_use" or not tool_uses:
+                return turn.reply(_text(response), "ok")
+
+            self._state = "running_tools"
+            first = len(turn.tool_calls)
+            results = await asyncio.gather(
+                *(self._run_tool(turn.number, first + i, b) for i, b in enumerate(tool_uses))
+            )
+            turn.tool_calls.extend(results)
+            self._append_user(
+                [
+                    ToolResultBlock(tool_use_id=r.id, content=r.result, is_error=r.outcome != "ok")
+                    for r in results
+                ]
+            )
+        return turn.reply(
+            f"I stopped after {turn.model_calls} model calls in this turn without a final answer.",
+            "max_model_calls",
         )
 
     async def _call_model(self) -> ModelResponse:
@@ -273,7 +278,7 @@ class AgentWorkflow:
             tools=[spec.definition() for spec in self._tools.values()],
             max_tokens=self._input.max_tokens,
         )
-        return await workflow.execute_activity(
+        response: ModelResponse = await workflow.execute_activity(
             MODEL_ACTIVITY,
             request,
             result_type=ModelResponse,
@@ -283,6 +288,7 @@ class AgentWorkflow:
             retry_policy=MODEL_RETRY_POLICY,
             summary=f"{self._input.model or 'model'} · {len(self._messages)} messages",
         )
+        return response
 
     async def _run_tool(self, turn: int, index: int, block: ToolUseBlock) -> ToolCallRecord:
         """Run one tool call; every failure becomes a tool_result the model can read."""
@@ -290,7 +296,8 @@ class AgentWorkflow:
         spec = self._tools.get(block.name)
         if spec is None:
             return _record(
-                block, "unknown_tool",
+                block,
+                "unknown_tool",
                 f"unknown tool {block.name!r}; available tools: {sorted(self._tools)}",
             )
         try:
@@ -312,7 +319,7 @@ class AgentWorkflow:
         return _record(block, result.outcome, result.content)
 
     async def _execute_tool(self, spec: ToolSpec, call: ToolCall) -> ToolResult:
-        return await workflow.execute_activity(
+        result: ToolResult = await workflow.execute_activity(
             spec.activity_name,
             call,
             result_type=ToolResult,
@@ -322,6 +329,7 @@ class AgentWorkflow:
             retry_policy=spec.retry_policy,
             summary=_tool_summary(spec.name, call.arguments),
         )
+        return result
 
     def _append_user(self, blocks: list[ContentBlock]) -> None:
         """Add user content, merging into a trailing user message so roles alternate
@@ -354,9 +362,7 @@ def _record(block: ToolUseBlock, outcome: Any, result: str) -> ToolCallRecord:
     )
 
 
-def _reply_text(response: ModelResponse | None) -> str:
-    if response is None:
-        return ""
+def _text(response: ModelResponse) -> str:
     return "".join(b.text for b in response.content if isinstance(b, TextBlock))
 
 

@@ -19,8 +19,9 @@ def _id() -> str:
 
 async def starter(server: DevServer, *args: str) -> tuple[int, str, str]:
     command, *rest = args
-    return await run_command(sys.executable, "starter.py", command, "--server", server.address,
-                             *rest)
+    return await run_command(
+        sys.executable, "starter.py", command, "--server", server.address, *rest
+    )
 
 
 async def test_starter_cli_conversation(

@@ -11,14 +11,15 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from durable_agent.client import (
+    ConversationClosed,
     ConversationNotFound,
     MessageRejected,
     get_conversation,
     start_conversation,
 )
 from durable_agent.contract import ConversationInput, TextBlock, ToolResultBlock, ToolUseBlock
-from durable_agent.testing.faults import Fault
 from durable_agent.testing.fake_tools import FakeToolServer
+from durable_agent.testing.faults import Fault
 from tests.helpers import eventually, history_events
 
 
@@ -70,12 +71,15 @@ async def test_several_tool_calls_in_one_response_run_concurrently(
 
     handle = client.get_workflow_handle(conversation.id)
     history = await handle.fetch_history()
-    scheduled = [e.event_id for e in history.events if e.HasField(
-        "activity_task_scheduled_event_attributes"
-    ) and e.activity_task_scheduled_event_attributes.activity_type.name.startswith("tool.")]
-    completed = [e.event_id for e in history.events if e.HasField(
-        "activity_task_completed_event_attributes"
-    )]
+    scheduled = [
+        e.event_id
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name.startswith("tool.")
+    ]
+    completed = [
+        e.event_id for e in history.events if e.HasField("activity_task_completed_event_attributes")
+    ]
     # Both tool activities were scheduled before either completed.
     assert len(scheduled) == 2
     tool_completions = [c for c in completed if c > min(scheduled)]
@@ -91,8 +95,10 @@ async def test_concurrent_messages_are_queued_not_lost(client: Client, task_queu
         assert str(2 * n) in reply.text
     transcript = await conversation.transcript()
     user_texts = [
-        b.text for m in transcript.messages for b in m.content if isinstance(b, TextBlock)
-        and m.role == "user"
+        b.text
+        for m in transcript.messages
+        for b in m.content
+        if isinstance(b, TextBlock) and m.role == "user"
     ]
     assert sorted(user_texts) == sorted(texts)
     # The turn number says where each message landed in the transcript.
@@ -194,7 +200,7 @@ async def test_cancel_cancels_in_flight_activities(
     events = await history_events(conversation.handle)
     assert "ACTIVITY_TASK_CANCEL_REQUESTED" in events
     assert events[-1] == "WORKFLOW_EXECUTION_CANCELED"
-    with pytest.raises(Exception):  # the caller of the in-flight update hears of it
+    with pytest.raises(ConversationClosed):  # the caller of the in-flight turn hears of it
         await asyncio.wait_for(turn, timeout=20)
 
 

@@ -383,7 +383,7 @@ def test_tool_use_ids_are_unique_across_a_conversation() -> None:
 def test_max_tokens_truncates_text_deterministically() -> None:
     response = OfflineModel().respond(request([user("hello")], max_tokens=5))
     assert response.stop_reason == "max_tokens"
-    assert response.content == [TextBlock(text="I'm the offline planner"[:20])]
+    assert response.content == [TextBlock(text="I'm the offline plan")]
     assert response.usage.output_tokens == 5
 
 

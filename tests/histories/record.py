@@ -1,0 +1,108 @@
+"""Record the golden histories under ``tests/histories/`` (``make histories``).
+
+Each scenario runs a real conversation on a throwaway dev server with the offline
+model (or the fake Messages API) and loopback tools, then writes its history. CI
+replays them against the current workflow code (``tests/integration/test_replay.py``):
+a failure there means a change would break running conversations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from temporalio.client import Client
+
+from durable_agent.client import Conversation, connect, start_conversation
+from durable_agent.config import Settings
+from durable_agent.devserver import DevServer
+from durable_agent.replay import export_history
+from durable_agent.testing.fake_anthropic import FakeAnthropicServer
+from durable_agent.testing.fake_tools import FakeToolServer
+from durable_agent.testing.faults import Fault
+from durable_agent.testing.responders import offline_responder
+
+HERE = Path(__file__).parent
+
+
+async def tools_multi_turn(conversation: Conversation, _: FakeToolServer) -> None:
+    """Calculator, a note, concurrent weather + calculator, list notes, then end."""
+    for text in (
+        "What is 12 * (3 + 4) - 5?",
+        "Remember that the launch review is on Friday.",
+        "What's the weather in Paris and what is 2 ** 10?",
+        "What did I note?",
+    ):
+        await conversation.send_message(text)
+    await conversation.end()
+    await conversation.result()
+
+
+async def optional_tool_failure(conversation: Conversation, tools: FakeToolServer) -> None:
+    """The search API fails every attempt: the turn still answers, with the error."""
+    tools.faults.always = Fault(status=503, path="/search")
+    await conversation.send_message("Search for durable execution")
+    tools.faults.clear()
+    await conversation.send_message("What is 1 + 1?")
+    await conversation.end()
+    await conversation.result()
+
+
+Scenario = Callable[[Conversation, FakeToolServer], Awaitable[None]]
+SCENARIOS: dict[str, tuple[str, Scenario]] = {
+    "offline_tools_multi_turn": ("offline", tools_multi_turn),
+    "claude_tools_multi_turn": ("claude", tools_multi_turn),
+    "offline_optional_tool_failure": ("offline", optional_tool_failure),
+}
+
+
+async def record(client: Client, tmp: Path, name: str) -> Path:
+    from worker import create_worker, worker_resources
+
+    backend, scenario = SCENARIOS[name]
+    with FakeToolServer() as tools, FakeAnthropicServer(responder=offline_responder) as claude:
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            model_backend=backend,
+            anthropic_base_url=claude.base_url,
+            ANTHROPIC_API_KEY="recording-key-not-secret",
+            notes_db=tmp / f"{name}.sqlite3",
+            weather_url=tools.base_url,
+            geocoding_url=tools.base_url,
+            search_url=tools.base_url,
+        )
+        queue = f"record-{uuid.uuid4().hex[:8]}"
+        async with (
+            worker_resources(settings) as resources,
+            create_worker(client, resources, queue),
+        ):
+            conversation = await start_conversation(
+                client, conversation_id=f"history-{name}", task_queue=queue
+            )
+            await scenario(conversation, tools)
+    path = HERE / f"{name}.json"
+    path.write_text(await export_history(client, conversation.id) + "\n")
+    return path
+
+
+async def main(names: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = DevServer(db_file=Path(tmp) / "temporal.sqlite3")
+        await server.start()
+        try:
+            client = await connect(server.address)
+            for name in names or list(SCENARIOS):
+                print(f"recorded {await record(client, Path(tmp), name)}")
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))
+    sys.stdout.flush()
+    os._exit(0)
