@@ -53,3 +53,5 @@ chat: $(VENV)/.base  ## chat interactively (CONVERSATION=id to resume one)
 
 clean:  ## remove the venv and local data
 	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache
+histories: $(VENV)/.dev  ## re-record the golden histories under tests/histories/
+	$(PY) -m tests.histories.record
