@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     """Per-request timeout of the HTTP tools."""
 
+    @field_validator("search_url", "anthropic_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("temporal_address")
     @classmethod
     def _host_port(cls, value: str) -> str:

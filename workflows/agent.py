@@ -172,15 +172,20 @@ class AgentWorkflow:
         text, or any message after ``end``."""
         if self._end_requested:
             raise ApplicationError(
-                "the conversation has ended; start a new one", type=CONVERSATION_ENDED
+                "the conversation has ended; start a new one",
+                type=CONVERSATION_ENDED,
+                non_retryable=True,
             )
         text = _parse_message(message).text
         if not text.strip():
-            raise ApplicationError("message text is empty", type=INVALID_MESSAGE)
+            raise ApplicationError(
+                "message text is empty", type=INVALID_MESSAGE, non_retryable=True
+            )
         if len(text) > MAX_MESSAGE_CHARS:
             raise ApplicationError(
                 f"message text has {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}",
                 type=INVALID_MESSAGE,
+                non_retryable=True,
             )
         for position, char in enumerate(text):
             if (ord(char) < 32 or ord(char) == 127) and char not in _ALLOWED_CONTROL:
@@ -188,6 +193,7 @@ class AgentWorkflow:
                     f"message text contains control character U+{ord(char):04X} "
                     f"at position {position}",
                     type=INVALID_MESSAGE,
+                    non_retryable=True,
                 )
 
     @workflow.signal(name="end")
@@ -350,7 +356,9 @@ def _parse_message(raw: RawValue) -> UserMessage:
             else str(e)
         )
         raise ApplicationError(
-            f'malformed message, expected {{"text": "..."}}: {detail}', type=INVALID_MESSAGE
+            f'malformed message, expected {{"text": "..."}}: {detail}',
+            type=INVALID_MESSAGE,
+            non_retryable=True,
         ) from None
     assert isinstance(message, UserMessage)
     return message
