@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ from durable_agent.client import (
 )
 from durable_agent.config import Settings
 from durable_agent.contract import ConversationInput, Reply
+from durable_agent.process import exit_now
 
 
 def _print(model: BaseModel, as_json: bool, human: str) -> None:
@@ -189,10 +189,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except RuntimeError as e:  # e.g. cannot connect to Temporal
         print(f"error: {e}", file=sys.stderr)
         code = 1
-    # The SDK's runtime can crash at interpreter exit (sdk-python #300): leave at once.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_now(code)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -25,12 +25,14 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.governor import GovernorActivities
 from activities.llm import ClaudeBackend, ModelActivities, ModelBackend, OfflineBackend
 from activities.tools import ToolActivities
 from durable_agent.client import connect
 from durable_agent.config import Settings
+from durable_agent.process import exit_now
 from durable_agent.stores.notes import open_note_store
-from workflows import WORKFLOW_RUNNER, WORKFLOWS
+from workflows import CONVERSATION_WORKFLOWS, GOVERNOR_WORKFLOWS, WORKFLOW_RUNNER
 
 log = logging.getLogger("durable_agent.worker")
 
@@ -57,8 +59,9 @@ def build_backend(settings: Settings) -> tuple[ModelBackend, anthropic.AsyncAnth
 
 
 @asynccontextmanager
-async def worker_resources(settings: Settings) -> AsyncIterator[WorkerResources]:
-    """Open the model client, the HTTP client and the notes store; close them after."""
+async def worker_resources(settings: Settings, client: Client) -> AsyncIterator[WorkerResources]:
+    """Open the model client, the HTTP client and the notes store; close them after.
+    ``client`` is the worker's Temporal client (the governor activity uses it)."""
     backend, claude = build_backend(settings)
     notes = open_note_store(settings.notes_db)
     try:
@@ -68,7 +71,13 @@ async def worker_resources(settings: Settings) -> AsyncIterator[WorkerResources]
             tools = ToolActivities(settings, notes, http)
             yield WorkerResources(
                 backend=backend,
-                activities=[ModelActivities(backend).invoke, *tools.activities()],
+                activities=[
+                    ModelActivities(backend).invoke,
+                    GovernorActivities(
+                        client, settings.limits_for, settings.governor_task_queue
+                    ).acquire,
+                    *tools.activities(),
+                ],
             )
     finally:
         await notes.close()
@@ -76,22 +85,39 @@ async def worker_resources(settings: Settings) -> AsyncIterator[WorkerResources]
             await claude.close()
 
 
-def create_worker(
+@asynccontextmanager
+async def serving(
     client: Client,
     resources: WorkerResources,
     task_queue: str,
+    governor_task_queue: str,
     *,
     graceful_shutdown: timedelta = timedelta(seconds=30),
-) -> Worker:
-    """A worker for ``AgentWorkflow`` and every activity it calls."""
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=resources.activities,
-        workflow_runner=WORKFLOW_RUNNER,
-        graceful_shutdown_timeout=graceful_shutdown,
-    )
+) -> AsyncIterator[list[Worker]]:
+    """Poll ``task_queue`` for conversations and their activities, and
+    ``governor_task_queue`` for tenant governors, until the block exits."""
+    workers = [
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=CONVERSATION_WORKFLOWS,
+            activities=resources.activities,
+            workflow_runner=WORKFLOW_RUNNER,
+            graceful_shutdown_timeout=graceful_shutdown,
+        ),
+        # Governors have a queue of their own: one per tenant, shared by every
+        # deployment, they must not depend on which conversation queue first asked.
+        Worker(
+            client,
+            task_queue=governor_task_queue,
+            workflows=GOVERNOR_WORKFLOWS,
+            workflow_runner=WORKFLOW_RUNNER,
+        ),
+    ]
+    async with AsyncExitStack() as stack:
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        yield workers
 
 
 async def run_worker(settings: Settings) -> None:
@@ -101,15 +127,14 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with worker_resources(settings) as resources:
-        worker = create_worker(client, resources, settings.task_queue)
+    async with worker_resources(settings, client) as resources:
         log.info(
             "worker polling task queue %r on %s (model backend: %s)",
             settings.task_queue,
             settings.temporal_address,
             resources.backend.name,
         )
-        async with worker:
+        async with serving(client, resources, settings.task_queue, settings.governor_task_queue):
             await stop.wait()
             log.info("shutting down: finishing in-flight activities")
 
@@ -142,10 +167,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (RuntimeError, ValueError) as e:
         print(f"worker: {e}", file=sys.stderr)
         code = 1
-    # The SDK's runtime can crash at interpreter exit (sdk-python #300): leave at once.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_now(code)
 
 
 if __name__ == "__main__":

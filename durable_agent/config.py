@@ -7,12 +7,18 @@ replays on); what a conversation needs travels in its start input.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from durable_agent.contract import DEFAULT_MAX_TOKENS, DEFAULT_TASK_QUEUE
+from durable_agent.contract import (
+    DEFAULT_GOVERNOR_TASK_QUEUE,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_TASK_QUEUE,
+)
+from durable_agent.governor import TenantLimits
 
 DEFAULT_CLAUDE_MODEL = "claude-sonnet-4-6"
 
@@ -29,6 +35,8 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = DEFAULT_TASK_QUEUE
     """Task queue the worker polls and clients start conversations on."""
+    governor_task_queue: str = DEFAULT_GOVERNOR_TASK_QUEUE
+    """Task queue of the per-tenant governor workflows; every worker polls it too."""
 
     model_backend: str = Field(default="auto", pattern="^(auto|claude|offline)$")
     """``claude``, ``offline``, or ``auto``: Claude when ``ANTHROPIC_API_KEY`` is set."""
@@ -51,7 +59,22 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     """Per-request timeout of the HTTP tools."""
 
-    @field_validator("search_url", "anthropic_base_url", mode="before")
+    tenant_daily_usd: Decimal | None = Field(default=Decimal("100"), ge=0)
+    """Default daily US-dollar budget of a tenant (all its conversations); empty: none."""
+    tenant_model_calls_per_minute: float | None = Field(default=600.0, gt=0)
+    """Default sustained model-call rate of a tenant; empty: unlimited."""
+    tenant_burst: int = Field(default=60, ge=1)
+    """Default model calls a tenant may make at once before the rate applies."""
+    tenant_limits: dict[str, TenantLimits] = {}
+    """Per-tenant overrides as JSON, e.g. ``{"acme": {"daily_usd": "5"}}``."""
+
+    @field_validator(
+        "search_url",
+        "anthropic_base_url",
+        "tenant_daily_usd",
+        "tenant_model_calls_per_minute",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -63,6 +86,14 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit():
             raise ValueError(f"expected host:port, got {value!r}")
         return value
+
+    def limits_for(self, tenant: str) -> TenantLimits:
+        """The limits of ``tenant``: its override, or the defaults above."""
+        return self.tenant_limits.get(tenant) or TenantLimits(
+            daily_usd=self.tenant_daily_usd,
+            model_calls_per_minute=self.tenant_model_calls_per_minute,
+            burst=self.tenant_burst,
+        )
 
     def use_claude(self) -> bool:
         """Whether the model activity talks to the Messages API."""

@@ -9,9 +9,14 @@ Names are stable: renaming one breaks running conversations and every client.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from durable_agent.breaker import BreakerConfig, BreakerStatus
+from durable_agent.budget import BudgetLimits, Spent
+from durable_agent.usage import Usage as Usage
 
 WORKFLOW_TYPE = "AgentWorkflow"
 """Workflow type of one conversation."""
@@ -19,10 +24,14 @@ WORKFLOW_TYPE = "AgentWorkflow"
 DEFAULT_TASK_QUEUE = "durable-agent"
 """Task queue the worker polls unless configured otherwise."""
 
+DEFAULT_GOVERNOR_TASK_QUEUE = "durable-agent-governor"
+"""Task queue of the per-tenant governor workflows (``TenantGovernorWorkflow``)."""
+
 UPDATE_SEND_MESSAGE = "send_message"
 QUERY_STATUS = "status"
 QUERY_TRANSCRIPT = "transcript"
 SIGNAL_END = "end"
+SIGNAL_FORCE_BREAKER = "force_breaker"
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are durable-agent, a careful assistant. Use the tools you are given when they "
@@ -31,6 +40,7 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 DEFAULT_MAX_TOKENS = 1024
 DEFAULT_MAX_MODEL_CALLS_PER_TURN = 8
+DEFAULT_TURN_TIMEOUT_SECONDS = 120.0
 MAX_MESSAGE_CHARS = 32_000
 
 
@@ -80,34 +90,17 @@ class Message(_Model):
         return "".join(b.text for b in self.content if isinstance(b, TextBlock))
 
 
-class Usage(_Model):
-    """Token usage, by kind, as the Messages API reports it."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cache_creation_input_tokens=self.cache_creation_input_tokens
-            + other.cache_creation_input_tokens,
-            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
-        )
-
-    @property
-    def total_tokens(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_creation_input_tokens
-            + self.cache_read_input_tokens
-        )
-
-
 # --- workflow input and output ---------------------------------------------------------
+
+
+class ConversationLimits(_Model):
+    """Budgets of one conversation. Every limit is a hard ceiling: before each model call
+    the workflow reserves the worst case and clamps ``max_tokens`` to what is left."""
+
+    turn: BudgetLimits = BudgetLimits(usd=Decimal("1.00"), tool_calls=32)
+    """Per turn. ``model_calls`` defaults to ``max_model_calls_per_turn``."""
+    conversation: BudgetLimits = BudgetLimits(usd=Decimal("25.00"))
+    """Over the whole conversation."""
 
 
 class ConversationInput(_Model):
@@ -126,6 +119,15 @@ class ConversationInput(_Model):
     """Upper bound on model calls inside one turn; stops tool loops."""
     tenant: str = Field(default="default", min_length=1, max_length=128)
     """Who this conversation belongs to (used by budgets and the gateway)."""
+    limits: ConversationLimits = ConversationLimits()
+    """Per-turn and per-conversation budgets (calls, tokens, US dollars)."""
+    turn_timeout_seconds: float = Field(default=DEFAULT_TURN_TIMEOUT_SECONDS, gt=0, le=3600)
+    """A turn still running after this long ends with status ``timeout``; its in-flight
+    activities are cancelled."""
+    breakers: BreakerConfig = BreakerConfig()
+    """Circuit-breaker settings for every dependency (the model, each tool)."""
+    breaker_overrides: dict[str, BreakerConfig] = {}
+    """Per dependency (``model``, ``tool:<name>``) settings that replace ``breakers``."""
 
 
 class ConversationResult(_Model):
@@ -145,7 +147,9 @@ class UserMessage(_Model):
     text: str
 
 
-ToolOutcome = Literal["ok", "error", "invalid_arguments", "unknown_tool"]
+ToolOutcome = Literal["ok", "error", "invalid_arguments", "unknown_tool", "unavailable", "skipped"]
+"""``unavailable``: the tool's circuit breaker is open; ``skipped``: not run because a
+budget or the turn's deadline ran out."""
 
 
 class ToolCallRecord(_Model):
@@ -159,7 +163,14 @@ class ToolCallRecord(_Model):
     """What the model was told (the tool_result content)."""
 
 
-TurnStatus = Literal["ok", "max_model_calls", "model_error"]
+TurnStatus = Literal[
+    "ok", "max_model_calls", "model_error", "degraded", "budget_exceeded", "rate_limited", "timeout"
+]
+"""``ok``; ``max_model_calls`` (the per-turn limit stopped a tool loop); ``model_error``
+(the request was refused as invalid); ``degraded`` (the model or a critical tool is
+unavailable: ``Reply.degraded`` says which); ``budget_exceeded`` (a turn, conversation or
+tenant budget: ``Reply.detail`` says which); ``rate_limited`` (the tenant's rate limit
+outlasted the turn); ``timeout`` (the turn's deadline passed)."""
 
 
 class Reply(_Model):
@@ -177,11 +188,25 @@ class Reply(_Model):
     model_calls: int = 0
     status: TurnStatus = "ok"
     """``ok``, or why the turn ended early."""
+    detail: str | None = None
+    """What stopped the turn early, for people."""
+    degraded: list[str] = []
+    """Dependencies that were unavailable during this turn (``model``, ``tool:<name>``)."""
+    cost_usd: Decimal = Decimal(0)
+    """What this turn's model calls cost, by the price table."""
 
 
 # --- queries ---------------------------------------------------------------------------
 
 ConversationState = Literal["idle", "thinking", "running_tools", "ended"]
+
+
+class BudgetStatus(_Model):
+    """A budget's limits, what has been spent, and what remains (``None``: unlimited)."""
+
+    limits: BudgetLimits
+    spent: Spent
+    remaining: BudgetLimits
 
 
 class ConversationStatus(_Model):
@@ -197,6 +222,23 @@ class ConversationStatus(_Model):
     tool_calls: int
     tenant: str
     last_error: str | None = None
+    cost_usd: Decimal = Decimal(0)
+    """Spent so far, in US dollars."""
+    budget: BudgetStatus | None = None
+    """Conversation budget: limits, spent, remaining."""
+    breakers: dict[str, BreakerStatus] = {}
+    """Circuit breaker of each dependency that has been called."""
+    degraded: list[str] = []
+    """Dependencies whose breaker is not closed."""
+
+
+class BreakerCommand(_Model):
+    """Input of the ``force_breaker`` signal (for operators)."""
+
+    dependency: str
+    """``model`` or ``tool:<name>``."""
+    mode: Literal["open", "closed", "auto"]
+    """Force open, force closed, or return to automatic behaviour."""
 
 
 class Transcript(_Model):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from pathlib import Path
 
 from durable_agent.client import connect, start_conversation
 from durable_agent.config import Settings
 from durable_agent.devserver import DevServer, is_serving
+from durable_agent.process import exit_now
 from durable_agent.testing.fake_tools import FakeToolServer
 
 DATA = Path(".data")
@@ -51,7 +51,7 @@ async def ensure_server(address: str) -> None:
 async def main() -> None:
     # Imported here: they import the worker's activities, which the docs above don't need.
     from starter import format_reply
-    from worker import create_worker, worker_resources
+    from worker import serving, worker_resources
 
     settings = Settings()
     DATA.mkdir(exist_ok=True)
@@ -75,7 +75,7 @@ async def main() -> None:
                 f"{tools.base_url}"
             )
         client = await connect(settings.temporal_address, settings.temporal_namespace)
-        async with worker_resources(settings) as resources:
+        async with worker_resources(settings, client) as resources:
             if resources.backend.name == "claude":
                 print(f"Model: Claude ({settings.model}) via the Messages API")
             else:
@@ -83,7 +83,9 @@ async def main() -> None:
                     "Model: offline-planner — a deterministic offline model, not Claude "
                     "(set ANTHROPIC_API_KEY to use Claude)"
                 )
-            async with create_worker(client, resources, settings.task_queue):
+            async with serving(
+                client, resources, settings.task_queue, settings.governor_task_queue
+            ):
                 conversation = await start_conversation(client, task_queue=settings.task_queue)
                 print(f"Conversation: {conversation.id}\n")
                 for text in SCRIPT:
@@ -106,5 +108,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
-    sys.stdout.flush()
-    os._exit(0)  # the SDK's runtime can crash at interpreter exit (sdk-python #300)
+    exit_now(0)

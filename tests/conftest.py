@@ -13,6 +13,7 @@ from temporalio.client import Client
 from durable_agent.client import connect
 from durable_agent.config import Settings
 from durable_agent.devserver import DevServer
+from durable_agent.testing.fake_anthropic import FakeAnthropicServer
 from durable_agent.testing.fake_tools import FakeToolServer
 from tests.helpers import running_worker
 
@@ -41,6 +42,13 @@ def tool_server() -> Iterator[FakeToolServer]:
 @pytest.fixture(autouse=True)
 def _clean_tool_server(tool_server: FakeToolServer) -> None:
     tool_server.reset()
+
+
+@pytest.fixture(scope="session")
+def anthropic_server() -> Iterator[FakeAnthropicServer]:
+    """A loopback Messages API (echo responder) for the session; its users reset it."""
+    with FakeAnthropicServer() as server:
+        yield server
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from durable_agent.config import Settings
-from worker import create_worker, worker_resources
+from worker import serving, worker_resources
 
 T = TypeVar("T")
 
@@ -40,10 +40,11 @@ async def running_worker(
     client: Client, settings: Settings, task_queue: str
 ) -> AsyncIterator[Worker]:
     """An in-process worker with real activities, for the duration of the block."""
-    async with worker_resources(settings) as resources:
-        worker = create_worker(client, resources, task_queue)
-        async with worker:
-            yield worker
+    async with (
+        worker_resources(settings, client) as resources,
+        serving(client, resources, task_queue, settings.governor_task_queue) as workers,
+    ):
+        yield workers[0]
 
 
 async def history_events(handle: WorkflowHandle) -> list[str]:

@@ -1,12 +1,16 @@
 """``AgentWorkflow``: one conversation with the agent, as a Temporal workflow.
 
 A message arrives by the ``send_message`` update and waits in a queue; the main loop
-takes messages in order and runs a turn for each: model → tools (concurrently) →
-model … → reply. Every model call and tool call is an activity, so a killed worker
-loses nothing: another worker replays the history and carries on.
+takes messages in order and runs a turn for each:
 
-Deterministic code only: no I/O, no clock, no randomness. The transcript, counters and
-usage live in workflow state and are rebuilt exactly on replay.
+    receive → check breakers and budgets → ask the tenant's governor → call the model
+            → run the tools it asks for (concurrently) → … → reply
+
+Every model call and tool call is an activity, so a killed worker loses nothing:
+another worker replays the history and carries on. Breakers, budgets, counters and the
+transcript live in workflow state and are rebuilt exactly on replay.
+
+Deterministic code only: no I/O, no clock (``workflow.now()``), no randomness.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from decimal import Decimal
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
@@ -24,6 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from durable_agent import budget as budgets
     from durable_agent.activity_models import (
         MODEL_ACTIVITY,
         ModelRequest,
@@ -31,11 +36,13 @@ with workflow.unsafe.imports_passed_through():
         ToolCall,
         ToolResult,
     )
+    from durable_agent.budget import Budget, BudgetLimits
     from durable_agent.contract import (
         CONVERSATION_ENDED,
         INVALID_MESSAGE,
-        MAX_MESSAGE_CHARS,
         WORKFLOW_TYPE,
+        BreakerCommand,
+        BudgetStatus,
         ContentBlock,
         ConversationInput,
         ConversationResult,
@@ -45,15 +52,25 @@ with workflow.unsafe.imports_passed_through():
         Reply,
         TextBlock,
         ToolCallRecord,
+        ToolOutcome,
         ToolResultBlock,
         ToolUseBlock,
         Transcript,
         TurnStatus,
-        Usage,
         UserMessage,
     )
+    from durable_agent.dependencies import MODEL, DependencyHealth, tool_dependency
+    from durable_agent.governor import (
+        GOVERNOR_ACTIVITY,
+        PermitDecision,
+        PermitRequest,
+        Settlement,
+        governor_id,
+    )
+    from durable_agent.pricing import Price, price_for
     from durable_agent.retry_classification import NON_RETRYABLE_TYPES
     from durable_agent.tools.registry import ToolSpec, describe_validation_error, select_tools
+    from durable_agent.validation import message_problem
 
 MODEL_RETRY_POLICY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -67,8 +84,24 @@ MODEL_START_TO_CLOSE = timedelta(minutes=3)
 MODEL_SCHEDULE_TO_CLOSE = timedelta(minutes=10)
 MODEL_HEARTBEAT = timedelta(seconds=30)
 
-# Control characters other than tab/newline/carriage return are never legitimate text.
-_ALLOWED_CONTROL = {"\t", "\n", "\r"}
+GOVERNOR_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=10,
+)
+GOVERNOR_START_TO_CLOSE = timedelta(seconds=10)
+GOVERNOR_SCHEDULE_TO_CLOSE = timedelta(minutes=1)
+
+MIN_OUTPUT_TOKENS = 64
+"""A model call that could not produce at least this many tokens is not worth making."""
+
+GOVERNOR = "governor"
+"""Dependency name of the tenant governor in degraded replies."""
+
+RESILIENCE_PATCH = "resilience-v1"
+"""Runs recorded before breakers, budgets, the tenant governor and the turn deadline
+replay without the governor's activity and the deadline's timer."""
 
 
 @dataclass
@@ -84,28 +117,35 @@ class _Turn:
     """What one turn has done so far."""
 
     number: int
-    usage: Usage = field(default_factory=Usage)
+    budget: Budget
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     model_calls: int = 0
+    degraded: list[str] = field(default_factory=list)
     last_response: ModelResponse | None = None
 
-    def add_model_call(self, response: ModelResponse) -> None:
-        self.model_calls += 1
-        self.usage = self.usage + response.usage
-        self.last_response = response
-
-    def reply(self, text: str, status: TurnStatus) -> Reply:
+    def reply(self, text: str, status: TurnStatus = "ok", detail: str | None = None) -> Reply:
         response = self.last_response
         return Reply(
             text=text,
             turn=self.number,
             tool_calls=self.tool_calls,
-            usage=self.usage,
+            usage=self.budget.spent.usage,
             model=response.model if response else "",
             backend=response.backend if response else "",
             model_calls=self.model_calls,
             status=status,
+            detail=detail,
+            degraded=sorted(set(self.degraded)),
+            cost_usd=self.budget.spent.usd,
         )
+
+
+class _TurnOver(Exception):
+    """Raised inside a turn to end it early with a typed reply."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.status)
+        self.reply = reply
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -120,24 +160,30 @@ class AgentWorkflow:
         self._replies: dict[str, Reply] = {}
         self._state: ConversationState = "idle"
         self._turns = 0
-        self._usage = Usage()
         self._model_calls = 0
         self._tool_calls = 0
         self._last_error: str | None = None
         self._end_requested = False
+        # Resolved here, not in run: signals and queries of the first activation see it.
         self._tools: dict[str, ToolSpec] = {}
+        self._input_error: str | None = None
+        try:
+            self._tools = {spec.name: spec for spec in select_tools(input.tools)}
+        except KeyError as e:
+            self._input_error = str(e)
+        self._budget = Budget(limits=input.limits.conversation)
+        self._health = DependencyHealth(config=input.breakers, overrides=input.breaker_overrides)
+        # The model a price is looked up for: named, or learnt from the first response.
+        # Until then the conservative default price applies, so budgets err on the safe side.
+        self._priced_model: str | None = input.model
 
     @workflow.run
     async def run(self, input: ConversationInput) -> ConversationResult:
         """Serve messages in arrival order until ``end`` (or cancellation)."""
-        try:
-            tools = select_tools(input.tools)
-        except KeyError as e:
+        if self._input_error:
             raise ApplicationError(
-                str(e), type="InvalidConversationInput", non_retryable=True
-            ) from None
-        self._tools = {spec.name: spec for spec in tools}
-
+                self._input_error, type="InvalidConversationInput", non_retryable=True
+            )
         while True:
             await workflow.wait_condition(lambda: bool(self._pending) or self._end_requested)
             if not self._pending:
@@ -147,7 +193,7 @@ class AgentWorkflow:
 
         self._state = "ended"
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return ConversationResult(turns=self._turns, usage=self._usage)
+        return ConversationResult(turns=self._turns, usage=self._budget.spent.usage)
 
     # --- the public surface: update, signals, queries ------------------------------------
 
@@ -176,49 +222,56 @@ class AgentWorkflow:
                 type=CONVERSATION_ENDED,
                 non_retryable=True,
             )
-        text = _parse_message(message).text
-        if not text.strip():
-            raise ApplicationError(
-                "message text is empty", type=INVALID_MESSAGE, non_retryable=True
-            )
-        if len(text) > MAX_MESSAGE_CHARS:
-            raise ApplicationError(
-                f"message text has {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}",
-                type=INVALID_MESSAGE,
-                non_retryable=True,
-            )
-        for position, char in enumerate(text):
-            if (ord(char) < 32 or ord(char) == 127) and char not in _ALLOWED_CONTROL:
-                raise ApplicationError(
-                    f"message text contains control character U+{ord(char):04X} "
-                    f"at position {position}",
-                    type=INVALID_MESSAGE,
-                    non_retryable=True,
-                )
+        problem = message_problem(_parse_message(message).text)
+        if problem:
+            raise ApplicationError(problem, type=INVALID_MESSAGE, non_retryable=True)
 
     @workflow.signal(name="end")
     def end(self) -> None:
         """Finish the queued turns, then end the conversation."""
         self._end_requested = True
 
+    @workflow.signal(name="force_breaker")
+    def force_breaker(self, command: BreakerCommand) -> None:
+        """Operators: force a dependency's breaker open or closed, or back to automatic."""
+        known = [MODEL, *(tool_dependency(name) for name in self._tools)]
+        if command.dependency not in known:
+            self._last_error = (
+                f"force_breaker: unknown dependency {command.dependency!r}; known: {known}"
+            )
+            workflow.logger.warning(self._last_error)
+            return
+        mode = None if command.mode == "auto" else command.mode
+        self._health.force(command.dependency, mode, self._now())
+        workflow.logger.info("breaker %s forced %s", command.dependency, command.mode)
+
     @workflow.signal(dynamic=True)
     def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
         """A signal nobody handles is recorded, not buffered forever."""
-        self._last_error = f"unknown signal {name!r}; known signals: ['end']"
+        self._last_error = f"unknown signal {name!r}; known signals: ['end', 'force_breaker']"
         workflow.logger.warning("ignored unknown signal %r", name)
 
     @workflow.query(name="status")
     def status(self) -> ConversationStatus:
-        """Where the conversation is, and what it has used so far."""
+        """Where the conversation is, what it has used, and what is degraded."""
+        now = self._now()
         return ConversationStatus(
             state=self._state,
             turns=self._turns,
             queued_messages=len(self._pending),
-            usage=self._usage,
+            usage=self._budget.spent.usage,
             model_calls=self._model_calls,
             tool_calls=self._tool_calls,
             tenant=self._input.tenant,
             last_error=self._last_error,
+            cost_usd=self._budget.spent.usd,
+            budget=BudgetStatus(
+                limits=self._budget.limits,
+                spent=self._budget.spent,
+                remaining=budgets.remaining(self._budget),
+            ),
+            breakers=self._health.snapshot(now),
+            degraded=self._health.degraded(now),
         )
 
     @workflow.query(name="transcript")
@@ -229,74 +282,154 @@ class AgentWorkflow:
     # --- one turn --------------------------------------------------------------------------
 
     async def _run_turn(self, message: UserMessage) -> Reply:
-        """One user message in, one reply out; failures become typed replies."""
-        turn = _Turn(number=self._turns + 1)
+        """One user message in, one reply out; every way a turn can fail is a typed reply."""
+        turn = _Turn(number=self._turns + 1, budget=Budget(limits=self._turn_limits()))
         self._append_user([TextBlock(text=message.text)])
         try:
-            reply = await self._agent_loop(turn)
-        except ActivityError as e:
-            # The model stayed unavailable through every retry: answer, don't fail.
-            self._last_error = _describe(e)
-            workflow.logger.warning("turn %d: model call failed: %s", turn.number, self._last_error)
+            if workflow.patched(RESILIENCE_PATCH):
+                reply = await asyncio.wait_for(
+                    self._agent_loop(turn), timeout=self._input.turn_timeout_seconds
+                )
+            else:
+                reply = await self._agent_loop(turn)
+        except _TurnOver as over:
+            reply = over.reply
+        except TimeoutError:
             reply = turn.reply(
-                f"Sorry, the model is unavailable: {self._last_error}", "model_error"
+                f"This turn ran out of time ({self._input.turn_timeout_seconds:g}s) and was "
+                "stopped.",
+                "timeout",
+                detail=f"turn deadline of {self._input.turn_timeout_seconds:g}s passed",
             )
+        self._close_turn(reply)
+        if reply.status != "ok":
+            workflow.logger.warning("turn %d ended %s: %s", turn.number, reply.status, reply.detail)
         self._turns = turn.number
         self._state = "idle"
         return reply
 
     async def _agent_loop(self, turn: _Turn) -> Reply:
-        """Model → tools (concurrently) → model … until the model answers or the turn
-        reaches its model-call limit."""
-        while turn.model_calls < self._input.max_model_calls_per_turn:
-            self._state = "thinking"
-            response = await self._call_model()
-            turn.add_model_call(response)
-            self._usage = self._usage + response.usage
-            self._messages.append(Message(role="assistant", content=response.content))
+        """Model → tools (concurrently) → model … until the model answers."""
+        while True:
+            response = await self._model_step(turn)
             tool_uses = [b for b in response.content if isinstance(b, ToolUseBlock)]
             if response.stop_reason != "tool_use" or not tool_uses:
-                return turn.reply(_text(response), "ok")
+                return turn.reply(_text(response))
+            await self._tool_step(turn, tool_uses)
 
-            self._state = "running_tools"
-            first = len(turn.tool_calls)
-            results = await asyncio.gather(
-                *(self._run_tool(turn.number, first + i, b) for i, b in enumerate(tool_uses))
+    async def _model_step(self, turn: _Turn) -> ModelResponse:
+        """One model call, if breakers and budgets allow it; the response joins the
+        transcript and the spend is recorded everywhere."""
+        if turn.model_calls >= self._input.max_model_calls_per_turn:
+            raise _TurnOver(
+                turn.reply(
+                    f"I stopped after {turn.model_calls} model calls in this turn without a "
+                    "final answer.",
+                    "max_model_calls",
+                )
             )
-            turn.tool_calls.extend(results)
-            self._append_user(
-                [
-                    ToolResultBlock(tool_use_id=r.id, content=r.result, is_error=r.outcome != "ok")
-                    for r in results
-                ]
-            )
-        return turn.reply(
-            f"I stopped after {turn.model_calls} model calls in this turn without a final answer.",
-            "max_model_calls",
+        self._state = "thinking"
+        if not self._health.allows(MODEL, self._now()):
+            raise _TurnOver(self._degraded_reply(turn, MODEL))
+        request = self._model_request()
+        price = self._price()
+        plan = budgets.plan_model_call(
+            [("turn", turn.budget), ("conversation", self._budget)],
+            input_tokens_upper=budgets.input_tokens_upper_bound(
+                len(request.model_dump_json().encode()), len(request.messages), len(request.tools)
+            ),
+            requested_max_tokens=request.max_tokens,
+            price=price,
+            min_output_tokens=min(MIN_OUTPUT_TOKENS, request.max_tokens),
         )
+        if not plan.allowed:
+            assert plan.reason is not None
+            raise _TurnOver(
+                turn.reply(
+                    f"I can't continue: {plan.reason.message}.",
+                    "budget_exceeded",
+                    detail=plan.reason.message,
+                )
+            )
+        request = request.model_copy(update={"max_tokens": plan.max_tokens})
+        reservation = f"{workflow.info().workflow_id}/{turn.number}/{turn.model_calls}"
+        governed = workflow.patched(RESILIENCE_PATCH)
+        if governed:
+            await self._ask_governor(turn, reservation, plan.reserved_usd)
 
-    async def _call_model(self) -> ModelResponse:
+        turn.model_calls += 1
         self._model_calls += 1
-        request = ModelRequest(
-            model=self._input.model,
-            system=self._input.system_prompt,
-            messages=self._messages,
-            tools=[spec.definition() for spec in self._tools.values()],
-            max_tokens=self._input.max_tokens,
-        )
-        response: ModelResponse = await workflow.execute_activity(
-            MODEL_ACTIVITY,
-            request,
-            result_type=ModelResponse,
-            start_to_close_timeout=MODEL_START_TO_CLOSE,
-            schedule_to_close_timeout=MODEL_SCHEDULE_TO_CLOSE,
-            heartbeat_timeout=MODEL_HEARTBEAT,
-            retry_policy=MODEL_RETRY_POLICY,
-            summary=f"{self._input.model or 'model'} · {len(self._messages)} messages",
-        )
+        try:
+            response = await self._call_model(request)
+        except ActivityError as e:
+            if governed:
+                await self._settle(reservation, Decimal(0))  # failed calls are not billed
+            self._last_error = _describe(e)
+            if _is_request_error(e):
+                raise _TurnOver(
+                    turn.reply(
+                        f"Sorry, the model refused the request: {self._last_error}",
+                        "model_error",
+                        detail=self._last_error,
+                    )
+                ) from None
+            self._health.record(MODEL, False, self._now())
+            raise _TurnOver(self._degraded_reply(turn, MODEL)) from None
+        self._health.record(MODEL, True, self._now())
+        self._priced_model = self._priced_model or response.model
+        actual = self._price(response.model)
+        for budget in (turn.budget, self._budget):
+            budgets.record_model_call(budget, response.usage, actual)
+        if governed:
+            await self._settle(reservation, budgets.cost_of(response.usage, actual))
+        turn.last_response = response
+        self._messages.append(Message(role="assistant", content=response.content))
         return response
 
-    async def _run_tool(self, turn: int, index: int, block: ToolUseBlock) -> ToolCallRecord:
+    async def _tool_step(self, turn: _Turn, tool_uses: list[ToolUseBlock]) -> None:
+        """Run the tool calls of one response concurrently, as far as budgets and
+        breakers allow; every call gets a tool_result."""
+        self._state = "running_tools"
+        allowed = budgets.plan_tool_calls([turn.budget, self._budget], len(tool_uses))
+        for budget in (turn.budget, self._budget):
+            budgets.record_tool_calls(budget, allowed)
+        first = len(turn.tool_calls)
+        results = list(
+            await asyncio.gather(
+                *(
+                    self._run_tool(turn, first + i, block)
+                    for i, block in enumerate(tool_uses[:allowed])
+                )
+            )
+        )
+        results += [
+            _record(block, "skipped", "not run: the tool-call budget is exhausted")
+            for block in tool_uses[allowed:]
+        ]
+        turn.tool_calls.extend(results)
+        self._append_user(
+            [
+                ToolResultBlock(tool_use_id=r.id, content=r.result, is_error=r.outcome != "ok")
+                for r in results
+            ]
+        )
+        down = [
+            tool_dependency(r.name)
+            for r in results
+            if r.outcome == "unavailable" and self._tools[r.name].criticality == "critical"
+        ]
+        if down:
+            raise _TurnOver(self._degraded_reply(turn, *down))
+        if allowed < len(tool_uses):
+            raise _TurnOver(
+                turn.reply(
+                    "I can't continue: the tool-call budget is exhausted.",
+                    "budget_exceeded",
+                    detail=f"tool-call budget: {len(tool_uses) - allowed} call(s) not run",
+                )
+            )
+
+    async def _run_tool(self, turn: _Turn, index: int, block: ToolUseBlock) -> ToolCallRecord:
         """Run one tool call; every failure becomes a tool_result the model can read."""
         self._tool_calls += 1
         spec = self._tools.get(block.name)
@@ -310,19 +443,45 @@ class AgentWorkflow:
             spec.validate(block.input)
         except ValidationError as e:
             return _record(block, "invalid_arguments", describe_validation_error(e))
+        dependency = tool_dependency(spec.name)
+        if not self._health.allows(dependency, self._now()):
+            turn.degraded.append(dependency)
+            return _record(
+                block,
+                "unavailable",
+                f"{spec.name} is temporarily unavailable after repeated failures; "
+                "answer without it and tell the user.",
+            )
         call = ToolCall(
             tool=spec.name,
             arguments=block.input,
-            idempotency_key=f"{workflow.info().workflow_id}/{turn}/{index}",
+            idempotency_key=f"{workflow.info().workflow_id}/{turn.number}/{index}",
             conversation_id=workflow.info().workflow_id,
             tenant=self._input.tenant,
         )
         try:
             result = await self._execute_tool(spec, call)
         except ActivityError as e:
+            self._health.record(dependency, False, self._now())
             self._last_error = f"{spec.name}: {_describe(e)}"
             return _record(block, "error", f"{spec.name} failed: {_describe(e)}")
+        self._health.record(dependency, True, self._now())
         return _record(block, result.outcome, result.content)
+
+    # --- activities and the governor ------------------------------------------------------
+
+    async def _call_model(self, request: ModelRequest) -> ModelResponse:
+        response: ModelResponse = await workflow.execute_activity(
+            MODEL_ACTIVITY,
+            request,
+            result_type=ModelResponse,
+            start_to_close_timeout=MODEL_START_TO_CLOSE,
+            schedule_to_close_timeout=MODEL_SCHEDULE_TO_CLOSE,
+            heartbeat_timeout=MODEL_HEARTBEAT,
+            retry_policy=MODEL_RETRY_POLICY,
+            summary=f"{self._input.model or 'model'} · {len(self._messages)} messages",
+        )
+        return response
 
     async def _execute_tool(self, spec: ToolSpec, call: ToolCall) -> ToolResult:
         result: ToolResult = await workflow.execute_activity(
@@ -337,6 +496,103 @@ class AgentWorkflow:
         )
         return result
 
+    async def _ask_governor(self, turn: _Turn, reservation: str, reserved: Decimal) -> None:
+        """Wait for the tenant's permit; a refusal that outlasts the turn ends it."""
+        request = PermitRequest(
+            tenant=self._input.tenant,
+            conversation_id=workflow.info().workflow_id,
+            reservation_id=reservation,
+            reserved_usd=reserved,
+        )
+        while True:
+            try:
+                decision: PermitDecision = await workflow.execute_activity(
+                    GOVERNOR_ACTIVITY,
+                    request,
+                    result_type=PermitDecision,
+                    start_to_close_timeout=GOVERNOR_START_TO_CLOSE,
+                    schedule_to_close_timeout=GOVERNOR_SCHEDULE_TO_CLOSE,
+                    retry_policy=GOVERNOR_RETRY_POLICY,
+                    summary=f"permit for tenant {self._input.tenant}",
+                )
+            except ActivityError as e:
+                # No permit, no spend: money limits fail closed.
+                self._last_error = f"governor: {_describe(e)}"
+                raise _TurnOver(self._degraded_reply(turn, GOVERNOR)) from None
+            if decision.granted:
+                return
+            if decision.reason == "daily_budget":
+                raise _TurnOver(
+                    turn.reply(
+                        f"I can't continue: {decision.message}.",
+                        "budget_exceeded",
+                        detail=decision.message,
+                    )
+                )
+            # Rate limited: wait as asked; the turn's deadline bounds the wait.
+            await workflow.sleep(timedelta(seconds=decision.retry_after_seconds))
+
+    async def _settle(self, reservation: str, actual: Decimal) -> None:
+        await workflow.get_external_workflow_handle(governor_id(self._input.tenant)).signal(
+            "settle", Settlement(reservation_id=reservation, actual_usd=actual)
+        )
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return workflow.now().timestamp()
+
+    def _turn_limits(self) -> BudgetLimits:
+        limits = self._input.limits.turn
+        if limits.model_calls is None:
+            limits = limits.model_copy(update={"model_calls": self._input.max_model_calls_per_turn})
+        return limits
+
+    def _price(self, model: str | None = None) -> Price:
+        return price_for(model or self._priced_model or "")
+
+    def _model_request(self) -> ModelRequest:
+        """The next model call: optional tools whose breaker is open are withheld, and the
+        model is told so it can say what it cannot do."""
+        now = self._now()
+        offered, withheld = [], []
+        for spec in self._tools.values():
+            dependency = tool_dependency(spec.name)
+            if spec.criticality == "optional" and not self._health.allows(dependency, now):
+                withheld.append(spec.name)
+            else:
+                offered.append(spec.definition())
+        system = self._input.system_prompt
+        if withheld:
+            system += (
+                f"\n\nThese tools are temporarily unavailable: {', '.join(withheld)}. "
+                "If the user needs them, say so and answer as well as you can without them."
+            )
+        return ModelRequest(
+            model=self._input.model,
+            system=system,
+            messages=self._messages,
+            tools=offered,
+            max_tokens=self._input.max_tokens,
+        )
+
+    def _degraded_reply(self, turn: _Turn, *dependencies: str) -> Reply:
+        turn.degraded.extend(dependencies)
+        now = self._now()
+        waits = [
+            s.seconds_until_half_open
+            for name, s in self._health.snapshot(now).items()
+            if name in dependencies and s.seconds_until_half_open is not None
+        ]
+        when = f" Try again in about {max(waits):.0f}s." if waits else ""
+        names = ", ".join(d.removeprefix("tool:") for d in dependencies)
+        return turn.reply(
+            f"Sorry, {names} {'is' if len(dependencies) == 1 else 'are'} unavailable right "
+            f"now, so I can't answer this fully.{when}",
+            "degraded",
+            detail=f"unavailable: {', '.join(dependencies)}",
+        )
+
     def _append_user(self, blocks: list[ContentBlock]) -> None:
         """Add user content, merging into a trailing user message so roles alternate
         (a turn cut short leaves tool results last)."""
@@ -344,6 +600,24 @@ class AgentWorkflow:
             self._messages[-1].content.extend(blocks)
         else:
             self._messages.append(Message(role="user", content=blocks))
+
+    def _close_turn(self, reply: Reply) -> None:
+        """Leave the transcript valid for the next model call however the turn ended:
+        tool_use blocks cut off by the deadline get results, and a turn that ended
+        without the model's answer gets the reply the user saw as the assistant's word."""
+        last = self._messages[-1]
+        dangling = [b for b in last.content if isinstance(b, ToolUseBlock)]
+        if last.role == "assistant" and dangling:
+            self._append_user(
+                [
+                    ToolResultBlock(
+                        tool_use_id=b.id, content="not run: the turn was stopped", is_error=True
+                    )
+                    for b in dangling
+                ]
+            )
+        if self._messages[-1].role == "user":
+            self._messages.append(Message(role="assistant", content=[TextBlock(text=reply.text)]))
 
 
 def _parse_message(raw: RawValue) -> UserMessage:
@@ -364,7 +638,7 @@ def _parse_message(raw: RawValue) -> UserMessage:
     return message
 
 
-def _record(block: ToolUseBlock, outcome: Any, result: str) -> ToolCallRecord:
+def _record(block: ToolUseBlock, outcome: ToolOutcome, result: str) -> ToolCallRecord:
     return ToolCallRecord(
         id=block.id, name=block.name, arguments=block.input, outcome=outcome, result=result
     )
@@ -372,6 +646,12 @@ def _record(block: ToolUseBlock, outcome: Any, result: str) -> ToolCallRecord:
 
 def _text(response: ModelResponse) -> str:
     return "".join(b.text for b in response.content if isinstance(b, TextBlock))
+
+
+def _is_request_error(error: ActivityError) -> bool:
+    """Whether the model refused the request itself (our fault, not the dependency's)."""
+    cause = error.__cause__
+    return isinstance(cause, ApplicationError) and cause.type in NON_RETRYABLE_TYPES
 
 
 def _describe(error: ActivityError) -> str:
@@ -387,7 +667,7 @@ def _describe(error: ActivityError) -> str:
     return str(error)
 
 
-def _tool_summary(name: str, arguments: dict[str, Any]) -> str:
+def _tool_summary(name: str, arguments: dict[str, object]) -> str:
     args = ", ".join(str(v) for v in arguments.values())
     summary = f"{name}({args})"
     return summary if len(summary) <= 80 else summary[:77] + "..."

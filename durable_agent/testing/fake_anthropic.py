@@ -14,20 +14,15 @@ Run it alone with ``python -m durable_agent.testing.fake_anthropic --port 8765``
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
-import socket
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import SplitResult
 
+from durable_agent.testing._loopback import LoopbackHandler, LoopbackServer, serve_until_interrupted
 from durable_agent.testing.faults import Fault, FaultScript
 
 Responder = Callable[[dict[str, Any]], dict[str, Any]]
@@ -50,7 +45,6 @@ _ERROR_TYPES = {
     504: "timeout_error",
     529: "overloaded_error",
 }
-_REASONS = {529: "Overloaded"}  # http.server knows the standard reason phrases
 
 
 @dataclass(frozen=True)
@@ -179,11 +173,6 @@ def _stream_events(message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any
     yield _event("message_stop")
 
 
-def _retry_after(seconds: float) -> str:
-    # The real API sends whole seconds; the SDK parses any float, so keep fractions.
-    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
-
-
 def _validate(body: dict[str, Any]) -> str | None:
     """The API's 400 message for a malformed request, or None."""
     if not isinstance(body.get("model"), str) or not body["model"]:
@@ -194,159 +183,6 @@ def _validate(body: dict[str, Any]) -> str | None:
     if not isinstance(body.get("messages"), list):
         return "messages: Input should be a valid list"
     return None
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True  # open streams must not keep the process alive
-    request_queue_size = 128  # load scripts open many connections at once
-
-    def __init__(self, address: tuple[str, int], fake: FakeAnthropicServer) -> None:
-        super().__init__(address, _Handler)
-        self.fake = fake
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients hang up mid-response on timeouts and stop(); that is not a fake bug.
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's pooled client expects
-    request_id = ""
-
-    @property
-    def fake(self) -> FakeAnthropicServer:
-        return cast(_HTTPServer, self.server).fake
-
-    def setup(self) -> None:
-        super().setup()
-        self.fake._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.fake._track(self.connection, add=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.fake.verbose:
-            super().log_message(format, *args)
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def _handle(self) -> None:
-        self.request_id = f"req_{uuid.uuid4().hex[:24]}"
-        path = urlsplit(self.path).path
-        try:
-            if path == "/health":
-                return self._send_json(200, {"ok": True})
-            body, body_error = self._read_body()
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            self.fake._record(RecordedRequest(self.command, path, headers, body))
-            fault = self.fake.faults.take(path) or Fault()
-            if self.fake._stopping.wait(fault.delay) or fault.drop:
-                return self._abort()  # stop() during the delay cuts it short too
-            if fault.status is not None:
-                message = f"Injected fault: HTTP {fault.status}"
-                return self._send_error(fault.status, message, fault.error_type, fault.retry_after)
-            auth = headers.get("authorization", "")
-            if not headers.get("x-api-key") and not auth.startswith("Bearer "):
-                return self._send_error(401, "x-api-key header is required")
-            if (self.command, path) == ("GET", "/v1/models"):
-                return self._send_json(200, _models_page())
-            if (self.command, path) == ("POST", "/v1/messages"):
-                return self._messages(body, body_error, fault)
-            self._send_error(404, f"Not found: {self.command} {path}")
-        except OSError:  # the client hung up, or stop() shut the socket
-            self.close_connection = True
-
-    def _read_body(self) -> tuple[dict[str, Any], str | None]:
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        if not raw:
-            return {}, "Request body is required" if self.command == "POST" else None
-        try:
-            body = json.loads(raw)
-        except ValueError as e:
-            return {}, f"Request body is not valid JSON: {e}"
-        return (body, None) if isinstance(body, dict) else ({}, "Request body must be an object")
-
-    def _messages(self, body: dict[str, Any], error: str | None, fault: Fault) -> None:
-        error = error or _validate(body)
-        if error:
-            return self._send_error(400, error)
-        try:
-            message = self.fake.responder(body)
-        except Exception as e:  # a broken responder must show up as a 500, not a hang
-            return self._send_error(500, f"Responder failed: {e!r}")
-        if body.get("stream"):
-            return self._stream(message, fault)
-        self._send_json(200, message)
-
-    def _stream(self, message: dict[str, Any], fault: Fault) -> None:
-        self._send_head(
-            200,
-            {
-                "content-type": "text/event-stream; charset=utf-8",
-                "cache-control": "no-cache",
-                "transfer-encoding": "chunked",
-            },
-        )
-        events = list(_stream_events(message))
-        if fault.stream_error:
-            error = {"type": fault.stream_error, "message": "Injected stream error"}
-            events = [events[0], _event("error", error=error)]
-        for sent, (name, data) in enumerate(events):
-            if fault.cut_stream_after is not None and sent >= fault.cut_stream_after:
-                return self._abort()
-            if self.fake._stopping.wait(fault.stream_event_delay if sent else 0.0):
-                return self._abort()
-            payload = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
-        if fault.cut_stream_after is not None:  # a cut stream never ends its body
-            return self._abort()
-        self.wfile.write(b"0\r\n\r\n")
-
-    def _send_head(self, status: int, headers: Mapping[str, str]) -> None:
-        self.send_response(status, _REASONS.get(status))
-        self.send_header("request-id", self.request_id)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-
-    def _send_json(self, status: int, obj: Any, headers: Mapping[str, str] | None = None) -> None:
-        data = json.dumps(obj).encode()
-        self._send_head(
-            status,
-            {
-                "content-type": "application/json",
-                "content-length": str(len(data)),
-                **(headers or {}),
-            },
-        )
-        self.wfile.write(data)
-
-    def _send_error(
-        self,
-        status: int,
-        message: str,
-        error_type: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        error = {"type": error_type or _ERROR_TYPES.get(status, "api_error"), "message": message}
-        body = {"type": "error", "error": error, "request_id": self.request_id}
-        headers = {} if retry_after is None else {"retry-after": _retry_after(retry_after)}
-        self._send_json(status, body, headers)
-
-    def _abort(self) -> None:
-        """Close the connection at once, mid-response or before any."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
 
 
 def _models_page() -> dict[str, Any]:
@@ -363,12 +199,99 @@ def _models_page() -> dict[str, Any]:
     return {"data": data, "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]}
 
 
-class FakeAnthropicServer:
+class _Handler(LoopbackHandler["FakeAnthropicServer"]):
+    request_id = ""
+    body: dict[str, Any]
+    """The request's JSON body, read by ``recorded``."""
+    body_error: str | None
+    """Why the body is unusable, or None."""
+
+    def do_GET(self) -> None:
+        self.request_id = f"req_{uuid.uuid4().hex[:24]}"
+        self.handle_request()
+
+    do_POST = do_GET
+
+    def extra_headers(self) -> Mapping[str, str]:
+        return {"request-id": self.request_id}
+
+    def error_body(self, status: int, message: str, error_type: str | None) -> dict[str, Any]:
+        error = {"type": error_type or _ERROR_TYPES.get(status, "api_error"), "message": message}
+        return {"type": "error", "error": error, "request_id": self.request_id}
+
+    def recorded(self, url: SplitResult) -> RecordedRequest:
+        self.body, self.body_error = self._read_body()
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        return RecordedRequest(self.command, url.path, headers, self.body)
+
+    def serve(self, url: SplitResult, fault: Fault) -> None:
+        auth = self.headers.get("authorization", "")
+        if not self.headers.get("x-api-key") and not auth.startswith("Bearer "):
+            return self.send_error_json(401, "x-api-key header is required")
+        if (self.command, url.path) == ("GET", "/v1/models"):
+            return self.send_json(200, _models_page())
+        if (self.command, url.path) == ("POST", "/v1/messages"):
+            return self._messages(fault)
+        self.send_error_json(404, f"Not found: {self.command} {url.path}")
+
+    def _read_body(self) -> tuple[dict[str, Any], str | None]:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        if not raw:
+            return {}, "Request body is required" if self.command == "POST" else None
+        try:
+            body = json.loads(raw)
+        except ValueError as e:
+            return {}, f"Request body is not valid JSON: {e}"
+        return (body, None) if isinstance(body, dict) else ({}, "Request body must be an object")
+
+    def _messages(self, fault: Fault) -> None:
+        error = self.body_error or _validate(self.body)
+        if error:
+            return self.send_error_json(400, error)
+        try:
+            message = self.fake.responder(self.body)
+        except Exception as e:  # a broken responder must show up as a 500, not a hang
+            return self.send_error_json(500, f"Responder failed: {e!r}")
+        if self.body.get("stream"):
+            return self._stream(message, fault)
+        self.send_json(200, message)
+
+    def _stream(self, message: dict[str, Any], fault: Fault) -> None:
+        self.send_head(
+            200,
+            {
+                "content-type": "text/event-stream; charset=utf-8",
+                "cache-control": "no-cache",
+                "transfer-encoding": "chunked",
+            },
+        )
+        events = list(_stream_events(message))
+        if fault.stream_error:
+            error = {"type": fault.stream_error, "message": "Injected stream error"}
+            events = [events[0], _event("error", error=error)]
+        for sent, (name, data) in enumerate(events):
+            if fault.cut_stream_after is not None and sent >= fault.cut_stream_after:
+                return self.abort()
+            if self.pause(fault.stream_event_delay if sent else 0.0):
+                return self.abort()
+            payload = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+        if fault.cut_stream_after is not None:  # a cut stream never ends its body
+            return self.abort()
+        self.wfile.write(b"0\r\n\r\n")
+
+
+class FakeAnthropicServer(LoopbackServer[RecordedRequest]):
     """A fake Messages API on ``127.0.0.1``, served from a daemon thread.
 
     Each request takes at most one fault from ``faults``; ``requests`` records what came
     in. After ``stop()``, ``start()`` serves again on the same port (an outage and back).
+    ``base_url`` is what ``AsyncAnthropic(base_url=...)`` takes.
     """
+
+    handler = _Handler
+    thread_name = "fake-anthropic"
 
     def __init__(
         self,
@@ -378,103 +301,14 @@ class FakeAnthropicServer:
         port: int = 0,
         verbose: bool = False,
     ) -> None:
+        super().__init__(faults, port=port, verbose=verbose)
         self.responder = responder
         """Builds the reply to each valid ``POST /v1/messages``; may be swapped any time."""
-        self.faults = faults if faults is not None else FaultScript()
-        """What goes wrong, one fault per request."""
-        self.verbose = verbose
-        """Log each request to stderr."""
-        self._port = port
-        self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
-        self._connections: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``, for ``AsyncAnthropic(base_url=...)``."""
-        if self._httpd is None:
-            raise RuntimeError("FakeAnthropicServer is not started")
-        return f"http://127.0.0.1:{self._port}"
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """A snapshot of the recorded requests, oldest first."""
-        with self._lock:
-            return list(self._requests)
-
-    def reset(self) -> None:
-        """Forget recorded requests and every fault."""
-        with self._lock:
-            self._requests.clear()
-        self.faults.clear()
-
-    def start(self) -> FakeAnthropicServer:
-        """Bind and serve; returns self. A no-op if already serving."""
-        if self._httpd is None:
-            self._stopping.clear()
-            self._httpd = _HTTPServer(("127.0.0.1", self._port), self)
-            self._port = self._httpd.server_address[1]
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.01},  # stop() waits for this loop to notice
-                name=f"fake-anthropic-{self._port}",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and cut every open connection, streams included; returns fast."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._stopping.set()  # wakes delayed and slow responses
-        httpd.shutdown()
-        httpd.server_close()
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
-
-    def __enter__(self) -> FakeAnthropicServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self._requests.append(request)
-
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._lock:
-            if not add:
-                self._connections.discard(conn)
-            elif self._stopping.is_set():  # accepted just as stop() ran
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-            else:
-                self._connections.add(conn)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the fake until Ctrl-C, printing its base URL."""
-    parser = argparse.ArgumentParser(description="A fake Anthropic Messages API on 127.0.0.1.")
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    args = parser.parse_args(argv)
-    with FakeAnthropicServer(port=args.port, verbose=True) as srv:
-        print(f"Fake Anthropic API at {srv.base_url} (Ctrl-C to stop)", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+    serve_until_interrupted(FakeAnthropicServer, "Fake Anthropic Messages API", 8765, argv)
 
 
 if __name__ == "__main__":

@@ -14,22 +14,16 @@ Run it alone with ``python -m durable_agent.testing.fake_tools --port 8766``.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import hashlib
-import json
 import re
-import socket
-import sys
-import threading
 import time
 import unicodedata
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
+from urllib.parse import SplitResult, parse_qs
 
-from durable_agent.testing.faults import Fault, FaultScript
+from durable_agent.testing._loopback import LoopbackHandler, LoopbackServer, serve_until_interrupted
+from durable_agent.testing.faults import Fault
 
 # name, country, country code, region (admin1), latitude, longitude; most populous first,
 # so a bare "Paris" or "Lima" finds the capital, as the real API does.
@@ -217,190 +211,49 @@ def search(query: dict[str, str]) -> tuple[int, dict[str, Any]]:
     }
 
 
+def _query(url: SplitResult) -> dict[str, str]:
+    """Query parameters, the last value of a repeated one."""
+    return {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+
+
 _ROUTES = {"/v1/search": geocode, "/v1/forecast": forecast, "/search": search}
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], fake: FakeToolServer) -> None:
-        super().__init__(address, _Handler)
-        self.fake = fake
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients hang up on timeouts and stop() cuts connections: not a fake bug.
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as httpx's pooled client expects
-    disable_nagle_algorithm = True  # headers and body go out separately: no 40 ms stalls
-
-    def setup(self) -> None:
-        super().setup()
-        cast(_HTTPServer, self.server).fake._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            cast(_HTTPServer, self.server).fake._track(self.connection, add=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if cast(_HTTPServer, self.server).fake.verbose:
-            super().log_message(format, *args)
+class _Handler(LoopbackHandler["FakeToolServer"]):
+    content_type = "application/json; charset=utf-8"
 
     def do_GET(self) -> None:
-        fake = cast(_HTTPServer, self.server).fake
-        url = urlsplit(self.path)
-        if url.path == "/health":
-            return self._send(200, {"ok": True})
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        self.handle_request()
+
+    def error_body(self, status: int, message: str, error_type: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": True, "reason": message}
+        if error_type:
+            body["type"] = error_type
+        return body
+
+    def recorded(self, url: SplitResult) -> RecordedToolRequest:
         headers = {k.lower(): v for k, v in self.headers.items()}
-        fake._record(RecordedToolRequest(url.path, query, headers))
-        fault = fake.faults.take(url.path)
-        try:
-            if fault is not None:
-                if fake._stopping.wait(fault.delay) or fault.drop:
-                    return self._abort()
-                if fault.status is not None:
-                    return self._send_fault(fault)
-            route = _ROUTES.get(url.path)
-            if route is None:
-                return self._send(404, {"error": True, "reason": f"Not found: {url.path}"})
-            self._send(*route(query))
-        except OSError:  # the client hung up
-            self.close_connection = True
+        return RecordedToolRequest(url.path, _query(url), headers)
 
-    def _send(
-        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in {
-            "content-type": "application/json; charset=utf-8",
-            "content-length": str(len(data)),
-            **(headers or {}),
-        }.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _send_fault(self, fault: Fault) -> None:
-        body: dict[str, Any] = {"error": True, "reason": f"Injected fault: HTTP {fault.status}"}
-        if fault.error_type:
-            body["type"] = fault.error_type
-        headers = {} if fault.retry_after is None else {"retry-after": f"{fault.retry_after:g}"}
-        self._send(cast(int, fault.status), body, headers)
-
-    def _abort(self) -> None:
-        """Close the connection without a response."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
+    def serve(self, url: SplitResult, fault: Fault) -> None:
+        route = _ROUTES.get(url.path)
+        if route is None:
+            return self.send_error_json(404, f"Not found: {url.path}")
+        self.send_json(*route(_query(url)))
 
 
-class FakeToolServer:
+class FakeToolServer(LoopbackServer[RecordedToolRequest]):
     """The fake tool APIs on ``127.0.0.1``, served from a daemon thread. Each request
-    takes at most one fault from ``faults``; ``requests`` records what came in."""
+    takes at most one fault from ``faults``; ``requests`` records what came in.
+    ``base_url`` is the weather, geocoding and search base URL."""
 
-    def __init__(
-        self, faults: FaultScript | None = None, *, port: int = 0, verbose: bool = False
-    ) -> None:
-        self.faults = faults if faults is not None else FaultScript()
-        """What goes wrong, one fault per request."""
-        self.verbose = verbose
-        """Log each request to stderr."""
-        self._port = port
-        self._lock = threading.Lock()
-        self._requests: list[RecordedToolRequest] = []
-        self._connections: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT``: the weather, geocoding and search base URL."""
-        if self._httpd is None:
-            raise RuntimeError("FakeToolServer is not started")
-        return f"http://127.0.0.1:{self._port}"
-
-    @property
-    def requests(self) -> list[RecordedToolRequest]:
-        """A snapshot of the recorded requests, oldest first."""
-        with self._lock:
-            return list(self._requests)
-
-    def reset(self) -> None:
-        """Forget recorded requests and every fault."""
-        with self._lock:
-            self._requests.clear()
-        self.faults.clear()
-
-    def start(self) -> FakeToolServer:
-        """Bind and serve; returns self. A no-op if already serving."""
-        if self._httpd is None:
-            self._stopping.clear()
-            self._httpd = _HTTPServer(("127.0.0.1", self._port), self)
-            self._port = self._httpd.server_address[1]
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},  # so stop() returns quickly
-                name=f"fake-tools-{self._port}",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and cut every open connection (kept-alive ones too, so a
-        stopped fake looks like an outage); delayed responses are cut short."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
-
-    def __enter__(self) -> FakeToolServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _record(self, request: RecordedToolRequest) -> None:
-        with self._lock:
-            self._requests.append(request)
-
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
+    handler = _Handler
+    thread_name = "fake-tools"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Serve the fake until Ctrl-C, printing its base URL."""
-    parser = argparse.ArgumentParser(description="Fake weather, geocoding and search APIs.")
-    parser.add_argument("--port", type=int, default=8766, help="0 picks a free port")
-    args = parser.parse_args(argv)
-    with FakeToolServer(port=args.port, verbose=True) as srv:
-        print(f"Fake tool APIs at {srv.base_url} (Ctrl-C to stop)", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+    serve_until_interrupted(FakeToolServer, "Fake weather, geocoding and search APIs", 8766, argv)
 
 
 if __name__ == "__main__":

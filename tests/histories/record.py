@@ -9,7 +9,6 @@ a failure there means a change would break running conversations.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import tempfile
 import uuid
@@ -21,6 +20,7 @@ from temporalio.client import Client
 from durable_agent.client import Conversation, connect, start_conversation
 from durable_agent.config import Settings
 from durable_agent.devserver import DevServer
+from durable_agent.process import exit_now
 from durable_agent.replay import export_history
 from durable_agent.testing.fake_anthropic import FakeAnthropicServer
 from durable_agent.testing.fake_tools import FakeToolServer
@@ -62,7 +62,7 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
 
 
 async def record(client: Client, tmp: Path, name: str) -> Path:
-    from worker import create_worker, worker_resources
+    from worker import serving, worker_resources
 
     backend, scenario = SCENARIOS[name]
     with FakeToolServer() as tools, FakeAnthropicServer(responder=offline_responder) as claude:
@@ -78,8 +78,8 @@ async def record(client: Client, tmp: Path, name: str) -> Path:
         )
         queue = f"record-{uuid.uuid4().hex[:8]}"
         async with (
-            worker_resources(settings) as resources,
-            create_worker(client, resources, queue),
+            worker_resources(settings, client) as resources,
+            serving(client, resources, queue, settings.governor_task_queue),
         ):
             conversation = await start_conversation(
                 client, conversation_id=f"history-{name}", task_queue=queue
@@ -104,5 +104,4 @@ async def main(names: list[str]) -> None:
 
 if __name__ == "__main__":
     asyncio.run(main(sys.argv[1:]))
-    sys.stdout.flush()
-    os._exit(0)
+    exit_now(0)

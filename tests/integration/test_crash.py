@@ -3,50 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from bench.processes import worker_process
 from durable_agent.client import start_conversation
 from durable_agent.contract import ToolResultBlock, ToolUseBlock
 from durable_agent.devserver import DevServer
 from durable_agent.stores.notes import SqliteNoteStore
 from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.faults import Fault
-from tests.helpers import ROOT, eventually
-
-
-@asynccontextmanager
-async def worker_process(
-    server: DevServer, task_queue: str, notes_db: Path, tools: FakeToolServer
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``python worker.py`` as a separate process, as in production."""
-    env = {
-        **os.environ,
-        "AGENT_MODEL_BACKEND": "offline",
-        "AGENT_NOTES_DB": str(notes_db),
-        "AGENT_WEATHER_URL": tools.base_url,
-        "AGENT_GEOCODING_URL": tools.base_url,
-        "AGENT_SEARCH_URL": tools.base_url,
-        "AGENT_LOG_LEVEL": "WARNING",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "worker.py", "--server", server.address, "--task-queue", task_queue,
-        cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+from tests.helpers import eventually
 
 
 async def test_worker_killed_during_slow_tool_call(
@@ -96,13 +67,26 @@ async def test_worker_killed_during_slow_tool_call(
     # The weather activity ran twice (the killed attempt timed out on heartbeat); the
     # note activity once.
     history = await conversation.handle.fetch_history()
-    started = [
-        e.activity_task_started_event_attributes.attempt
+    scheduled = {
+        e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    # History records one started event per activity, with its final attempt.
+    attempts = sorted(
+        (scheduled[e.activity_task_started_event_attributes.scheduled_event_id],
+         e.activity_task_started_event_attributes.attempt)
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    )  # fmt: skip
+    assert attempts == [
+        ("governor.acquire", 1),
+        ("governor.acquire", 1),
+        ("model.invoke", 1),
+        ("model.invoke", 1),
+        ("tool.get_weather", 2),  # the killed attempt timed out on its heartbeat
+        ("tool.save_note", 1),  # written once, never re-run
     ]
-    # History records one started event per activity, with its final attempt.
-    assert sorted(started) == [1, 1, 1, 2]  # model, note, model, weather on attempt 2
     assert status.turns == 1 and status.tool_calls == 2 and status.model_calls == 2
 
 

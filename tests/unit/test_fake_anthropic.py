@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -30,25 +30,21 @@ MODEL = "claude-sonnet-4-6"
 HELLO: list[anthropic.types.MessageParam] = [{"role": "user", "content": "hello fake"}]
 
 
-@pytest.fixture(scope="module")
-def _shared_server() -> Iterator[FakeAnthropicServer]:
-    with FakeAnthropicServer() as srv:
-        yield srv
-
-
 @pytest.fixture(autouse=True)
-def server(_shared_server: FakeAnthropicServer) -> FakeAnthropicServer:
-    """The module's server, with no requests, no faults and the echo responder."""
-    _shared_server.reset()
-    _shared_server.responder = echo_responder
-    return _shared_server
+def server(anthropic_server: FakeAnthropicServer) -> FakeAnthropicServer:
+    """The session's server, with no requests, no faults and the echo responder."""
+    anthropic_server.reset()
+    anthropic_server.responder = echo_responder
+    return anthropic_server
 
 
 @pytest.fixture(scope="module")
-async def claude(_shared_server: FakeAnthropicServer) -> AsyncIterator[anthropic.AsyncAnthropic]:
+async def claude(
+    anthropic_server: FakeAnthropicServer,
+) -> AsyncIterator[anthropic.AsyncAnthropic]:
     # One client for the module: building one costs ~50 ms (TLS context).
     async with anthropic.AsyncAnthropic(
-        api_key="test-key", base_url=_shared_server.base_url, max_retries=0, timeout=5.0
+        api_key="test-key", base_url=anthropic_server.base_url, max_retries=0, timeout=5.0
     ) as c:
         yield c
 

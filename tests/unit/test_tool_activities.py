@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,15 +30,10 @@ WEATHER_LINE = re.compile(
 )
 
 
-@pytest.fixture(scope="module")
-def api() -> Iterator[FakeToolServer]:
-    with FakeToolServer() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _fresh_api(api: FakeToolServer) -> None:
-    api.reset()
+@pytest.fixture
+def api(tool_server: FakeToolServer) -> FakeToolServer:
+    """The session's fake tool APIs (conftest resets it before every test)."""
+    return tool_server
 
 
 @pytest.fixture

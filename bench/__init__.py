@@ -1,0 +1,1 @@
+"""Benchmarks and soaks that drive the agent through its public contract."""

@@ -1,0 +1,275 @@
+"""Resilience on the real dev server: selective retries, circuit breakers, graceful
+degradation, budgets, the tenant governor and the turn deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from durable_agent.breaker import BreakerConfig
+from durable_agent.budget import BudgetLimits
+from durable_agent.client import start_conversation
+from durable_agent.contract import BreakerCommand, ConversationInput, ConversationLimits
+from durable_agent.governor import GovernorState, TenantLimits, governor_id
+from durable_agent.testing.fake_anthropic import FakeAnthropicServer
+from durable_agent.testing.fake_tools import FakeToolServer
+from durable_agent.testing.faults import Fault
+from durable_agent.testing.responders import offline_responder
+from tests.conftest import make_settings
+from tests.helpers import history_events, running_worker
+from workflows.agent import MODEL_RETRY_POLICY
+
+
+@pytest.fixture
+def claude(anthropic_server: FakeAnthropicServer) -> FakeAnthropicServer:
+    """The session's fake Messages API, answering as the offline planner."""
+    anthropic_server.reset()
+    anthropic_server.responder = offline_responder
+    return anthropic_server
+
+
+@asynccontextmanager
+async def claude_worker(
+    client: Client,
+    tmp_path: Path,
+    tools: FakeToolServer,
+    claude: FakeAnthropicServer,
+    **overrides: Any,
+) -> AsyncIterator[str]:
+    """A worker on the Claude path (real SDK → fake API) on a fresh task queue."""
+    settings = make_settings(
+        tmp_path,
+        tools,
+        model_backend="claude",
+        anthropic_base_url=claude.base_url,
+        ANTHROPIC_API_KEY="test-key",
+        **overrides,
+    )
+    queue = f"resilience-{uuid.uuid4().hex[:10]}"
+    async with running_worker(client, settings, queue):
+        yield queue
+
+
+def model_calls(server: FakeAnthropicServer) -> list[dict[str, Any]]:
+    return [r.body for r in server.requests if r.path == "/v1/messages"]
+
+
+async def test_model_attempts_never_exceed_the_declared_maximum(
+    client: Client, tmp_path: Path, tool_server: FakeToolServer, claude: FakeAnthropicServer
+) -> None:
+    claude.faults.always = Fault(status=529, retry_after=0.05)
+    async with claude_worker(client, tmp_path, tool_server, claude) as queue:
+        conversation = await start_conversation(client, task_queue=queue)
+        reply = await conversation.send_message("What is 1 + 1?")
+        assert reply.status == "degraded" and reply.degraded == ["model"]
+        assert len(model_calls(claude)) == MODEL_RETRY_POLICY.maximum_attempts == 6
+        status = await conversation.status()
+        assert status.last_error and "overloaded (529)" in status.last_error
+
+
+async def test_model_breaker_opens_degrades_half_opens_and_closes(
+    client: Client, tmp_path: Path, tool_server: FakeToolServer, claude: FakeAnthropicServer
+) -> None:
+    config = ConversationInput(
+        breakers=BreakerConfig(failure_threshold=2, cooldown_seconds=2, success_threshold=1)
+    )
+    claude.faults.always = Fault(status=500, retry_after=0.01)
+    async with claude_worker(client, tmp_path, tool_server, claude) as queue:
+        conversation = await start_conversation(client, config, task_queue=queue)
+        for _ in range(2):  # two turns whose model call fails through every retry
+            reply = await conversation.send_message("What is 2 + 2?")
+            assert reply.status == "degraded"
+        status = await conversation.status()
+        assert status.breakers["model"].state == "open" and status.degraded == ["model"]
+
+        calls = len(model_calls(claude))
+        reply = await conversation.send_message("What is 2 + 2?")
+        assert reply.status == "degraded" and "Try again in about" in reply.text
+        assert len(model_calls(claude)) == calls  # open: the model was not called
+
+        claude.faults.clear()
+        await asyncio.sleep(2.1)  # the cooldown is what is under test: let it pass
+        reply = await conversation.send_message("What is 2 + 2?")
+        assert reply.status == "ok" and "4" in reply.text  # the half-open probe succeeded
+        status = await conversation.status()
+        assert status.breakers["model"].state == "closed" and status.degraded == []
+        assert status.breakers["model"].opened_count == 1
+
+
+async def test_optional_tool_down_is_withheld_and_the_model_still_answers(
+    client: Client, tmp_path: Path, tool_server: FakeToolServer, claude: FakeAnthropicServer
+) -> None:
+    config = ConversationInput(
+        breaker_overrides={"tool:web_search": BreakerConfig(failure_threshold=1)}
+    )
+    tool_server.faults.always = Fault(status=429, retry_after=0.01, path="/search")
+    async with claude_worker(client, tmp_path, tool_server, claude) as queue:
+        conversation = await start_conversation(client, config, task_queue=queue)
+        first = await conversation.send_message("Search for durable execution")
+        assert first.status == "ok" and first.tool_calls[0].outcome == "error"
+        assert (await conversation.status()).degraded == ["tool:web_search"]
+
+        second = await conversation.send_message("Search for temporal and what is 3 * 3?")
+        assert second.status == "ok" and "9" in second.text
+        assert [c.name for c in second.tool_calls] == ["calculator"]
+        request = model_calls(claude)[-2]  # the first call of the second turn
+        assert "web_search" not in {t["name"] for t in request["tools"]}
+        assert "temporarily unavailable: web_search" in request["system"]
+
+
+async def test_critical_tool_down_gives_a_degraded_reply_until_it_recovers(
+    client: Client, task_queue: str
+) -> None:
+    conversation = await start_conversation(client, task_queue=task_queue)
+    await conversation.handle.signal(
+        "force_breaker", BreakerCommand(dependency="tool:save_note", mode="open")
+    )
+    reply = await conversation.send_message("Remember that breakers work")
+    assert reply.status == "degraded" and reply.degraded == ["tool:save_note"]
+    assert reply.tool_calls[0].outcome == "unavailable"
+    status = await conversation.status()
+    assert status.breakers["tool:save_note"].forced == "open"
+
+    await conversation.handle.signal(
+        "force_breaker", BreakerCommand(dependency="tool:save_note", mode="closed")
+    )
+    reply = await conversation.send_message("Remember that breakers work")
+    assert reply.status == "ok" and reply.tool_calls[0].outcome == "ok"
+    await conversation.handle.signal(
+        "force_breaker", BreakerCommand(dependency="tool:save_note", mode="auto")
+    )
+    status = await conversation.status()
+    assert status.breakers["tool:save_note"].forced is None
+    assert status.breakers["tool:save_note"].state == "closed" and status.degraded == []
+
+    await conversation.handle.signal(
+        "force_breaker", BreakerCommand(dependency="tool:teleport", mode="open")
+    )
+    status = await conversation.status()
+    assert status.last_error and "unknown dependency 'tool:teleport'" in status.last_error
+
+
+async def test_budget_exhausted_mid_turn_clamps_then_stops(
+    client: Client, tmp_path: Path, tool_server: FakeToolServer, claude: FakeAnthropicServer
+) -> None:
+    # Room for one model call of at least 64 output tokens, not two.
+    config = ConversationInput(
+        limits=ConversationLimits(conversation=BudgetLimits(output_tokens=70))
+    )
+    async with claude_worker(client, tmp_path, tool_server, claude) as queue:
+        conversation = await start_conversation(client, config, task_queue=queue)
+        reply = await conversation.send_message("What is 6 * 7?")
+        assert reply.status == "budget_exceeded"
+        assert reply.detail and "output_tokens" in reply.detail
+        assert [(c.name, c.outcome) for c in reply.tool_calls] == [("calculator", "ok")]
+        calls = model_calls(claude)
+        assert len(calls) == 1 and calls[0]["max_tokens"] == 70  # clamped from 1024
+
+        status = await conversation.status()
+        assert status.budget is not None
+        spent = status.budget.spent.usage.output_tokens
+        assert spent <= 70 and status.budget.remaining.output_tokens == 70 - spent
+        again = await conversation.send_message("What is 1 + 1?")
+        assert again.status == "budget_exceeded" and len(model_calls(claude)) == 1
+
+
+async def test_dollar_budget_is_priced_per_model(
+    client: Client, tmp_path: Path, tool_server: FakeToolServer, claude: FakeAnthropicServer
+) -> None:
+    config = ConversationInput(
+        model="claude-sonnet-4-6",
+        limits=ConversationLimits(conversation=BudgetLimits(usd=Decimal("0.05"))),
+    )
+    async with claude_worker(client, tmp_path, tool_server, claude) as queue:
+        conversation = await start_conversation(client, config, task_queue=queue)
+        reply = await conversation.send_message("What is 6 * 7?")
+        assert reply.status == "ok" and reply.cost_usd > 0
+        u = reply.usage
+        expected = (Decimal(u.input_tokens) * 3 + Decimal(u.output_tokens) * 15) / 1_000_000
+        assert reply.cost_usd == expected  # $3 / $15 per million tokens
+        status = await conversation.status()
+        assert status.cost_usd == expected and status.budget is not None
+        assert status.budget.remaining.usd == Decimal("0.05") - expected
+
+        tight = await start_conversation(
+            client,
+            ConversationInput(
+                limits=ConversationLimits(conversation=BudgetLimits(usd=Decimal("0.0001")))
+            ),
+            task_queue=queue,
+        )
+        refused = await tight.send_message("What is 6 * 7?")
+        assert refused.status == "budget_exceeded" and refused.detail and "usd" in refused.detail
+
+
+async def test_tenant_rate_limit_makes_calls_wait(
+    client: Client, tmp_path: Path, tool_server: FakeToolServer, claude: FakeAnthropicServer
+) -> None:
+    tenant = f"rate-{uuid.uuid4().hex[:6]}"
+    limits = {tenant: TenantLimits(daily_usd=None, model_calls_per_minute=60, burst=1)}
+    async with claude_worker(client, tmp_path, tool_server, claude, tenant_limits=limits) as queue:
+        conversation = await start_conversation(
+            client, ConversationInput(tenant=tenant), task_queue=queue
+        )
+        started = time.monotonic()
+        reply = await conversation.send_message("What is 5 + 5?")  # two model calls
+        assert reply.status == "ok" and "10" in reply.text
+        assert time.monotonic() - started >= 0.9  # the second call waited for a token
+        governor = client.get_workflow_handle(governor_id(tenant))
+        state = await governor.query("state", result_type=GovernorState)
+        assert state.granted == 2 and state.denied >= 1 and state.reservations == {}
+        assert "TIMER_STARTED" in await history_events(conversation.handle)
+
+
+async def test_tenant_daily_budget_stops_every_conversation_of_the_tenant(
+    client: Client, tmp_path: Path, tool_server: FakeToolServer, claude: FakeAnthropicServer
+) -> None:
+    tenant = f"poor-{uuid.uuid4().hex[:6]}"
+    limits = {tenant: TenantLimits(daily_usd=Decimal("0.05"), model_calls_per_minute=None)}
+    async with claude_worker(client, tmp_path, tool_server, claude, tenant_limits=limits) as queue:
+        config = ConversationInput(tenant=tenant, model="claude-sonnet-4-6")
+        first = await start_conversation(client, config, task_queue=queue)
+        assert (await first.send_message("What is 1 + 1?")).status == "ok"
+        spent = (await first.status()).cost_usd
+        state = await client.get_workflow_handle(governor_id(tenant)).query(
+            "state", result_type=GovernorState
+        )
+        assert state.spent_usd == spent  # settled with the actual cost
+
+        replies = []
+        for _ in range(15):  # bounded: each turn spends, the day's budget runs out
+            second = await start_conversation(client, config, task_queue=queue)
+            replies.append(await second.send_message("What is 2 + 2?"))
+            if replies[-1].status != "ok":
+                break
+        assert replies[-1].status == "budget_exceeded"
+        assert replies[-1].detail and "daily budget" in replies[-1].detail
+
+
+async def test_turn_deadline_cancels_in_flight_work(
+    client: Client, task_queue: str, tool_server: FakeToolServer
+) -> None:
+    tool_server.faults.add(Fault(delay=30.0, path="/v1/forecast"))
+    conversation = await start_conversation(
+        client, ConversationInput(turn_timeout_seconds=2), task_queue=task_queue
+    )
+    started = time.monotonic()
+    reply = await conversation.send_message("What's the weather in Sydney?")
+    assert reply.status == "timeout" and time.monotonic() - started < 10
+    assert "ACTIVITY_TASK_CANCEL_REQUESTED" in await history_events(conversation.handle)
+    transcript = (await conversation.transcript()).messages
+    assert [m.role for m in transcript] == ["user", "assistant", "user", "assistant"]
+    assert "not run: the turn was stopped" in transcript[2].model_dump_json()  # tool_result
+    assert transcript[3].text() == reply.text  # what the user was told
+
+    after = await conversation.send_message("What is 7 * 6?")
+    assert after.status == "ok" and "42" in after.text

@@ -1,0 +1,66 @@
+"""``TenantGovernorWorkflow``: one per tenant, holding its daily budget and model-call
+rate limit durably. Conversations ask it (update ``acquire``, through the
+``governor.acquire`` activity, which starts it on first use) before every model call
+and settle (signal ``settle``) after. It continues-as-new itself, carrying its state.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ConfigDict
+
+    from durable_agent.governor import GovernorState, PermitDecision, PermitRequest, Settlement
+
+MAX_REQUESTS_PER_RUN = 2_000
+"""Continue-as-new after this many handled messages, if the server has not asked earlier."""
+
+
+class GovernorInput(BaseModel):
+    """Start input: the tenant, and the state carried over from the previous run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str
+    state: GovernorState | None = None
+
+
+@workflow.defn(name="TenantGovernorWorkflow")
+class TenantGovernorWorkflow:
+    """Grants model calls for one tenant; never completes on its own."""
+
+    @workflow.init
+    def __init__(self, input: GovernorInput) -> None:
+        self._state = input.state or GovernorState(tenant=input.tenant)
+        self._handled = 0
+
+    @workflow.run
+    async def run(self, input: GovernorInput) -> None:
+        await workflow.wait_condition(
+            lambda: (
+                self._handled >= MAX_REQUESTS_PER_RUN
+                or workflow.info().is_continue_as_new_suggested()
+            )
+        )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(GovernorInput(tenant=input.tenant, state=self._state))
+
+    @workflow.update(name="acquire")
+    def acquire(self, request: PermitRequest) -> PermitDecision:
+        """Grant or refuse one model call."""
+        self._handled += 1
+        return self._state.acquire(request, workflow.now().astimezone(UTC))
+
+    @workflow.signal(name="settle")
+    def settle(self, settlement: Settlement) -> None:
+        """Record what a granted call really cost."""
+        self._handled += 1
+        self._state.settle(settlement, workflow.now().astimezone(UTC))
+
+    @workflow.query(name="state")
+    def state(self) -> GovernorState:
+        """Limits, today's spend, open reservations, counters."""
+        return self._state
