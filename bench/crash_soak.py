@@ -82,8 +82,9 @@ class SoakConfig:
     """Worker kills."""
     seed: int = 0
     """Seeds every random choice: messages, delays, kill moments."""
-    conversations: int = 3
-    """Conversations driven at once."""
+    conversations: int = 6
+    """Conversations driven at once (a kill stalls those it interrupts for ~10 s; the
+    others go on)."""
     reset_sticky: bool = True
     """Reset the conversations' sticky queues after each kill (see the module docstring)."""
     mid_tool_share: float = 0.8
@@ -384,7 +385,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=10, help="worker kills")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--conversations", type=int, default=3)
+    parser.add_argument("--conversations", type=int, default=SoakConfig.conversations)
     parser.add_argument("--keep-sticky", action="store_true", help="no ResetStickyTaskQueue")
     parser.add_argument("--json", type=Path, help="write the report here")
     return parser.parse_args(argv)

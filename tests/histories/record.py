@@ -3,7 +3,8 @@
 Each scenario runs a real conversation on a throwaway dev server with the offline
 model (or the fake Messages API) and loopback tools, then writes its history. CI
 replays them against the current workflow code (``tests/integration/test_replay.py``):
-a failure there means a change would break running conversations.
+a failure there means a change would break running conversations. Recordings made by
+older workflow code stay in subfolders (``pre_resilience/``) and must keep replaying.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from durable_agent.budget import BudgetLimits
 from durable_agent.client import Conversation, connect, start_conversation
 from durable_agent.config import Settings
+from durable_agent.contract import BreakerCommand, ConversationInput, ConversationLimits
 from durable_agent.devserver import DevServer
 from durable_agent.process import exit_now
 from durable_agent.replay import export_history
@@ -28,6 +31,21 @@ from durable_agent.testing.faults import Fault
 from durable_agent.testing.responders import offline_responder
 
 HERE = Path(__file__).parent
+
+
+async def degradation_and_budget(conversation: Conversation, _: FakeToolServer) -> None:
+    """A critical tool forced down (degraded), back up, then the tool-call budget runs out."""
+    await conversation.handle.signal(
+        "force_breaker", BreakerCommand(dependency="tool:save_note", mode="open")
+    )
+    await conversation.send_message("Remember that the breaker was open.")
+    await conversation.handle.signal(
+        "force_breaker", BreakerCommand(dependency="tool:save_note", mode="closed")
+    )
+    await conversation.send_message("Remember that the breaker closed.")
+    await conversation.send_message("What is 1 + 1 and what is 2 + 2?")  # 3rd and 4th call
+    await conversation.end()
+    await conversation.result()
 
 
 async def tools_multi_turn(conversation: Conversation, _: FakeToolServer) -> None:
@@ -54,17 +72,21 @@ async def optional_tool_failure(conversation: Conversation, tools: FakeToolServe
 
 
 Scenario = Callable[[Conversation, FakeToolServer], Awaitable[None]]
-SCENARIOS: dict[str, tuple[str, Scenario]] = {
-    "offline_tools_multi_turn": ("offline", tools_multi_turn),
-    "claude_tools_multi_turn": ("claude", tools_multi_turn),
-    "offline_optional_tool_failure": ("offline", optional_tool_failure),
+THREE_TOOL_CALLS = ConversationInput(
+    limits=ConversationLimits(conversation=BudgetLimits(tool_calls=3))
+)
+SCENARIOS: dict[str, tuple[str, Scenario, ConversationInput]] = {
+    "offline_tools_multi_turn": ("offline", tools_multi_turn, ConversationInput()),
+    "claude_tools_multi_turn": ("claude", tools_multi_turn, ConversationInput()),
+    "offline_optional_tool_failure": ("offline", optional_tool_failure, ConversationInput()),
+    "offline_degradation_and_budget": ("offline", degradation_and_budget, THREE_TOOL_CALLS),
 }
 
 
 async def record(client: Client, tmp: Path, name: str) -> Path:
     from worker import serving, worker_resources
 
-    backend, scenario = SCENARIOS[name]
+    backend, scenario, config = SCENARIOS[name]
     with FakeToolServer() as tools, FakeAnthropicServer(responder=offline_responder) as claude:
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
@@ -82,7 +104,7 @@ async def record(client: Client, tmp: Path, name: str) -> Path:
             serving(client, resources, queue, settings.governor_task_queue),
         ):
             conversation = await start_conversation(
-                client, conversation_id=f"history-{name}", task_queue=queue
+                client, config, conversation_id=f"history-{name}", task_queue=queue
             )
             await scenario(conversation, tools)
     path = HERE / f"{name}.json"

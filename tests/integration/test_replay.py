@@ -16,15 +16,26 @@ from durable_agent.devserver import DevServer
 from durable_agent.replay import export_history, replay_file, replayer
 from tests.helpers import run_command
 
-HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
+HISTORY_DIR = Path(__file__).parent.parent / "histories"
+HISTORIES = sorted(HISTORY_DIR.rglob("*.json"))
 
 
 def test_golden_histories_are_committed() -> None:
-    names = {p.stem for p in HISTORIES}
-    assert {"offline_tools_multi_turn", "claude_tools_multi_turn"} <= names
+    names = {str(p.relative_to(HISTORY_DIR).with_suffix("")) for p in HISTORIES}
+    assert {
+        "offline_tools_multi_turn",
+        "claude_tools_multi_turn",
+        "offline_degradation_and_budget",
+        # Recorded before breakers, budgets, the governor and the turn deadline existed:
+        # `workflow.patched("resilience-v1")` must keep them replaying.
+        "pre_resilience/offline_tools_multi_turn",
+        "pre_resilience/claude_tools_multi_turn",
+    } <= names
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+@pytest.mark.parametrize(
+    "path", HISTORIES, ids=[str(p.relative_to(HISTORY_DIR)) for p in HISTORIES]
+)
 async def test_golden_history_replays(path: Path) -> None:
     result = await replay_file(path)
     assert result.replay_failure is None
@@ -45,7 +56,7 @@ async def test_finished_conversation_replays(client: Client, task_queue: str) ->
 async def test_changed_code_is_caught_as_nondeterminism(tmp_path: Path) -> None:
     # The recorded run called `model.invoke` first; pretend the code now calls
     # another activity there. Replay must refuse it rather than silently diverge.
-    document = json.loads(HISTORIES[0].read_text())
+    document = json.loads((HISTORY_DIR / "offline_tools_multi_turn.json").read_text())
     workflow_id = document.pop("workflowId")
     for event in document["events"]:
         attributes = event.get("activityTaskScheduledEventAttributes")

