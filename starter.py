@@ -49,8 +49,8 @@ def format_reply(reply: Reply) -> str:
     u = reply.usage
     lines.append(
         f"  [turn {reply.turn} · {reply.backend}:{reply.model} · {u.input_tokens} in / "
-        f"{u.output_tokens} out tokens · {reply.model_calls} model calls"
-        + ("" if reply.status == "ok" else f" · {reply.status}")
+        f"{u.output_tokens} out tokens · {reply.model_calls} model calls · ${reply.cost_usd:.4f}"
+        + ("" if reply.status == "ok" else f" · {reply.status}: {reply.detail}")
         + "]"
     )
     return "\n".join(lines)

@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -30,11 +30,13 @@ async def worker_process(
     tools: FakeToolServer,
     *,
     log_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """``python worker.py`` as a separate process, as in production: the offline model,
-    ``notes_db`` as the notes store, ``tools`` as the weather and search APIs. Its output
-    goes to ``log_file`` (appended) if given, else to ours. Killed on exit if still up."""
-    env = {
+    ``notes_db`` as the notes store, ``tools`` as the weather and search APIs, and any
+    other ``AGENT_*`` settings in ``env``. Its output goes to ``log_file`` (appended) if
+    given, else to ours. Killed on exit if still up."""
+    environment = {
         **os.environ,
         "AGENT_MODEL_BACKEND": "offline",
         "AGENT_NOTES_DB": str(notes_db),
@@ -42,12 +44,13 @@ async def worker_process(
         "AGENT_GEOCODING_URL": tools.base_url,
         "AGENT_SEARCH_URL": tools.base_url,
         "AGENT_LOG_LEVEL": "WARNING",
+        **(env or {}),
     }
     log = log_file.open("ab") if log_file is not None else None
     try:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "worker.py", "--server", server.address, "--task-queue", task_queue,
-            cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+            cwd=ROOT, env=environment, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
         )  # fmt: skip
         try:
             yield process

@@ -97,7 +97,8 @@ async def main() -> None:
     u = status.usage
     print(
         f"Done: {status.turns} turns, {status.model_calls} model calls, {status.tool_calls} "
-        f"tool calls, {u.input_tokens} input / {u.output_tokens} output tokens."
+        f"tool calls, {u.input_tokens} input / {u.output_tokens} output tokens, "
+        f"${status.cost_usd:.4f}."
     )
     print(
         "Open it in the Temporal UI: http://localhost:8233/namespaces/"
