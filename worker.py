@@ -53,6 +53,7 @@ def build_backend(settings: Settings) -> tuple[ModelBackend, anthropic.AsyncAnth
     client = anthropic.AsyncAnthropic(
         api_key=key.get_secret_value() if key else None,
         base_url=settings.anthropic_base_url,
+        timeout=settings.model_timeout_seconds,
         max_retries=0,  # Temporal owns retries: every attempt is visible in history.
     )
     return ClaudeBackend(client, settings.model), client

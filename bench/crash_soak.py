@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import signal
 import sys
@@ -56,12 +57,13 @@ from bench.processes import wait_polling, worker_process
 from durable_agent.client import Conversation, ConversationError, connect, start_conversation
 from durable_agent.contract import ConversationInput, Reply, TextBlock
 from durable_agent.devserver import DevServer
+from durable_agent.governor import governor_id
 from durable_agent.process import exit_now
 from durable_agent.stores.notes import SqliteNoteStore
 from durable_agent.testing.fake_tools import CITIES, FakeToolServer
 from durable_agent.testing.faults import Fault, FaultScript
 
-TENANT = "soak"
+log = logging.getLogger("bench.crash_soak")
 PLACES = tuple(dict.fromkeys(city for city, *_ in CITIES))  # only these exist in the fake
 MAX_MESSAGES = 500
 """Per conversation: a bound on the messages sent, whatever the timing."""
@@ -128,6 +130,8 @@ class SoakReport:
     tool_calls: int = 0
     tool_errors: int = 0
     """Tool calls that came back to the model as errors (retries exhausted)."""
+    replies_not_ok: int = 0
+    """Replies whose status is not ``ok`` (degraded, timeout, ...): answered, but worse."""
     activity_retries: int = 0
     """Activity attempts after the first, from the conversations' histories."""
     sticky_timeouts: int = 0
@@ -182,10 +186,15 @@ async def converse(
 
 
 async def _deliver(conversation: Conversation, sent: Sent, timeout: float) -> None:
+    started = time.monotonic()
     try:
         sent.reply = await asyncio.wait_for(conversation.send_message(sent.text), timeout)
     except SEND_ERRORS as e:  # any failure to reply is a finding, not a crash of the soak
         sent.error = f"{type(e).__name__}: {e}"
+        log.info("%s: no reply to %r: %s", conversation.id, sent.text, sent.error)
+        return
+    took = time.monotonic() - started
+    log.info("%s turn %d in %.1f s: %r", conversation.id, sent.reply.turn, took, sent.text)
 
 
 async def tool_call_arrives(tools: FakeToolServer, timeout: float) -> bool:
@@ -211,13 +220,12 @@ async def running_activities(conversations: list[Conversation], pid: int) -> int
     return count
 
 
-async def reset_sticky(client: Client, conversations: list[Conversation]) -> None:
-    """Send the conversations' next workflow tasks to the shared queue at once."""
-    for conversation in conversations:
+async def reset_sticky(client: Client, workflow_ids: list[str]) -> None:
+    """Send the workflows' next workflow tasks to their shared queue at once."""
+    for workflow_id in workflow_ids:
         await client.workflow_service.reset_sticky_task_queue(
             ResetStickyTaskQueueRequest(
-                namespace=client.namespace,
-                execution=WorkflowExecution(workflow_id=conversation.id),
+                namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
             )
         )
 
@@ -256,20 +264,25 @@ async def _soak(
     report: SoakReport,
 ) -> None:
     client = await connect(server.address)
-    task_queue = f"soak-{config.seed}-{time.time_ns():x}"
+    # A tenant, and so a tenant governor, of its own: nothing shared with other runs.
+    run = f"soak-{config.seed}-{time.time_ns():x}"
+    task_queue, tenant = run, run
+    env = {"AGENT_GOVERNOR_TASK_QUEUE": f"{run}-governor"}
     notes_db, log_file = workdir / "notes.sqlite3", workdir / "workers.log"
     conversations = [
-        await start_conversation(client, ConversationInput(tenant=TENANT), task_queue=task_queue)
+        await start_conversation(client, ConversationInput(tenant=tenant), task_queue=task_queue)
         for _ in range(config.conversations)
     ]
+    sticky = [c.id for c in conversations] + [governor_id(tenant)]
     stop = asyncio.Event()
     async with contextlib.AsyncExitStack() as workers:
 
         async def new_worker() -> asyncio.subprocess.Process:
             process = await workers.enter_async_context(
-                worker_process(server, task_queue, notes_db, tools, log_file=log_file)
+                worker_process(server, task_queue, notes_db, tools, log_file=log_file, env=env)
             )
             await wait_polling(client, task_queue, process)
+            log.info("worker %d polling", process.pid)
             return process
 
         worker = await new_worker()
@@ -290,8 +303,10 @@ async def _soak(
                 await worker.wait()
                 report.kills += 1
                 if config.reset_sticky:
-                    await reset_sticky(client, conversations)
-                report.kills_mid_activity += await running_activities(conversations, worker.pid) > 0
+                    await reset_sticky(client, sticky)
+                running = await running_activities(conversations, worker.pid)
+                report.kills_mid_activity += running > 0
+                log.info("killed worker %d, %d activities running on it", worker.pid, running)
                 worker = await new_worker()
         finally:
             stop.set()
@@ -302,7 +317,7 @@ async def _soak(
                 report.violations.append(f"conversation {index}: messages still unanswered")
         for index, conversation in enumerate(conversations):
             await _check_conversation(conversation, index, sent[index], report)
-        await _check_notes(notes_db, [s for messages in sent for s in messages], report)
+        await _check_notes(notes_db, tenant, [s for messages in sent for s in messages], report)
         for conversation in conversations:
             await conversation.end()
         for conversation in conversations:
@@ -354,6 +369,7 @@ async def _check_conversation(
     calls = [call for _, reply in answered for call in reply.tool_calls]
     report.tool_calls += len(calls)
     report.tool_errors += sum(c.outcome != "ok" for c in calls)
+    report.replies_not_ok += sum(reply.status != "ok" for _, reply in answered)
     history = await conversation.handle.fetch_history()
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
@@ -366,11 +382,11 @@ async def _check_conversation(
                 report.workflow_task_timeouts += 1
 
 
-async def _check_notes(notes_db: Path, sent: list[Sent], report: SoakReport) -> None:
+async def _check_notes(notes_db: Path, tenant: str, sent: list[Sent], report: SoakReport) -> None:
     """Exactly one note per "Remember" message, matched by text."""
     store = SqliteNoteStore(notes_db)
     try:
-        notes = await store.list(tenant=TENANT, query=None, limit=10 * MAX_MESSAGES)
+        notes = await store.list(tenant=tenant, query=None, limit=10 * MAX_MESSAGES)
     finally:
         await store.close()
     report.notes = len(notes)
@@ -388,12 +404,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--conversations", type=int, default=SoakConfig.conversations)
     parser.add_argument("--keep-sticky", action="store_true", help="no ResetStickyTaskQueue")
     parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log kills and replies")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run a soak, print its figures and violations; exit 1 on any violation."""
     args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(relativeCreated)7.0f ms  %(message)s",
+    )
     config = SoakConfig(
         iterations=args.iterations,
         seed=args.seed,

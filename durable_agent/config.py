@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
     """Only from the environment (``ANTHROPIC_API_KEY``); never enters a workflow."""
 
+    model_timeout_seconds: float = Field(default=120.0, gt=0)
+    """HTTP timeout of one Messages API request (a timeout is retried by policy)."""
+
     notes_db: Path = Path(".data/notes.sqlite3")
     """SQLite file of the notes store."""
     weather_url: str = "https://api.open-meteo.com"

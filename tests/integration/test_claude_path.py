@@ -165,3 +165,61 @@ async def test_bad_request_fails_once_and_the_turn_says_why(
 
     again = await conversation.send_message("What is 2 + 2?")  # still usable
     assert again.status == "ok" and "4" in again.text
+
+
+@pytest.mark.parametrize(
+    ("fault", "requests", "status", "says"),
+    [
+        (Fault(status=429, retry_after=0.5), 3, "ok", None),
+        (Fault(status=500), 3, "ok", None),
+        (Fault(status=503, retry_after=0.2), 3, "ok", None),
+        (Fault(drop=True), 3, "ok", None),
+        (Fault(stream_error="overloaded_error"), 3, "ok", None),
+        (Fault(status=401), 1, "model_error", "check ANTHROPIC_API_KEY"),
+        (Fault(status=403), 1, "model_error", "may not use this model"),
+        (Fault(status=404), 1, "model_error", "check the model name"),
+        (Fault(status=413), 1, "model_error", "shorten the conversation"),
+    ],
+    ids=["429", "500", "503", "drop", "stream-overloaded", "401", "403", "404", "413"],
+)
+async def test_each_failure_class_end_to_end(
+    client: Client,
+    claude_queue: str,
+    fake_claude: FakeAnthropicServer,
+    fault: Fault,
+    requests: int,
+    status: str,
+    says: str | None,
+) -> None:
+    fake_claude.faults.add(fault)
+    conversation = await _start(client, claude_queue)
+    reply = await conversation.send_message("What is 3 + 4?")
+    assert reply.status == status
+    assert len(_model_requests(fake_claude)) == requests  # retried once, or never
+    if says:
+        assert says in reply.text and reply.detail and says in reply.detail
+    else:
+        assert "7" in reply.text
+
+
+async def test_model_timeout_is_retried(
+    client: Client, tmp_path: Path, tool_server: FakeToolServer, fake_claude: FakeAnthropicServer
+) -> None:
+    fake_claude.reset()
+    fake_claude.responder = offline_responder
+    fake_claude.faults.add(Fault(delay=3.0))
+    settings = make_settings(
+        tmp_path,
+        tool_server,
+        model_backend="claude",
+        anthropic_base_url=fake_claude.base_url,
+        ANTHROPIC_API_KEY=CANARY_KEY,
+        model_timeout_seconds=0.5,
+    )
+    queue = f"claude-{uuid.uuid4().hex[:10]}"
+    async with running_worker(client, settings, queue):
+        conversation = await _start(client, queue)
+        reply = await conversation.send_message("What is 3 + 4?")
+        assert reply.status == "ok" and "7" in reply.text
+        history = await export_history(client, conversation.id)
+        assert "the model call timed out" in history  # attempt 1's failure, recorded
