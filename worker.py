@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 
 from activities.governor import GovernorActivities
 from activities.llm import ClaudeBackend, ModelActivities, ModelBackend, OfflineBackend
+from activities.observability import LatencyInterceptor
 from activities.tools import ToolActivities
 from durable_agent.client import connect
 from durable_agent.config import Settings
@@ -94,6 +95,7 @@ async def serving(
     governor_task_queue: str,
     *,
     graceful_shutdown: timedelta = timedelta(seconds=30),
+    max_cached_workflows: int = 1000,
 ) -> AsyncIterator[list[Worker]]:
     """Poll ``task_queue`` for conversations and their activities, and
     ``governor_task_queue`` for tenant governors, until the block exits."""
@@ -104,6 +106,8 @@ async def serving(
             workflows=CONVERSATION_WORKFLOWS,
             activities=resources.activities,
             workflow_runner=WORKFLOW_RUNNER,
+            interceptors=[LatencyInterceptor()],
+            max_cached_workflows=max_cached_workflows,
             graceful_shutdown_timeout=graceful_shutdown,
         ),
         # Governors have a queue of their own: one per tenant, shared by every

@@ -19,6 +19,7 @@ import httpx2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.observability import end_model_span, start_model_span
 from durable_agent.activity_models import MODEL_ACTIVITY, ModelRequest, ModelResponse
 from durable_agent.contract import ContentBlock, TextBlock, ToolUseBlock, Usage
 from durable_agent.models.offline import OfflineModel
@@ -35,6 +36,9 @@ class ModelBackend(Protocol):
     """Produces one assistant message for a request, calling ``heartbeat`` as it goes."""
 
     name: str
+    system: str
+    """``gen_ai.system`` of its spans."""
+    default_model: str
 
     async def complete(self, request: ModelRequest, heartbeat: Heartbeat) -> ModelResponse: ...
 
@@ -47,14 +51,15 @@ class ClaudeBackend:
     """
 
     name = "claude"
+    system = "anthropic"
 
     def __init__(self, client: anthropic.AsyncAnthropic, default_model: str) -> None:
         self._client = client
-        self._default_model = default_model
+        self.default_model = default_model
 
     async def complete(self, request: ModelRequest, heartbeat: Heartbeat) -> ModelResponse:
         params: dict[str, Any] = {
-            "model": request.model or self._default_model,
+            "model": request.model or self.default_model,
             "max_tokens": request.max_tokens,
             "system": request.system,
             "messages": [m.model_dump(mode="json") for m in request.messages],
@@ -103,9 +108,11 @@ class OfflineBackend:
     user's words so the demo and tests run with no API key and no network."""
 
     name = "offline"
+    system = "offline"
 
     def __init__(self) -> None:
         self._model = OfflineModel()
+        self.default_model = self._model.name
 
     async def complete(self, request: ModelRequest, heartbeat: Heartbeat) -> ModelResponse:
         heartbeat()
@@ -121,7 +128,16 @@ class ModelActivities:
     @activity.defn(name=MODEL_ACTIVITY)
     async def invoke(self, request: ModelRequest) -> ModelResponse:
         """Call the model once. Heartbeats while the response streams in."""
-        return await self._backend.complete(request, activity.heartbeat)
+        model = request.model or self._backend.default_model
+        with start_model_span(request, model, self._backend.system) as span:
+            response = await self._backend.complete(request, activity.heartbeat)
+            end_model_span(span, response)
+        activity.logger.info(
+            "model attempt ok: %s",
+            response.model,
+            extra={"model": response.model, "stop_reason": response.stop_reason},
+        )
+        return response
 
 
 def _application_error(c: Classification) -> ApplicationError:

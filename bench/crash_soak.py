@@ -18,11 +18,12 @@ user message once and in turn order in its transcript, ``status.turns == M``,
 must hold exactly one note per "Remember" message. Violations are printed and the exit
 status is 1.
 
-Timing: a kill costs what it interrupts a timeout, not more. A tool call in flight is
+Timing: a kill stalls what it interrupts until a timeout fires. A tool call in flight is
 retried after its heartbeat timeout (10 s; the model's is 30 s), a workflow task in
 flight after its 10 s task timeout, and a conversation cached on the dead worker waits
-up to 10 s on that worker's sticky queue. The soak does not wait for recovery between
-kills, and after each one resets the conversations' sticky queues
+up to 10 s on that worker's sticky queue. So the soak does not wait for recovery between
+kills (conversations not interrupted go on meanwhile), and after each kill it resets the
+sticky queues of the conversations and of their tenant's governor
 (``ResetStickyTaskQueue``, what a supervisor that saw the worker die would do;
 ``--keep-sticky`` leaves them, to exercise the sticky timeout instead).
 """
@@ -97,6 +98,9 @@ class SoakConfig:
     """Seconds between a new worker polling and the next kill, drawn uniformly."""
     tool_delay: tuple[float, float] = (0.05, 0.4)
     """Seconds each tool API request is delayed, drawn uniformly."""
+    think: tuple[float, float] = (0.0, 1.0)
+    """Seconds a conversation pauses after each burst, drawn uniformly: kills find some
+    conversations idle and some in the middle of a turn."""
     reply_timeout: float = 120.0
     """Seconds a message may wait for its reply."""
 
@@ -116,28 +120,31 @@ class Sent:
 
 @dataclass
 class SoakReport:
-    """Figures of one soak and every violation found."""
+    """Figures of one soak and every violation found.
+
+    ``kills_mid_activity``: kills with an activity of a conversation running on the
+    killed worker. ``tool_errors``: tool calls that came back to the model as errors
+    (retries exhausted). ``replies_not_ok``: replies whose status is not ``ok``
+    (degraded, timeout, ...): answered, but worse. From the conversations' histories:
+    ``activity_retries``, attempts after the first; ``sticky_timeouts``, workflow tasks
+    that waited out a dead worker's sticky queue; ``workflow_task_timeouts``, workflow
+    tasks killed while running and retried after the task timeout.
+    """
 
     seed: int
     iterations: int
     conversations: int
     kills: int = 0
     kills_mid_activity: int = 0
-    """Kills with an activity of a conversation running on the killed worker."""
     messages: int = 0
     turns: int = 0
     notes: int = 0
     tool_calls: int = 0
     tool_errors: int = 0
-    """Tool calls that came back to the model as errors (retries exhausted)."""
     replies_not_ok: int = 0
-    """Replies whose status is not ``ok`` (degraded, timeout, ...): answered, but worse."""
     activity_retries: int = 0
-    """Activity attempts after the first, from the conversations' histories."""
     sticky_timeouts: int = 0
-    """Workflow tasks that waited out the sticky queue of a dead worker."""
     workflow_task_timeouts: int = 0
-    """Workflow tasks killed while running, retried after the task timeout."""
     wall_seconds: float = 0.0
     violations: list[str] = field(default_factory=list)
 
@@ -183,6 +190,7 @@ async def converse(
         sent.extend(batch)
         await asyncio.gather(*(_deliver(conversation, s, config.reply_timeout) for s in batch))
         burst += 1
+        await asyncio.sleep(rng.uniform(*config.think))
 
 
 async def _deliver(conversation: Conversation, sent: Sent, timeout: float) -> None:
@@ -321,7 +329,7 @@ async def _soak(
         for conversation in conversations:
             await conversation.end()
         for conversation in conversations:
-            with contextlib.suppress(asyncio.TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(conversation.handle.result(), 10)
     if report.violations:
         tail = log_file.read_text(errors="replace")[-3000:] if log_file.exists() else ""

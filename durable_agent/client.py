@@ -13,17 +13,20 @@ so it works from any machine that reaches the Temporal frontend, with no worker 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from temporalio.client import (
     Client,
+    Interceptor,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from durable_agent.contract import (
@@ -72,10 +75,22 @@ class ConversationNotFound(ConversationError):
     """No running conversation has this id."""
 
 
-async def connect(address: str = "127.0.0.1:7233", namespace: str = "default") -> Client:
-    """A Temporal client with the pydantic data converter the workers use."""
+async def connect(
+    address: str = "127.0.0.1:7233",
+    namespace: str = "default",
+    *,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
+) -> Client:
+    """A Temporal client with the pydantic data converter the workers use. Pass the
+    tracing interceptor (``durable_agent.telemetry.tracing_interceptor()``) to join a
+    conversation's trace from your service."""
     return await Client.connect(
-        address, namespace=namespace, data_converter=pydantic_data_converter
+        address,
+        namespace=namespace,
+        data_converter=pydantic_data_converter,
+        runtime=runtime,
+        interceptors=interceptors,
     )
 
 

@@ -51,6 +51,21 @@ class Settings(BaseSettings):
     model_timeout_seconds: float = Field(default=120.0, gt=0)
     """HTTP timeout of one Messages API request (a timeout is retried by policy)."""
 
+    log_level: str = Field(default="INFO", pattern="^(?i:debug|info|warning|error|critical)$")
+    """Log level of the worker."""
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+    """``json`` (one object per line, for production) or ``text`` (for development)."""
+    secret_patterns: list[str] = []
+    """Extra regular expressions whose matches are redacted from logs (JSON list)."""
+    metrics_host: str = "127.0.0.1"
+    """Address the Prometheus ``/metrics`` endpoint binds (``0.0.0.0`` in containers)."""
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    """Port of the Prometheus ``/metrics`` endpoint; 0 turns metrics off."""
+    otlp_endpoint: str | None = None
+    """OTLP/gRPC endpoint for traces (e.g. ``http://otel-collector:4317``); unset: off."""
+    service_name: str = "durable-agent-worker"
+    """``service.name`` of exported traces."""
+
     notes_db: Path = Path(".data/notes.sqlite3")
     """SQLite file of the notes store."""
     weather_url: str = "https://api.open-meteo.com"
@@ -74,6 +89,7 @@ class Settings(BaseSettings):
     @field_validator(
         "search_url",
         "anthropic_base_url",
+        "otlp_endpoint",
         "tenant_daily_usd",
         "tenant_model_calls_per_minute",
         mode="before",

@@ -37,12 +37,18 @@ async def eventually(
 
 @asynccontextmanager
 async def running_worker(
-    client: Client, settings: Settings, task_queue: str
+    client: Client, settings: Settings, task_queue: str, *, max_cached_workflows: int = 1000
 ) -> AsyncIterator[Worker]:
     """An in-process worker with real activities, for the duration of the block."""
     async with (
         worker_resources(settings, client) as resources,
-        serving(client, resources, task_queue, settings.governor_task_queue) as workers,
+        serving(
+            client,
+            resources,
+            task_queue,
+            settings.governor_task_queue,
+            max_cached_workflows=max_cached_workflows,
+        ) as workers,
     ):
         yield workers[0]
 

@@ -25,6 +25,8 @@ from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.telemetry import ConversationTelemetry
+
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
@@ -176,6 +178,7 @@ class AgentWorkflow:
         # The model a price is looked up for: named, or learnt from the first response.
         # Until then the conservative default price applies, so budgets err on the safe side.
         self._priced_model: str | None = input.model
+        self._telemetry = ConversationTelemetry()
 
     @workflow.run
     async def run(self, input: ConversationInput) -> ConversationResult:
@@ -302,8 +305,22 @@ class AgentWorkflow:
                 detail=f"turn deadline of {self._input.turn_timeout_seconds:g}s passed",
             )
         self._close_turn(reply)
-        if reply.status != "ok":
-            workflow.logger.warning("turn %d ended %s: %s", turn.number, reply.status, reply.detail)
+        self._telemetry.breakers(self._health.snapshot(self._now()))
+        log = workflow.logger.info if reply.status == "ok" else workflow.logger.warning
+        log(
+            "turn %d ended %s",
+            turn.number,
+            reply.status,
+            extra={
+                "event": "turn",
+                "turn": turn.number,
+                "status": reply.status,
+                "detail": reply.detail,
+                "model_calls": turn.model_calls,
+                "tool_calls": len(turn.tool_calls),
+                "cost_usd": str(turn.budget.spent.usd),
+            },
+        )
         self._turns = turn.number
         self._state = "idle"
         return reply
@@ -359,12 +376,17 @@ class AgentWorkflow:
 
         turn.model_calls += 1
         self._model_calls += 1
+        started = self._now()
         try:
             response = await self._call_model(request)
         except ActivityError as e:
             if governed:
                 await self._settle(reservation, Decimal(0))  # failed calls are not billed
             self._last_error = _describe(e)
+            outcome = "invalid_request" if _is_request_error(e) else "unavailable"
+            self._telemetry.model_call(
+                turn.number, self._priced_model or "unknown", outcome, self._now() - started
+            )
             if _is_request_error(e):
                 raise _TurnOver(
                     turn.reply(
@@ -380,8 +402,12 @@ class AgentWorkflow:
         actual = self._price(response.model)
         for budget in (turn.budget, self._budget):
             budgets.record_model_call(budget, response.usage, actual)
+        cost = budgets.cost_of(response.usage, actual)
+        self._telemetry.model_call(
+            turn.number, response.model, "ok", self._now() - started, response, cost
+        )
         if governed:
-            await self._settle(reservation, budgets.cost_of(response.usage, actual))
+            await self._settle(reservation, cost)
         turn.last_response = response
         self._messages.append(Message(role="assistant", content=response.content))
         return response
@@ -397,7 +423,7 @@ class AgentWorkflow:
         results = list(
             await asyncio.gather(
                 *(
-                    self._run_tool(turn, first + i, block)
+                    self._timed_tool(turn, first + i, block)
                     for i, block in enumerate(tool_uses[:allowed])
                 )
             )
@@ -428,6 +454,12 @@ class AgentWorkflow:
                     detail=f"tool-call budget: {len(tool_uses) - allowed} call(s) not run",
                 )
             )
+
+    async def _timed_tool(self, turn: _Turn, index: int, block: ToolUseBlock) -> ToolCallRecord:
+        started = self._now()
+        record = await self._run_tool(turn, index, block)
+        self._telemetry.tool_call(turn.number, record, self._now() - started)
+        return record
 
     async def _run_tool(self, turn: _Turn, index: int, block: ToolUseBlock) -> ToolCallRecord:
         """Run one tool call; every failure becomes a tool_result the model can read."""
