@@ -40,7 +40,8 @@ check: lint typecheck test  ## everything CI could ask for
 
 server: $(VENV)/.base  ## Temporal dev server in the foreground (UI on http://localhost:8233)
 	mkdir -p $(DATA)
-	$(BIN)/temporal server start-dev --ip 127.0.0.1 --db-filename $(DATA)/temporal.sqlite3 --log-level warn
+	$(BIN)/temporal server start-dev --ip 127.0.0.1 --db-filename $(DATA)/temporal.sqlite3 --log-level warn \
+	  $$($(PY) -c "from durable_agent.search_attributes import dev_server_args; print(' '.join(dev_server_args()))")
 
 stop:  ## stop the dev server `make demo` left running
 	$(PY) -c "from pathlib import Path; from durable_agent.devserver import stop_pid_file; print('stopped' if stop_pid_file(Path('$(DATA)/temporal.pid')) else 'not running')"

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import (
     Client,
     Interceptor,
@@ -29,6 +30,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
+from durable_agent import search_attributes
 from durable_agent.contract import (
     CONVERSATION_ENDED,
     DEFAULT_TASK_QUEUE,
@@ -178,6 +180,8 @@ async def start_conversation(
     """Start a conversation. Unknown tool names are refused here, before anything starts."""
     input = input or ConversationInput()
     select_tools(input.tools)  # raises KeyError naming the unknown tool
+    if input.search_attributes is None:
+        input = input.model_copy(update={"search_attributes": await has_search_attributes(client)})
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
         input,
@@ -187,6 +191,14 @@ async def start_conversation(
         static_summary=f"conversation of tenant {input.tenant}",
     )
     return Conversation(handle)
+
+
+async def has_search_attributes(client: Client) -> bool:
+    """Whether the namespace has every ``Agent*`` search attribute registered."""
+    response = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    return set(search_attributes.ALL) <= set(response.custom_attributes)
 
 
 def get_conversation(client: Client, conversation_id: str) -> Conversation:

@@ -128,6 +128,9 @@ class ConversationInput(_Model):
     """Circuit-breaker settings for every dependency (the model, each tool)."""
     breaker_overrides: dict[str, BreakerConfig] = {}
     """Per dependency (``model``, ``tool:<name>``) settings that replace ``breakers``."""
+    search_attributes: bool | None = None
+    """Keep the ``Agent*`` search attributes up to date. The client API sets it when the
+    server has them registered; ``None`` (e.g. from the stock CLI) means off."""
 
 
 class ConversationResult(_Model):

@@ -21,6 +21,8 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from durable_agent.search_attributes import dev_server_args
+
 
 class DevServerError(RuntimeError):
     """The dev server could not be found, started or reached."""
@@ -105,6 +107,7 @@ class DevServer:
         ]  # fmt: skip
         if self.headless:
             cmd.append("--headless")
+        cmd += dev_server_args()  # the agent's search attributes, for the UI
         if self.db_file is not None:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
             cmd += ["--db-filename", str(self.db_file)]

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from durable_agent import budget as budgets
+    from durable_agent import search_attributes as attributes
     from durable_agent.activity_models import (
         MODEL_ACTIVITY,
         ModelRequest,
@@ -100,6 +101,9 @@ MIN_OUTPUT_TOKENS = 64
 
 GOVERNOR = "governor"
 """Dependency name of the tenant governor in degraded replies."""
+
+SEARCH_ATTRIBUTES_PATCH = "search-attributes-v1"
+"""Runs recorded before conversations kept their search attributes up to date."""
 
 RESILIENCE_PATCH = "resilience-v1"
 """Runs recorded before breakers, budgets, the tenant governor and the turn deadline
@@ -187,14 +191,18 @@ class AgentWorkflow:
             raise ApplicationError(
                 self._input_error, type="InvalidConversationInput", non_retryable=True
             )
+        self._publish("idle")
         while True:
             await workflow.wait_condition(lambda: bool(self._pending) or self._end_requested)
             if not self._pending:
                 break
             pending = self._pending.pop(0)
-            self._replies[pending.update_id] = await self._run_turn(pending.message)
+            reply = await self._run_turn(pending.message)
+            self._replies[pending.update_id] = reply
+            self._publish("idle" if reply.status == "ok" else reply.status)
 
         self._state = "ended"
+        self._publish("ended")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return ConversationResult(turns=self._turns, usage=self._budget.spent.usage)
 
@@ -350,10 +358,11 @@ class AgentWorkflow:
             raise _TurnOver(self._degraded_reply(turn, MODEL))
         request = self._model_request()
         price = self._price()
+        request_bytes = len(request.model_dump_json().encode())
         plan = budgets.plan_model_call(
             [("turn", turn.budget), ("conversation", self._budget)],
             input_tokens_upper=budgets.input_tokens_upper_bound(
-                len(request.model_dump_json().encode()), len(request.messages), len(request.tools)
+                request_bytes, len(request.messages), len(request.tools)
             ),
             requested_max_tokens=request.max_tokens,
             price=price,
@@ -378,7 +387,7 @@ class AgentWorkflow:
         self._model_calls += 1
         started = self._now()
         try:
-            response = await self._call_model(request)
+            response = await self._call_model(request, request_bytes // 4)
         except ActivityError as e:
             if governed:
                 await self._settle(reservation, Decimal(0))  # failed calls are not billed
@@ -502,7 +511,7 @@ class AgentWorkflow:
 
     # --- activities and the governor ------------------------------------------------------
 
-    async def _call_model(self, request: ModelRequest) -> ModelResponse:
+    async def _call_model(self, request: ModelRequest, tokens_estimate: int) -> ModelResponse:
         response: ModelResponse = await workflow.execute_activity(
             MODEL_ACTIVITY,
             request,
@@ -511,7 +520,10 @@ class AgentWorkflow:
             schedule_to_close_timeout=MODEL_SCHEDULE_TO_CLOSE,
             heartbeat_timeout=MODEL_HEARTBEAT,
             retry_policy=MODEL_RETRY_POLICY,
-            summary=f"{self._input.model or 'model'} · {len(self._messages)} messages",
+            summary=(
+                f"{self._priced_model or 'model'} · ~{tokens_estimate:,} tokens in · "
+                f"{len(request.messages)} messages"
+            ),
         )
         return response
 
@@ -570,6 +582,26 @@ class AgentWorkflow:
         )
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _publish(self, status: str) -> None:
+        """Show where the conversation is in the Temporal UI: current details, and the
+        ``Agent*`` search attributes when the server has them."""
+        spent = self._budget.spent
+        workflow.set_current_details(
+            f"{self._turns} turns · {status} · {spent.usage.total_tokens:,} tokens · "
+            f"${spent.usd:.4f} · tenant {self._input.tenant}"
+        )
+        if not self._input.search_attributes or not workflow.patched(SEARCH_ATTRIBUTES_PATCH):
+            return
+        workflow.upsert_search_attributes(
+            [
+                attributes.TENANT.value_set(self._input.tenant),
+                attributes.STATUS.value_set(status),
+                attributes.TURNS.value_set(self._turns),
+                attributes.TOKENS.value_set(spent.usage.total_tokens),
+                attributes.COST_USD.value_set(float(spent.usd)),
+            ]
+        )
 
     def _now(self) -> float:
         return workflow.now().timestamp()

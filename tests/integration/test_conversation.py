@@ -4,12 +4,14 @@ with the offline model and the real tool activities (HTTP tools on loopback)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from durable_agent import search_attributes
 from durable_agent.client import (
     ConversationClosed,
     ConversationNotFound,
@@ -221,3 +223,33 @@ async def test_unknown_conversation_is_a_typed_error(client: Client) -> None:
     conversation = get_conversation(client, f"missing-{uuid.uuid4().hex}")
     with pytest.raises(ConversationNotFound):
         await conversation.status()
+
+
+async def test_search_attributes_and_details_show_progress_in_the_ui(
+    client: Client, task_queue: str
+) -> None:
+    conversation = await start_conversation(
+        client, ConversationInput(tenant="ui-tenant"), task_queue=task_queue
+    )
+    reply = await conversation.send_message("What is 2 + 2?")
+    described = await conversation.handle.describe()
+    attributes = described.typed_search_attributes
+    assert attributes.get(search_attributes.TENANT) == "ui-tenant"
+    assert attributes.get(search_attributes.TURNS) == 1
+    assert attributes.get(search_attributes.STATUS) == "idle"
+    assert attributes.get(search_attributes.TOKENS) == reply.usage.total_tokens
+    found = [
+        w.id
+        async for w in client.list_workflows(
+            f"AgentTenant = 'ui-tenant' AND AgentTurns >= 1 AND WorkflowId = '{conversation.id}'"
+        )
+    ]
+    assert found == [conversation.id]
+    history = await conversation.handle.fetch_history()
+    summaries = [
+        json.loads(e.user_metadata.summary.data)  # a JSON payload
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes") and e.HasField("user_metadata")
+    ]
+    assert any("tokens in" in s for s in summaries)  # e.g. "offline-planner · ~300 tokens in"
+    assert any(s.endswith("calculator(2 + 2)") for s in summaries)
