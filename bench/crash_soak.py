@@ -406,7 +406,10 @@ async def _check_notes(notes_db: Path, tenant: str, sent: list[Sent], report: So
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description="kill -9 the worker again and again under busy conversations, then "
+        "check that no turn was lost or done twice"
+    )
     parser.add_argument("--iterations", type=int, default=10, help="worker kills")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--conversations", type=int, default=SoakConfig.conversations)
