@@ -26,6 +26,8 @@ class GovernorInput(BaseModel):
 
     tenant: str
     state: GovernorState | None = None
+    max_requests_per_run: int = MAX_REQUESTS_PER_RUN
+    """Continue-as-new after this many handled messages (or when the server suggests)."""
 
 
 @workflow.defn(name="TenantGovernorWorkflow")
@@ -41,12 +43,12 @@ class TenantGovernorWorkflow:
     async def run(self, input: GovernorInput) -> None:
         await workflow.wait_condition(
             lambda: (
-                self._handled >= MAX_REQUESTS_PER_RUN
+                self._handled >= input.max_requests_per_run
                 or workflow.info().is_continue_as_new_suggested()
             )
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.continue_as_new(GovernorInput(tenant=input.tenant, state=self._state))
+        workflow.continue_as_new(input.model_copy(update={"state": self._state}))
 
     @workflow.update(name="acquire")
     def acquire(self, request: PermitRequest) -> PermitDecision:
