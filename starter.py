@@ -26,7 +26,7 @@ from durable_agent.client import (
     Conversation,
     ConversationError,
     MessageRejected,
-    connect,
+    connect_with,
     get_conversation,
     start_conversation,
 )
@@ -108,7 +108,10 @@ async def run(args: argparse.Namespace) -> int:
             print(f"replayed {path}: ok")
         return 0
 
-    client = await connect(args.server, args.namespace)
+    settings = Settings().model_copy(
+        update={"temporal_address": args.server, "temporal_namespace": args.namespace}
+    )
+    client = await connect_with(settings)
     if args.command == "start":
         conversation = await _start(client, args)
         print(conversation.id)

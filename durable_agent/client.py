@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
@@ -28,9 +29,10 @@ from temporalio.client import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.runtime import Runtime
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from durable_agent import search_attributes
+from durable_agent.config import Settings
 from durable_agent.contract import (
     CONVERSATION_ENDED,
     DEFAULT_TASK_QUEUE,
@@ -81,6 +83,8 @@ async def connect(
     address: str = "127.0.0.1:7233",
     namespace: str = "default",
     *,
+    tls: TLSConfig | bool = False,
+    api_key: str | None = None,
     runtime: Runtime | None = None,
     interceptors: Sequence[Interceptor] = (),
 ) -> Client:
@@ -91,9 +95,46 @@ async def connect(
         address,
         namespace=namespace,
         data_converter=pydantic_data_converter,
+        tls=tls,
+        api_key=api_key,
         runtime=runtime,
         interceptors=interceptors,
     )
+
+
+async def connect_with(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
+) -> Client:
+    """``connect`` with the address, namespace, TLS and API key of ``settings``."""
+    return await connect(
+        settings.temporal_address,
+        settings.temporal_namespace,
+        tls=tls_config(settings),
+        api_key=(
+            settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+        ),
+        runtime=runtime,
+        interceptors=interceptors,
+    )
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS as configured: mTLS with a client certificate, plain TLS (also for an API
+    key, which needs it), or none."""
+    if settings.temporal_tls_cert or settings.temporal_tls_key or settings.temporal_tls_ca:
+        return TLSConfig(
+            client_cert=_read(settings.temporal_tls_cert),
+            client_private_key=_read(settings.temporal_tls_key),
+            server_root_ca_cert=_read(settings.temporal_tls_ca),
+        )
+    return settings.temporal_tls or settings.temporal_api_key is not None
+
+
+def _read(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path else None
 
 
 def new_conversation_id() -> str:

@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     """Temporal frontend ``host:port``."""
     temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    """Connect to Temporal over TLS (implied by a client certificate or an API key)."""
+    temporal_tls_cert: Path | None = None
+    """Client certificate (PEM) for mTLS."""
+    temporal_tls_key: Path | None = None
+    """Private key (PEM) of the client certificate."""
+    temporal_tls_ca: Path | None = None
+    """CA certificate (PEM) to trust instead of the system roots."""
+    temporal_api_key: SecretStr | None = None
+    """API key for Temporal Cloud; never logged."""
     task_queue: str = DEFAULT_TASK_QUEUE
     """Task queue the worker polls and clients start conversations on."""
     governor_task_queue: str = DEFAULT_GOVERNOR_TASK_QUEUE
@@ -90,6 +100,10 @@ class Settings(BaseSettings):
         "search_url",
         "anthropic_base_url",
         "otlp_endpoint",
+        "temporal_api_key",
+        "temporal_tls_cert",
+        "temporal_tls_key",
+        "temporal_tls_ca",
         "tenant_daily_usd",
         "tenant_model_calls_per_minute",
         mode="before",

@@ -12,7 +12,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from durable_agent.client import connect, start_conversation
+from durable_agent.client import connect_with, start_conversation
 from durable_agent.config import Settings
 from durable_agent.devserver import DevServer, is_serving
 from durable_agent.process import exit_now
@@ -74,7 +74,7 @@ async def main() -> None:
                 f"Tools: {', '.join(sorted(local))} served by a local demo server at "
                 f"{tools.base_url}"
             )
-        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        client = await connect_with(settings)
         async with worker_resources(settings, client) as resources:
             if resources.backend.name == "claude":
                 print(f"Model: Claude ({settings.model}) via the Messages API")

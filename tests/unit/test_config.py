@@ -1,0 +1,59 @@
+"""Settings: environment parsing, TLS choices, secrets kept secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from temporalio.service import TLSConfig
+
+from durable_agent.client import tls_config
+from durable_agent.config import Settings
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.temporal_address == "127.0.0.1:7233" and settings.task_queue == "durable-agent"
+    assert tls_config(settings) is False
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_TASK_QUEUE", "agents-eu")
+    monkeypatch.setenv("AGENT_TENANT_LIMITS", '{"acme": {"daily_usd": "5"}}')
+    monkeypatch.setenv("AGENT_SEARCH_URL", "")  # empty means unset
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.task_queue == "agents-eu" and settings.search_url is None
+    assert str(settings.limits_for("acme").daily_usd) == "5"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("AGENT_TEMPORAL_ADDRESS", "no-port"), ("AGENT_MODEL_BACKEND", "gpt"),
+     ("AGENT_LOG_FORMAT", "xml"), ("AGENT_METRICS_PORT", "99999")],
+)  # fmt: skip
+def test_invalid_settings_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as error:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    assert name.removeprefix("AGENT_").lower() in str(error.value)
+
+
+def test_api_key_implies_tls_and_stays_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_TEMPORAL_API_KEY", "tmprl-canary-key")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert tls_config(settings) is True
+    assert "tmprl-canary-key" not in repr(settings) and "tmprl-canary-key" not in str(settings)
+
+
+def test_client_certificate_gives_mtls(tmp_path: Path) -> None:
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    cert.write_bytes(b"CERT")
+    key.write_bytes(b"KEY")
+    settings = Settings(_env_file=None, temporal_tls_cert=cert, temporal_tls_key=key)  # type: ignore[call-arg]
+    tls = tls_config(settings)
+    assert isinstance(tls, TLSConfig)
+    assert tls.client_cert == b"CERT" and tls.client_private_key == b"KEY"
+    assert tls.server_root_ca_cert is None
