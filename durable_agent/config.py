@@ -100,6 +100,7 @@ class Settings(BaseSettings):
         "search_url",
         "anthropic_base_url",
         "otlp_endpoint",
+        "anthropic_api_key",
         "temporal_api_key",
         "temporal_tls_cert",
         "temporal_tls_key",
