@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -23,16 +22,19 @@ from typing import Any
 import anthropic
 import httpx
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.governor import GovernorActivities
 from activities.llm import ClaudeBackend, ModelActivities, ModelBackend, OfflineBackend
 from activities.observability import LatencyInterceptor
 from activities.tools import ToolActivities
-from durable_agent.client import connect
+from durable_agent.client import connect_with
 from durable_agent.config import Settings
+from durable_agent.logs import configure_logging
 from durable_agent.process import exit_now
 from durable_agent.stores.notes import open_note_store
+from durable_agent.telemetry import configure_tracing, metrics_runtime, tracing_interceptor
 from workflows import CONVERSATION_WORKFLOWS, GOVERNOR_WORKFLOWS, WORKFLOW_RUNNER
 
 log = logging.getLogger("durable_agent.worker")
@@ -125,9 +127,24 @@ async def serving(
         yield workers
 
 
+def start_telemetry(settings: Settings) -> Runtime | None:
+    """Logs, traces and (when a port is set) the Prometheus runtime of this process."""
+    secrets = [
+        s.get_secret_value() for s in (settings.anthropic_api_key, settings.temporal_api_key) if s
+    ]
+    configure_logging(
+        settings.log_level, settings.log_format, secrets=secrets, patterns=settings.secret_patterns
+    )
+    configure_tracing(settings.service_name, settings.otlp_endpoint)
+    if not settings.metrics_port:
+        return None
+    return metrics_runtime(f"{settings.metrics_host}:{settings.metrics_port}")
+
+
 async def run_worker(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then stop polling and let in-flight work finish."""
-    client = await connect(settings.temporal_address, settings.temporal_namespace)
+    runtime = start_telemetry(settings)
+    client = await connect_with(settings, runtime=runtime, interceptors=[tracing_interceptor()])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -162,10 +179,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(
-        level=os.environ.get("AGENT_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     code = 0
     try:
         asyncio.run(run_worker(settings_from_args(parse_args(argv))))

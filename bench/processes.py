@@ -44,6 +44,7 @@ async def worker_process(
         "AGENT_GEOCODING_URL": tools.base_url,
         "AGENT_SEARCH_URL": tools.base_url,
         "AGENT_LOG_LEVEL": "WARNING",
+        "AGENT_METRICS_PORT": "0",  # several test workers share one machine
         **(env or {}),
     }
     log = log_file.open("ab") if log_file is not None else None

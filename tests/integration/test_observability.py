@@ -184,3 +184,34 @@ async def test_json_logs_carry_context_once_per_call(
 
     leak = next(r for r in records if r["logger"] == "test")
     assert leak["message"] == f"leaking {REDACTED} and {REDACTED}"
+
+
+async def test_worker_process_serves_metrics_and_writes_json_logs(
+    client: object, temporal_server: DevServer, tmp_path: Path, tool_server: FakeToolServer
+) -> None:
+    from bench.processes import worker_process
+    from tests.helpers import eventually
+
+    port = free_port()
+    log_file = tmp_path / "worker.log"
+    queue = f"proc-{uuid.uuid4().hex[:8]}"
+    env = {"AGENT_METRICS_PORT": str(port), "AGENT_LOG_LEVEL": "INFO", "AGENT_LOG_FORMAT": "json"}
+    driver = await connect(temporal_server.address)
+    async with worker_process(
+        temporal_server, queue, tmp_path / "notes.sqlite3", tool_server, log_file=log_file, env=env
+    ):
+        conversation = await start_conversation(driver, task_queue=queue)
+        await conversation.send_message("What is 5 * 5?")
+        async with httpx.AsyncClient() as http:
+
+            async def scrape() -> str:
+                try:
+                    return (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                except httpx.TransportError:
+                    return ""
+
+            text = await eventually(scrape, until=lambda t: "durable_agent_model_requests" in t)
+    assert _samples(text, "durable_agent_tool_calls") == {'outcome="ok",tool="calculator"': 1}
+    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
+    events = [r for r in lines if r.get("workflow_id") == conversation.id and "event" in r]
+    assert [r["event"] for r in events] == ["model_call", "tool_call", "model_call", "turn"]
