@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import Client
@@ -74,5 +76,29 @@ def make_settings(tmp_path: Path, tool_server: FakeToolServer, **overrides: obje
 async def task_queue(client: Client, settings: Settings) -> AsyncIterator[str]:
     """A fresh task queue with a running in-process worker."""
     queue = f"test-{uuid.uuid4().hex[:10]}"
+    async with running_worker(client, settings, queue):
+        yield queue
+
+
+@asynccontextmanager
+async def claude_worker(
+    client: Client,
+    tmp_path: Path,
+    tools: FakeToolServer,
+    claude: FakeAnthropicServer,
+    **overrides: Any,
+) -> AsyncIterator[str]:
+    """A worker on the Claude path (real SDK → fake API) on a fresh task queue."""
+    settings = make_settings(
+        tmp_path,
+        tools,
+        **{
+            "model_backend": "claude",
+            "anthropic_base_url": claude.base_url,
+            "ANTHROPIC_API_KEY": "test-key",
+            **overrides,
+        },
+    )
+    queue = f"resilience-{uuid.uuid4().hex[:10]}"
     async with running_worker(client, settings, queue):
         yield queue

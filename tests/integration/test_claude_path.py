@@ -17,8 +17,7 @@ from durable_agent.testing.fake_anthropic import FakeAnthropicServer
 from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.faults import Fault
 from durable_agent.testing.responders import ScriptedResponder, offline_responder
-from tests.conftest import make_settings
-from tests.helpers import running_worker
+from tests.conftest import claude_worker
 
 CANARY_KEY = "sk-ant-canary-" + uuid.uuid4().hex
 
@@ -35,15 +34,9 @@ async def claude_queue(
 ) -> AsyncIterator[str]:
     fake_claude.reset()
     fake_claude.responder = offline_responder
-    settings = make_settings(
-        tmp_path,
-        tool_server,
-        model_backend="claude",
-        anthropic_base_url=fake_claude.base_url,
-        ANTHROPIC_API_KEY=CANARY_KEY,
-    )
-    queue = f"claude-{uuid.uuid4().hex[:10]}"
-    async with running_worker(client, settings, queue):
+    async with claude_worker(
+        client, tmp_path, tool_server, fake_claude, ANTHROPIC_API_KEY=CANARY_KEY
+    ) as queue:
         yield queue
 
 
@@ -208,16 +201,9 @@ async def test_model_timeout_is_retried(
     fake_claude.reset()
     fake_claude.responder = offline_responder
     fake_claude.faults.add(Fault(delay=3.0))
-    settings = make_settings(
-        tmp_path,
-        tool_server,
-        model_backend="claude",
-        anthropic_base_url=fake_claude.base_url,
-        ANTHROPIC_API_KEY=CANARY_KEY,
-        model_timeout_seconds=0.5,
-    )
-    queue = f"claude-{uuid.uuid4().hex[:10]}"
-    async with running_worker(client, settings, queue):
+    async with claude_worker(
+        client, tmp_path, tool_server, fake_claude, model_timeout_seconds=0.5
+    ) as queue:
         conversation = await _start(client, queue)
         reply = await conversation.send_message("What is 3 + 4?")
         assert reply.status == "ok" and "7" in reply.text

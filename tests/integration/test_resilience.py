@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,8 +22,8 @@ from durable_agent.testing.fake_anthropic import FakeAnthropicServer
 from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.faults import Fault
 from durable_agent.testing.responders import offline_responder
-from tests.conftest import make_settings
-from tests.helpers import history_events, running_worker
+from tests.conftest import claude_worker
+from tests.helpers import history_events
 from workflows.agent import MODEL_RETRY_POLICY
 
 
@@ -35,28 +33,6 @@ def claude(anthropic_server: FakeAnthropicServer) -> FakeAnthropicServer:
     anthropic_server.reset()
     anthropic_server.responder = offline_responder
     return anthropic_server
-
-
-@asynccontextmanager
-async def claude_worker(
-    client: Client,
-    tmp_path: Path,
-    tools: FakeToolServer,
-    claude: FakeAnthropicServer,
-    **overrides: Any,
-) -> AsyncIterator[str]:
-    """A worker on the Claude path (real SDK → fake API) on a fresh task queue."""
-    settings = make_settings(
-        tmp_path,
-        tools,
-        model_backend="claude",
-        anthropic_base_url=claude.base_url,
-        ANTHROPIC_API_KEY="test-key",
-        **overrides,
-    )
-    queue = f"resilience-{uuid.uuid4().hex[:10]}"
-    async with running_worker(client, settings, queue):
-        yield queue
 
 
 def model_calls(server: FakeAnthropicServer) -> list[dict[str, Any]]:
