@@ -55,11 +55,14 @@ from temporalio.client import (
 from temporalio.service import RPCError
 
 from bench.processes import wait_polling, worker_process
+from durable_agent.breaker import BreakerConfig
 from durable_agent.client import Conversation, ConversationError, connect, start_conversation
-from durable_agent.contract import ConversationInput, Reply, TextBlock
+from durable_agent.contract import ConversationInput, ConversationStatus, Reply, TextBlock
+from durable_agent.dependencies import MODEL, tool_dependency
 from durable_agent.devserver import DevServer
 from durable_agent.governor import governor_id
 from durable_agent.process import exit_now
+from durable_agent.replay import replayer
 from durable_agent.stores.notes import SqliteNoteStore
 from durable_agent.testing.fake_tools import CITIES, FakeToolServer
 from durable_agent.testing.faults import Fault, FaultScript
@@ -373,12 +376,16 @@ async def _check_conversation(
         total.update(reply.usage.model_dump())
     if {k: total[k] for k in status.usage.model_dump()} != status.usage.model_dump():
         problems.append(f"{name}: status usage {status.usage} != replies' sum {dict(total)}")
+    _check_breakers(name, status, [reply for _, reply in answered], problems)
     report.turns += status.turns
     calls = [call for _, reply in answered for call in reply.tool_calls]
     report.tool_calls += len(calls)
     report.tool_errors += sum(c.outcome != "ok" for c in calls)
     report.replies_not_ok += sum(reply.status != "ok" for _, reply in answered)
     history = await conversation.handle.fetch_history()
+    replayed = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+    if replayed.replay_failure is not None:
+        problems.append(f"{name}: does not replay: {replayed.replay_failure}")
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             report.activity_retries += event.activity_task_started_event_attributes.attempt - 1
@@ -388,6 +395,39 @@ async def _check_conversation(
                 report.sticky_timeouts += 1
             else:
                 report.workflow_task_timeouts += 1
+
+
+def _check_breakers(
+    name: str, status: ConversationStatus, replies: list[Reply], problems: list[str]
+) -> None:
+    """Each breaker's state is what the calls the replies report imply: the kills
+    changed nothing. (A tool call whose activity failed through its retries says
+    "<tool> failed: …"; any other outcome means the tool answered.)"""
+    outcomes: dict[str, list[bool]] = {MODEL: [False] * sum(r.model_calls for r in replies)}
+    for reply in replies:
+        for call in reply.tool_calls:
+            if call.outcome in ("ok", "error"):
+                failed = call.result.startswith(f"{call.name} failed:")
+                outcomes.setdefault(tool_dependency(call.name), []).append(failed)
+    config = BreakerConfig()
+    for dependency, seen in outcomes.items():
+        breaker = status.breakers.get(dependency)
+        if breaker is None:
+            problems.append(f"{name}: no breaker for {dependency}")
+            continue
+        window = seen[-config.window_size :]
+        trailing = len(seen) - len("".join("x" if f else "." for f in seen).rstrip("x"))
+        rate = sum(window) / len(window) if window else 0.0
+        trips = trailing >= config.failure_threshold or (
+            len(window) >= config.minimum_calls and rate >= config.failure_rate_threshold
+        )
+        expected_state = "open" if trips else "closed"
+        if (breaker.window_calls, breaker.consecutive_failures, breaker.state) != (
+            len(window),
+            trailing,
+            expected_state,
+        ) or abs(breaker.failure_rate - rate) > 1e-9:
+            problems.append(f"{name}: breaker {dependency} is {breaker}, calls imply {seen}")
 
 
 async def _check_notes(notes_db: Path, tenant: str, sent: list[Sent], report: SoakReport) -> None:
