@@ -1,7 +1,7 @@
 """Crash soak: ``kill -9`` the worker again and again under busy conversations, then
 check that no turn was lost or done twice.
 
-    python -m bench.crash_soak --iterations 10 [--seed S] [--conversations C] [--json out.json]
+    python -m bench.crash_soak [--iterations 200] [--seed S] [--conversations C] [--json out.json]
 
 It runs a Temporal dev server (or the caller's), the loopback ``FakeToolServer`` with
 small seeded delays on every request (so kills land in the middle of tool calls), a
@@ -450,7 +450,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="kill -9 the worker again and again under busy conversations, then "
         "check that no turn was lost or done twice"
     )
-    parser.add_argument("--iterations", type=int, default=10, help="worker kills")
+    parser.add_argument("--iterations", type=int, default=200, help="worker kills")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--conversations", type=int, default=SoakConfig.conversations)
     parser.add_argument("--keep-sticky", action="store_true", help="no ResetStickyTaskQueue")
