@@ -21,6 +21,7 @@ from typing import Any
 
 import anthropic
 import httpx
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
@@ -31,6 +32,7 @@ from activities.observability import LatencyInterceptor
 from activities.tools import ToolActivities
 from durable_agent.client import connect_with
 from durable_agent.config import Settings
+from durable_agent.health import Health, model_probe, serve_health
 from durable_agent.logs import configure_logging
 from durable_agent.process import exit_now
 from durable_agent.stores.notes import open_note_store
@@ -142,23 +144,41 @@ def start_telemetry(settings: Settings) -> Runtime | None:
 
 
 async def run_worker(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM, then stop polling and let in-flight work finish."""
-    runtime = start_telemetry(settings)
-    client = await connect_with(settings, runtime=runtime, interceptors=[tracing_interceptor()])
+    """Run until SIGINT/SIGTERM, then shut down gracefully: readiness turns 503, the
+    workers stop polling, in-flight activities get ``shutdown_grace_seconds`` to finish
+    (then they are cancelled and retried elsewhere), and this returns."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with worker_resources(settings, client) as resources:
-        log.info(
-            "worker polling task queue %r on %s (model backend: %s)",
-            settings.task_queue,
-            settings.temporal_address,
-            resources.backend.name,
-        )
-        async with serving(client, resources, settings.task_queue, settings.governor_task_queue):
+    runtime = start_telemetry(settings)
+    health = Health(model_probe(settings))
+    async with serve_health(health, settings.health_host, settings.health_port):
+        client = await connect_with(settings, runtime=runtime, interceptors=[tracing_interceptor()])
+        async with (
+            worker_resources(settings, client) as resources,
+            serving(
+                client,
+                resources,
+                settings.task_queue,
+                settings.governor_task_queue,
+                graceful_shutdown=timedelta(seconds=settings.shutdown_grace_seconds),
+            ) as workers,
+        ):
+            health.serving(client, workers)
+            log.info(
+                "worker polling task queue %r on %s (model backend: %s)",
+                settings.task_queue,
+                settings.temporal_address,
+                resources.backend.name,
+            )
             await stop.wait()
-            log.info("shutting down: finishing in-flight activities")
+            health.stopping()
+            log.info(
+                "shutting down: no new work; in-flight activities have %gs to finish",
+                settings.shutdown_grace_seconds,
+            )
+    log.info("worker stopped")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -178,10 +198,22 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def describe_invalid_settings(error: ValidationError) -> str:
+    """Which settings are invalid and why, without their values (one may be a secret)."""
+    lines = [
+        f"  {'.'.join(map(str, e['loc']))}: {e['msg']}"
+        for e in error.errors(include_url=False, include_input=False)
+    ]
+    return "\n".join(["invalid settings (AGENT_* environment variables or .env):", *lines])
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     code = 0
     try:
         asyncio.run(run_worker(settings_from_args(parse_args(argv))))
+    except ValidationError as e:
+        print(f"worker: {describe_invalid_settings(e)}", file=sys.stderr)
+        code = 1
     except (RuntimeError, ValueError) as e:
         print(f"worker: {e}", file=sys.stderr)
         code = 1

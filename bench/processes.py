@@ -45,6 +45,7 @@ async def worker_process(
         "AGENT_SEARCH_URL": tools.base_url,
         "AGENT_LOG_LEVEL": "WARNING",
         "AGENT_METRICS_PORT": "0",  # several test workers share one machine
+        "AGENT_HEALTH_PORT": "0",
         **(env or {}),
     }
     log = log_file.open("ab") if log_file is not None else None
@@ -57,8 +58,14 @@ async def worker_process(
             yield process
         finally:
             if process.returncode is None:
-                process.kill()
-                await process.wait()
+                # A graceful stop hands cached workflows back at once; a kill would leave
+                # them on its sticky queue (~10 s) for whoever runs next.
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 15)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
     finally:
         if log is not None:
             log.close()

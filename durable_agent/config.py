@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     """OTLP/gRPC endpoint for traces (e.g. ``http://otel-collector:4317``); unset: off."""
     service_name: str = "durable-agent-worker"
     """``service.name`` of exported traces."""
+    health_host: str = "127.0.0.1"
+    """Address the health probes bind (``0.0.0.0`` in containers, for the orchestrator)."""
+    health_port: int = Field(default=8081, ge=0, le=65535)
+    """Port of ``/health/live``, ``/health/ready`` and ``/health/deep``; 0 turns them off."""
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    """On SIGTERM/SIGINT, how long in-flight activities may still run before they are
+    cancelled (and retried elsewhere by their policy)."""
 
     notes_db: Path = Path(".data/notes.sqlite3")
     """SQLite file of the notes store."""

@@ -167,7 +167,8 @@ def _expressions(draw: st.DrawFn, depth: int = 3) -> tuple[str, Fraction]:
     symbol = draw(st.sampled_from(sorted(_OPS)))
     if right == 0 and symbol in ("/", "//", "%"):
         symbol = "+"  # division by zero has its own test
-    return f"({left_text} {symbol} {right_text})", _OPS[symbol](left, right)
+    # Fraction // Fraction is an int, and int / int a float: keep the reference exact.
+    return f"({left_text} {symbol} {right_text})", Fraction(_OPS[symbol](left, right))
 
 
 @given(_expressions())

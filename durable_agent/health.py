@@ -1,0 +1,302 @@
+"""Health probes of a worker process, served on ``AGENT_HEALTH_HOST:AGENT_HEALTH_PORT``.
+
+- ``GET /health/live``: 200 ``{"status": "ok"}`` while the process runs.
+- ``GET /health/ready``: 200 ``{"status": "ok"}`` while the worker reaches Temporal and
+  its workers poll their task queues; else 503 ``{"status": "unavailable", "reason": …}``
+  — ``starting``, ``shutting down`` (from the first moment of a graceful shutdown), a
+  worker that stopped polling, or Temporal unreachable.
+- ``GET /health/deep``: readiness, then the model endpoint: for Claude the Messages API's
+  ``GET /v1/models?limit=1`` (a listing, never a billable call); the offline model is
+  always up. The body names the backend: ``{"status": "ok", "model": "claude"}``.
+
+Each dependency check has a short timeout and its result is kept for a second or two,
+so probes stay cheap however often they come, and concurrent probes share one check.
+Reasons are built from status codes and exception types, never from error messages
+that could echo a request, so no key reaches a response or a log line.
+
+The server is ``asyncio.start_server`` reading a request line and its headers, one
+request per connection: three GET routes do not justify a web framework dependency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from http import HTTPStatus
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import anthropic
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from durable_agent.config import Settings
+
+log = logging.getLogger("durable_agent.health")
+
+LIVE, READY, DEEP = "/health/live", "/health/ready", "/health/deep"
+CACHE_SECONDS = 1.5
+"""How long a dependency check's result is reused."""
+TEMPORAL_TIMEOUT_SECONDS = 2.0
+"""Deadline of the Temporal RPC (below ``deploy/healthcheck.py``'s 3 s)."""
+MODEL_TIMEOUT_SECONDS = 3.0
+"""Timeout of the model endpoint request."""
+_READ_TIMEOUT_SECONDS = 5.0  # a client that sends no complete request is dropped
+_MAX_LINE = 8192
+_MAX_HEADERS = 100
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one health check."""
+
+    ok: bool
+    reason: str = ""
+    """Why not ok; safe to show (no secrets)."""
+
+
+OK = Check(True)
+
+
+class CachedCheck:
+    """Runs ``check`` at most once per ``ttl`` seconds; concurrent callers share a run."""
+
+    def __init__(self, check: Callable[[], Awaitable[Check]], ttl: float) -> None:
+        self._check = check
+        self._ttl = ttl
+        self._lock = asyncio.Lock()
+        self._last: Check | None = None
+        self._at = 0.0
+
+    async def __call__(self) -> Check:
+        async with self._lock:
+            if self._last is None or time.monotonic() - self._at >= self._ttl:
+                self._last = await self._check()
+                self._at = time.monotonic()
+            return self._last
+
+
+class ModelProbe(Protocol):
+    """Checks the model endpoint without a billable call."""
+
+    name: str
+    """The backend, as reported by ``/health/deep``."""
+
+    async def check(self) -> Check: ...
+
+    async def close(self) -> None: ...
+
+
+class OfflineModelProbe:
+    """The offline model runs in the worker: up whenever the worker is."""
+
+    name = "offline"
+
+    async def check(self) -> Check:
+        return OK
+
+    async def close(self) -> None:
+        pass
+
+
+class ClaudeModelProbe:
+    """Lists one model (``GET /v1/models?limit=1``) with the worker's key and base URL."""
+
+    name = "claude"
+
+    def __init__(self, client: anthropic.AsyncAnthropic) -> None:
+        self._client = client
+
+    async def check(self) -> Check:
+        try:
+            async with asyncio.timeout(MODEL_TIMEOUT_SECONDS + 1):  # the SDK's is per phase
+                await self._client.models.list(limit=1)
+        except anthropic.APIStatusError as e:
+            return Check(False, f"model endpoint answered HTTP {e.status_code}")
+        except (anthropic.APITimeoutError, TimeoutError):
+            return Check(False, f"model endpoint timed out after {MODEL_TIMEOUT_SECONDS:g}s")
+        except anthropic.APIConnectionError:
+            return Check(False, "model endpoint unreachable")
+        return OK
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def model_probe(settings: Settings) -> ModelProbe:
+    """The probe for the backend ``settings`` select (the same one the worker uses)."""
+    if not settings.use_claude():
+        return OfflineModelProbe()
+    key = settings.anthropic_api_key
+    return ClaudeModelProbe(
+        anthropic.AsyncAnthropic(
+            api_key=key.get_secret_value() if key else None,
+            base_url=settings.anthropic_base_url,
+            timeout=MODEL_TIMEOUT_SECONDS,
+            max_retries=0,  # a probe reports what it sees now
+        )
+    )
+
+
+async def temporal_check(client: Client) -> Check:
+    """One cheap RPC (``GetSystemInfo``) with a short deadline."""
+    timeout = TEMPORAL_TIMEOUT_SECONDS
+    try:
+        async with asyncio.timeout(timeout + 1):  # in case the deadline is not honoured
+            await client.workflow_service.get_system_info(
+                GetSystemInfoRequest(), timeout=timedelta(seconds=timeout)
+            )
+    except RPCError as e:
+        return Check(False, f"Temporal unreachable ({e.status.name})")
+    except TimeoutError:
+        return Check(False, f"Temporal did not answer within {timeout:g}s")
+    return OK
+
+
+class Health:
+    """What the probes report. The worker tells it when it serves and when it stops."""
+
+    def __init__(self, model: ModelProbe, *, cache_seconds: float = CACHE_SECONDS) -> None:
+        self.model = model
+        self._cache_seconds = cache_seconds
+        self._model_check = CachedCheck(model.check, cache_seconds)
+        self._temporal_check: CachedCheck | None = None
+        self._workers: Sequence[Worker] = ()
+        self._stopping = False
+        self._last_ready = Check(False, "starting")
+
+    def serving(self, client: Client, workers: Sequence[Worker]) -> None:
+        """The workers have started: from now on ready means they run and ``client``
+        reaches Temporal."""
+        self._temporal_check = CachedCheck(lambda: temporal_check(client), self._cache_seconds)
+        self._workers = workers
+
+    def stopping(self) -> None:
+        """A graceful shutdown has begun: never ready again."""
+        self._stopping = True
+
+    async def ready(self) -> Check:
+        """Connected to Temporal and polling, and not shutting down."""
+        check = await self._readiness()
+        if check.ok != self._last_ready.ok:  # log changes, not every probe
+            if check.ok:
+                log.info("ready")
+            else:
+                log.warning("not ready: %s", check.reason)
+        self._last_ready = check
+        return check
+
+    async def deep(self) -> Check:
+        """Ready, and the model endpoint answers."""
+        check = await self.ready()
+        return await self._model_check() if check.ok else check
+
+    async def _readiness(self) -> Check:
+        if self._stopping:
+            return Check(False, "shutting down")
+        if self._temporal_check is None:
+            return Check(False, "starting")
+        idle = [w.task_queue for w in self._workers if not w.is_running]
+        if idle:
+            return Check(False, f"not polling task queue {idle[0]!r}")
+        return await self._temporal_check()
+
+    async def respond(self, path: str) -> tuple[int, dict[str, str]]:
+        """Status and JSON body for a GET of ``path``."""
+        if path == LIVE:
+            return 200, {"status": "ok"}
+        if path == READY:
+            check, extra = await self.ready(), {}
+        elif path == DEEP:
+            check, extra = await self.deep(), {"model": self.model.name}
+        else:
+            return 404, {"status": "not found"}
+        if check.ok:
+            return 200, {"status": "ok", **extra}
+        return 503, {"status": "unavailable", "reason": check.reason, **extra}
+
+
+class _BadRequest(Exception):
+    pass
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
+    """Method and path of one request; the headers are read and ignored."""
+    parts = (await reader.readline()).decode("latin-1").split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise _BadRequest
+    for _ in range(_MAX_HEADERS):
+        if (await reader.readline()).strip() == b"":  # blank line, or the client hung up
+            return parts[0], urlsplit(parts[1]).path
+    raise _BadRequest
+
+
+async def _write(
+    writer: asyncio.StreamWriter, status: int, body: dict[str, str], *, head_only: bool = False
+) -> None:
+    payload = json.dumps(body).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "Content-Length": str(len(payload)),
+        "Cache-Control": "no-store",
+        "Connection": "close",
+        **({"Allow": "GET, HEAD"} if status == 405 else {}),
+    }
+    head = f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in headers.items()
+    )
+    writer.write(f"{head}\r\n".encode() + (b"" if head_only else payload))
+    await writer.drain()
+
+
+def _handler(
+    health: Health,
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            try:
+                async with asyncio.timeout(_READ_TIMEOUT_SECONDS):
+                    method, path = await _read_request(reader)
+            except (_BadRequest, ValueError):  # ValueError: a line over the limit
+                return await _write(writer, 400, {"status": "bad request"})
+            if method not in ("GET", "HEAD"):
+                return await _write(writer, 405, {"status": "method not allowed"})
+            status, body = await health.respond(path)
+            await _write(writer, status, body, head_only=method == "HEAD")
+        except (ConnectionError, TimeoutError):  # the client hung up or never finished
+            pass
+        finally:
+            writer.close()
+
+    return handle
+
+
+@asynccontextmanager
+async def serve_health(health: Health, host: str, port: int) -> AsyncIterator[int | None]:
+    """Serve the probes of ``health`` on ``host:port`` for the duration of the block and
+    yield the bound port (``None`` when ``port`` is 0: probes off); close ``health``'s
+    model probe afterwards."""
+    try:
+        if not port:
+            yield None
+            return
+        try:
+            server = await asyncio.start_server(_handler(health), host, port, limit=_MAX_LINE)
+        except OSError as e:
+            raise RuntimeError(f"health probes cannot listen on {host}:{port}: {e}") from e
+        log.info("health probes on http://%s:%d/health/{live,ready,deep}", host, port)
+        try:
+            yield int(server.sockets[0].getsockname()[1])
+        finally:
+            server.close()
+            await server.wait_closed()
+    finally:
+        await health.model.close()
