@@ -25,6 +25,7 @@ from temporalio.client import Client
 from durable_agent.client import (
     Conversation,
     ConversationError,
+    ConversationNotFound,
     MessageRejected,
     connect_with,
     get_conversation,
@@ -70,11 +71,20 @@ async def _start(client: Client, args: argparse.Namespace) -> Conversation:
     )
 
 
-async def _chat(client: Client, args: argparse.Namespace) -> int:
+async def _resume_or_start(client: Client, args: argparse.Namespace) -> Conversation:
+    """The conversation named by ``-c`` if it exists, else a new one (under that id)."""
     if args.conversation:
         conversation = get_conversation(client, args.conversation)
-    else:
-        conversation = await _start(client, args)
+        try:
+            await conversation.status()
+            return conversation
+        except ConversationNotFound:
+            pass
+    return await _start(client, args)
+
+
+async def _chat(client: Client, args: argparse.Namespace) -> int:
+    conversation = await _resume_or_start(client, args)
     print(f"conversation {conversation.id} — /status, /transcript, /end, /quit")
     while True:
         try:

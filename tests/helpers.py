@@ -65,19 +65,20 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
 
 async def run_command(
-    *args: str, timeout: float = 60.0, env: dict[str, str] | None = None
+    *args: str, timeout: float = 60.0, env: dict[str, str] | None = None, stdin: str = ""
 ) -> tuple[int, str, str]:
-    """Run a command without blocking the event loop (in-process workers live on it)."""
+    """Run a command without blocking the event loop (in-process workers live on it),
+    feeding it ``stdin``."""
     process = await asyncio.create_subprocess_exec(
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.PIPE,
         cwd=ROOT,
         env=env,
     )
     try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout)
+        out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout)
     except TimeoutError:
         process.kill()
         await process.wait()

@@ -110,3 +110,21 @@ async def test_stock_temporal_cli_speaks_the_contract(
         until=lambda out: "CANCELED" in out,
     )
     assert "CANCELED" in described
+
+
+async def test_interactive_chat(
+    client: Client, temporal_server: DevServer, task_queue: str
+) -> None:
+    conversation = _id()
+    code, out, err = await run_command(
+        sys.executable, "starter.py", "chat", "--server", temporal_server.address,
+        "--task-queue", task_queue, "-c", conversation,
+        stdin="What is 6 * 7?\n\n   \n/status\nRemember the chat works\n/end\n",
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"conversation {conversation}" in out
+    assert "assistant: The result of 6 * 7 is 42." in out
+    assert '"turns": 1' in out  # /status between the turns
+    assert "save_note" in out and "conversation ended" in out
+    result = await client.get_workflow_handle(conversation).result()
+    assert result["turns"] == 2
