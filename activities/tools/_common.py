@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import auto_heartbeat
 from durable_agent.activity_models import ToolCall, ToolResult
+from durable_agent.config import Settings
 from durable_agent.retry_classification import parse_retry_after
 from durable_agent.tools.registry import TOOL_TRANSIENT_ERROR, describe_validation_error
 
@@ -99,3 +100,32 @@ async def get_json(
 def _retry_after(response: httpx.Response) -> timedelta | None:
     seconds = parse_retry_after(response.headers.get("retry-after"))
     return None if seconds is None else timedelta(seconds=seconds)
+
+
+class HttpTool:
+    """Base of the tools backed by an HTTP API: GETs JSON from a configured base URL
+    with the configured timeout (see ``get_json`` for the error policy)."""
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+        self._settings = settings
+        self._http = http
+
+    async def _get(
+        self,
+        base_url: str,
+        path: str,
+        *,
+        params: dict[str, str | int | float],
+        call: ToolCall,
+        service: str,
+        response_model: type[_M],
+    ) -> _M | ToolResult:
+        return await get_json(
+            self._http,
+            base_url.rstrip("/") + path,
+            params=params,
+            call=call,
+            service=service,
+            response_model=response_model,
+            timeout_seconds=self._settings.http_timeout_seconds,
+        )

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.tools._common import get_json, parse_arguments
+from activities.tools._common import HttpTool, parse_arguments
 from durable_agent.activity_models import ToolCall, ToolResult
-from durable_agent.config import Settings
 from durable_agent.tools.registry import WEB_SEARCH, WebSearchArgs
 
 TOOL_NOT_CONFIGURED = "ToolNotConfigured"
@@ -28,12 +26,8 @@ class _SearchResponse(BaseModel):
     results: list[_Hit] = []
 
 
-class SearchTool:
+class SearchTool(HttpTool):
     """Web search through the configured search service."""
-
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
-        self._settings = settings
-        self._http = http
 
     @activity.defn(name=WEB_SEARCH.activity_name)
     async def web_search(self, call: ToolCall) -> ToolResult:
@@ -49,14 +43,13 @@ class SearchTool:
                 type=TOOL_NOT_CONFIGURED,
                 non_retryable=True,
             )
-        found = await get_json(
-            self._http,
-            self._settings.search_url.rstrip("/") + "/search",
+        found = await self._get(
+            self._settings.search_url,
+            "/search",
             params={"q": args.query, "format": "json"},
             call=call,
             service="search service",
             response_model=_SearchResponse,
-            timeout_seconds=self._settings.http_timeout_seconds,
         )
         if isinstance(found, ToolResult):
             return found

@@ -6,13 +6,11 @@ gives the current conditions there.
 
 from __future__ import annotations
 
-import httpx
 from pydantic import BaseModel
 from temporalio import activity
 
-from activities.tools._common import get_json, parse_arguments
+from activities.tools._common import HttpTool, parse_arguments
 from durable_agent.activity_models import ToolCall, ToolResult
-from durable_agent.config import Settings
 from durable_agent.tools.registry import GET_WEATHER, GetWeatherArgs
 
 CURRENT_VARIABLES = "temperature_2m,relative_humidity_2m,wind_speed_10m,weather_code"
@@ -82,12 +80,8 @@ class _Forecast(BaseModel):
     current_units: dict[str, str] = {}
 
 
-class WeatherTool:
+class WeatherTool(HttpTool):
     """Current weather for a place name."""
-
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
-        self._settings = settings
-        self._http = http
 
     @activity.defn(name=GET_WEATHER.activity_name)
     async def get_weather(self, call: ToolCall) -> ToolResult:
@@ -98,9 +92,9 @@ class WeatherTool:
         place = await self._geocode(args.location, call)
         if isinstance(place, ToolResult):
             return place
-        forecast = await get_json(
-            self._http,
-            self._settings.weather_url.rstrip("/") + "/v1/forecast",
+        forecast = await self._get(
+            self._settings.weather_url,
+            "/v1/forecast",
             params={
                 "latitude": place.latitude,
                 "longitude": place.longitude,
@@ -109,7 +103,6 @@ class WeatherTool:
             call=call,
             service="weather service",
             response_model=_Forecast,
-            timeout_seconds=self._settings.http_timeout_seconds,
         )
         if isinstance(forecast, ToolResult):
             return forecast
@@ -119,14 +112,13 @@ class WeatherTool:
         # Geocoding searches names only: "Lima, Peru" asks for "Lima" and keeps the
         # first candidate whose country, country code or region is "Peru".
         name, _, qualifier = (part.strip() for part in location.partition(","))
-        found = await get_json(
-            self._http,
-            self._settings.geocoding_url.rstrip("/") + "/v1/search",
+        found = await self._get(
+            self._settings.geocoding_url,
+            "/v1/search",
             params={"name": name, "count": 10 if qualifier else 1, "format": "json"},
             call=call,
             service="geocoding service",
             response_model=_Geocoding,
-            timeout_seconds=self._settings.http_timeout_seconds,
         )
         if isinstance(found, ToolResult):
             return found
