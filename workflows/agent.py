@@ -167,7 +167,6 @@ class AgentWorkflow:
         self._state: ConversationState = "idle"
         self._turns = 0
         self._model_calls = 0
-        self._tool_calls = 0
         self._last_error: str | None = None
         self._end_requested = False
         # Resolved here, not in run: signals and queries of the first activation see it.
@@ -272,7 +271,7 @@ class AgentWorkflow:
             queued_messages=len(self._pending),
             usage=self._budget.spent.usage,
             model_calls=self._model_calls,
-            tool_calls=self._tool_calls,
+            tool_calls=self._budget.spent.tool_calls,
             tenant=self._input.tenant,
             last_error=self._last_error,
             cost_usd=self._budget.spent.usd,
@@ -472,7 +471,6 @@ class AgentWorkflow:
 
     async def _run_tool(self, turn: _Turn, index: int, block: ToolUseBlock) -> ToolCallRecord:
         """Run one tool call; every failure becomes a tool_result the model can read."""
-        self._tool_calls += 1
         spec = self._tools.get(block.name)
         if spec is None:
             return _record(
