@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import (
@@ -36,14 +36,21 @@ from durable_agent.config import Settings
 from durable_agent.contract import (
     CONVERSATION_ENDED,
     DEFAULT_TASK_QUEUE,
+    QUERY_APPROVALS,
     QUERY_STATUS,
     QUERY_TRANSCRIPT,
     SIGNAL_END,
+    UPDATE_APPROVE,
+    UPDATE_REJECT,
     UPDATE_SEND_MESSAGE,
     WORKFLOW_TYPE,
+    ApprovalRecord,
+    Approvals,
+    ApproveCall,
     ConversationInput,
     ConversationResult,
     ConversationStatus,
+    RejectCall,
     Reply,
     Transcript,
     UserMessage,
@@ -63,6 +70,17 @@ class MessageRejected(ConversationError):
     """The conversation refused a message (``type`` says why: ``InvalidMessage``,
     ``ConversationEnded``, ``ValidationError`` for a malformed payload). Nothing of the
     message entered history; the conversation is still usable."""
+
+    def __init__(self, type: str, message: str) -> None:
+        super().__init__(f"{type}: {message}")
+        self.type = type
+        self.reason = message
+
+
+class ApprovalRefused(ConversationError):
+    """The conversation refused an ``approve``/``reject`` (``type`` is
+    ``InvalidApproval``: no such waiting call, already decided, malformed, or edited
+    arguments the tool refuses). Nothing changed; the call still waits if it did."""
 
     def __init__(self, type: str, message: str) -> None:
         super().__init__(f"{type}: {message}")
@@ -173,6 +191,27 @@ class Conversation:
                 ) from None
             raise _translate(e, self.id) from None
 
+    async def approve(
+        self,
+        call_id: str,
+        *,
+        by: str,
+        arguments: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> ApprovalRecord:
+        """Approve the waiting tool call ``call_id`` (optionally with edited
+        ``arguments``); returns the audit record once the call has resumed."""
+        decision = ApproveCall(call_id=call_id, by=by, arguments=arguments, reason=reason)
+        return await self._decide(UPDATE_APPROVE, decision)
+
+    async def reject(self, call_id: str, *, by: str, reason: str) -> ApprovalRecord:
+        """Reject the waiting tool call ``call_id``; the model is told ``reason``."""
+        return await self._decide(UPDATE_REJECT, RejectCall(call_id=call_id, by=by, reason=reason))
+
+    async def approvals(self) -> Approvals:
+        """The ``approvals`` query: waiting tool calls and every decision so far."""
+        return await self._query(QUERY_APPROVALS, Approvals)
+
     async def status(self) -> ConversationStatus:
         """The ``status`` query."""
         return await self._query(QUERY_STATUS, ConversationStatus)
@@ -202,6 +241,19 @@ class Conversation:
     async def is_running(self) -> bool:
         description = await self.handle.describe()
         return description.status == WorkflowExecutionStatus.RUNNING
+
+    async def _decide(self, update: str, decision: ApproveCall | RejectCall) -> ApprovalRecord:
+        try:
+            record: ApprovalRecord = await self.handle.execute_update(
+                update, decision, result_type=ApprovalRecord
+            )
+            return record
+        except WorkflowUpdateFailedError as e:
+            if isinstance(e.cause, ApplicationError):
+                raise ApprovalRefused(e.cause.type or "Rejected", e.cause.message) from None
+            raise
+        except RPCError as e:
+            raise _translate(e, self.id) from None
 
     async def _query(self, name: str, result_type: type[_T]) -> _T:
         try:

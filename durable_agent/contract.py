@@ -9,10 +9,12 @@ Names are stable: renaming one breaks running conversations and every client.
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from durable_agent.breaker import BreakerConfig, BreakerStatus
 from durable_agent.budget import BudgetLimits, Spent
@@ -32,6 +34,9 @@ QUERY_STATUS = "status"
 QUERY_TRANSCRIPT = "transcript"
 SIGNAL_END = "end"
 SIGNAL_FORCE_BREAKER = "force_breaker"
+UPDATE_APPROVE = "approve"
+UPDATE_REJECT = "reject"
+QUERY_APPROVALS = "approvals"
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are durable-agent, a careful assistant. Use the tools you are given when they "
@@ -90,6 +95,55 @@ class Message(_Model):
         return "".join(b.text for b in self.content if isinstance(b, TextBlock))
 
 
+# --- safety policy ---------------------------------------------------------------------
+
+Permission = Literal["read", "write", "execute", "admin"]
+"""What a tool may do: ``read`` (look things up), ``write`` (change stored data),
+``execute`` (act on the outside world), ``admin`` (change the agent or its data wholesale)."""
+
+
+class SafetyPolicy(_Model):
+    """What a conversation accepts from users and tools, and which tool calls wait for a
+    person. Travels in the start input, so every worker applies the same policy and a
+    replay sees the one the conversation started with."""
+
+    max_message_chars: int = Field(default=MAX_MESSAGE_CHARS, ge=1, le=MAX_MESSAGE_CHARS)
+    """Longest user message accepted."""
+    blocked_patterns: list[str] = Field(default=[], max_length=100)
+    """Regular expressions (case-insensitive) a user message must not match; a match is
+    refused with ``MessageBlocked`` before it enters history."""
+    injection_patterns: list[str] = Field(default=[], max_length=100)
+    """Extra prompt-injection patterns (category ``custom``) beside the built-in rules."""
+    screen_user_messages: Literal["flag", "block", "off"] = "flag"
+    """``flag``: a user message that looks like a prompt injection is accepted, recorded,
+    and makes the turn's write/execute/admin calls wait for approval (users paste
+    documents); ``block``: refused with ``MessageBlocked``; ``off``: not screened."""
+    screen_tool_results: Literal["flag", "off"] = "flag"
+    """``flag``: a tool result that looks like a prompt injection is marked for the model
+    as untrusted data, recorded, and makes the turn's later write/execute/admin calls
+    wait for approval."""
+    approval_levels: list[Permission] = ["execute", "admin"]
+    """Tool permission levels whose every call waits for a person's approval."""
+    approval_tools: list[str] = []
+    """Tools whose every call waits for approval, whatever their level."""
+    approval_timeout_seconds: float = Field(default=3600.0, gt=0, le=30 * 86400)
+    """A call nobody approves or rejects within this time is rejected. Time waiting for
+    a person does not count against the turn's deadline."""
+    protect_system_prompt: bool = True
+    """Tool arguments that quote the system prompt wait for approval, and a reply that
+    quotes it is withheld (an exfiltration attempt either way)."""
+
+    @field_validator("blocked_patterns", "injection_patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"bad regular expression {pattern!r}: {e}") from None
+        return patterns
+
+
 # --- workflow input and output ---------------------------------------------------------
 
 
@@ -131,6 +185,8 @@ class ConversationInput(_Model):
     search_attributes: bool | None = None
     """Keep the ``Agent*`` search attributes up to date. The client API sets it when the
     server has them registered; ``None`` (e.g. from the stock CLI) means off."""
+    safety: SafetyPolicy = SafetyPolicy()
+    """Input screening, prompt-injection defence and which tool calls need approval."""
 
 
 class ConversationResult(_Model):
@@ -150,9 +206,12 @@ class UserMessage(_Model):
     text: str
 
 
-ToolOutcome = Literal["ok", "error", "invalid_arguments", "unknown_tool", "unavailable", "skipped"]
+ToolOutcome = Literal[
+    "ok", "error", "invalid_arguments", "unknown_tool", "unavailable", "skipped", "rejected"
+]
 """``unavailable``: the tool's circuit breaker is open; ``skipped``: not run because a
-budget or the turn's deadline ran out."""
+budget or the turn's deadline ran out; ``rejected``: a person rejected the call, or
+nobody approved it in time."""
 
 
 class ToolCallRecord(_Model):
@@ -164,6 +223,10 @@ class ToolCallRecord(_Model):
     outcome: ToolOutcome
     result: str
     """What the model was told (the tool_result content)."""
+    flags: list[str] = []
+    """Prompt-injection categories the result matched (it was marked as untrusted)."""
+    approval: ApprovalRecord | None = None
+    """The person's decision, when the call needed approval."""
 
 
 TurnStatus = Literal[
@@ -201,7 +264,7 @@ class Reply(_Model):
 
 # --- queries ---------------------------------------------------------------------------
 
-ConversationState = Literal["idle", "thinking", "running_tools", "ended"]
+ConversationState = Literal["idle", "thinking", "running_tools", "awaiting_approval", "ended"]
 
 
 class BudgetStatus(_Model):
@@ -233,6 +296,8 @@ class ConversationStatus(_Model):
     """Circuit breaker of each dependency that has been called."""
     degraded: list[str] = []
     """Dependencies whose breaker is not closed."""
+    pending_approvals: list[PendingApproval] = []
+    """Tool calls waiting for a person (``approve``/``reject`` them by ``call_id``)."""
 
 
 class BreakerCommand(_Model):
@@ -244,11 +309,96 @@ class BreakerCommand(_Model):
     """Force open, force closed, or return to automatic behaviour."""
 
 
+class SafetyFlag(_Model):
+    """Something screening noticed: a possible prompt injection in a user message or a
+    tool result, or a reply that quoted the system prompt."""
+
+    turn: int
+    source: str
+    """``user``, ``tool:<name>`` or ``reply``."""
+    tool_use_id: str | None = None
+    categories: list[str]
+    excerpt: str
+    """Up to 80 characters around the match."""
+    action: Literal["flagged", "withheld"] = "flagged"
+    """``flagged``: recorded, the turn's risky calls need approval; ``withheld``: the
+    reply was not shown."""
+
+
 class Transcript(_Model):
     """Result of the ``transcript`` query."""
 
     system_prompt: str
     messages: list[Message]
+    flags: list[SafetyFlag] = []
+    """What screening flagged, in order."""
+
+
+# --- human approval of tool calls -------------------------------------------------------
+
+
+class PendingApproval(_Model):
+    """A tool call waiting for a person."""
+
+    call_id: str
+    """The model's tool_use id; name it in ``approve``/``reject``."""
+    tool: str
+    permission: Permission
+    arguments: dict[str, Any]
+    reason: str
+    """Why it needs approval (policy, a flagged input, the system prompt in arguments)."""
+    turn: int
+    requested_at: datetime
+    expires_at: datetime
+    """When it counts as rejected."""
+
+
+class ApproveCall(_Model):
+    """Input of the ``approve`` update."""
+
+    call_id: str
+    by: str = Field(min_length=1, max_length=200)
+    """Who approves (kept in the audit list)."""
+    arguments: dict[str, Any] | None = None
+    """Run with these arguments instead of the model's (validated like the model's)."""
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class RejectCall(_Model):
+    """Input of the ``reject`` update."""
+
+    call_id: str
+    by: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2000)
+    """Told to the model as the call's result."""
+
+
+ApprovalDecision = Literal["approved", "rejected", "timed_out"]
+
+
+class ApprovalRecord(_Model):
+    """One decision in the audit list: who decided what about which call, when and why."""
+
+    call_id: str
+    tool: str
+    turn: int
+    decision: ApprovalDecision
+    by: str
+    """The person, or ``system`` for a timeout."""
+    reason: str | None = None
+    requested_because: str
+    requested_arguments: dict[str, Any]
+    arguments: dict[str, Any] | None = None
+    """What the call ran with (approved), when it differs from ``requested_arguments``."""
+    requested_at: datetime
+    decided_at: datetime
+
+
+class Approvals(_Model):
+    """Result of the ``approvals`` query: what waits, and every decision so far."""
+
+    pending: list[PendingApproval]
+    decisions: list[ApprovalRecord]
 
 
 # --- error types (``ApplicationError.type``) ---------------------------------------------
@@ -257,3 +407,13 @@ INVALID_MESSAGE = "InvalidMessage"
 """The ``send_message`` validator rejected the message; nothing entered history."""
 CONVERSATION_ENDED = "ConversationEnded"
 """A message was sent after ``end``."""
+MESSAGE_BLOCKED = "MessageBlocked"
+"""The message matched a blocked pattern, or (``screen_user_messages="block"``) looked
+like a prompt injection; nothing entered history."""
+INVALID_APPROVAL = "InvalidApproval"
+"""An ``approve``/``reject`` named no pending call, was malformed, or carried arguments
+the tool refuses; nothing changed."""
+
+# Models above refer to ones defined after them.
+for _model in (ToolCallRecord, Reply, ConversationStatus):
+    _model.model_rebuild()

@@ -16,19 +16,22 @@ Deterministic code only: no I/O, no clock (``workflow.now()``), no randomness.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from typing import Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.approvals import ApprovalDesk, within_deadline
 from workflows.telemetry import ConversationTelemetry
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
+    from pydantic import BaseModel, ValidationError
 
     from durable_agent import budget as budgets
     from durable_agent import search_attributes as attributes
@@ -42,8 +45,13 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent.budget import Budget, BudgetLimits
     from durable_agent.contract import (
         CONVERSATION_ENDED,
+        INVALID_APPROVAL,
         INVALID_MESSAGE,
+        MESSAGE_BLOCKED,
         WORKFLOW_TYPE,
+        ApprovalRecord,
+        Approvals,
+        ApproveCall,
         BreakerCommand,
         BudgetStatus,
         ContentBlock,
@@ -52,7 +60,9 @@ with workflow.unsafe.imports_passed_through():
         ConversationState,
         ConversationStatus,
         Message,
+        RejectCall,
         Reply,
+        SafetyFlag,
         TextBlock,
         ToolCallRecord,
         ToolOutcome,
@@ -70,10 +80,11 @@ with workflow.unsafe.imports_passed_through():
         Settlement,
         governor_id,
     )
+    from durable_agent.injection import InjectionDetector, Screening
     from durable_agent.pricing import Price, price_for
     from durable_agent.retry_classification import NON_RETRYABLE_TYPES
+    from durable_agent.safety import approval_reason, message_problem, quotes, untrusted
     from durable_agent.tools.registry import ToolSpec, describe_validation_error, select_tools
-    from durable_agent.validation import message_problem
 
 MODEL_RETRY_POLICY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -105,6 +116,9 @@ GOVERNOR = "governor"
 SEARCH_ATTRIBUTES_PATCH = "search-attributes-v1"
 """Runs recorded before conversations kept their search attributes up to date."""
 
+SAFETY_PATCH = "safety-v1"
+"""Runs recorded before screening, approvals and the approval-aware turn deadline."""
+
 RESILIENCE_PATCH = "resilience-v1"
 """Runs recorded before breakers, budgets, the tenant governor and the turn deadline
 replay without the governor's activity and the deadline's timer."""
@@ -128,6 +142,9 @@ class _Turn:
     model_calls: int = 0
     degraded: list[str] = field(default_factory=list)
     last_response: ModelResponse | None = None
+    tainted_by: list[str] = field(default_factory=list)
+    """What in this turn was flagged as a possible prompt injection (``user``,
+    ``tool:<name>``): from then on, calls that can change anything need approval."""
 
     def reply(self, text: str, status: TurnStatus = "ok", detail: str | None = None) -> Reply:
         response = self.last_response
@@ -176,6 +193,12 @@ class AgentWorkflow:
             self._tools = {spec.name: spec for spec in select_tools(input.tools)}
         except KeyError as e:
             self._input_error = str(e)
+        self._detector = InjectionDetector.create(input.safety.injection_patterns)
+        self._desk = ApprovalDesk(input.safety.approval_timeout_seconds)
+        self._flags: list[SafetyFlag] = []
+        # Whether this run screens, asks for approvals and pauses the deadline for them
+        # (``SAFETY_PATCH``); decided at the first turn.
+        self._safety = False
         self._budget = Budget(limits=input.limits.conversation)
         self._health = DependencyHealth(config=input.breakers, overrides=input.breaker_overrides)
         # The model a price is looked up for: named, or learnt from the first response.
@@ -225,16 +248,54 @@ class AgentWorkflow:
     @send_message.validator
     def validate_message(self, message: RawValue) -> None:
         """Reject what must never enter history: malformed, empty, oversized or binary
-        text, or any message after ``end``."""
+        text, a blocked pattern (or injection, if the policy blocks them), or any
+        message after ``end``."""
         if self._end_requested:
             raise ApplicationError(
                 "the conversation has ended; start a new one",
                 type=CONVERSATION_ENDED,
                 non_retryable=True,
             )
-        problem = message_problem(_parse_message(message).text)
+        problem = message_problem(_parse_message(message).text, self._input.safety, self._detector)
         if problem:
-            raise ApplicationError(problem, type=INVALID_MESSAGE, non_retryable=True)
+            kind, why = problem
+            raise ApplicationError(
+                why,
+                type=INVALID_MESSAGE if kind == "invalid" else MESSAGE_BLOCKED,
+                non_retryable=True,
+            )
+
+    @workflow.update(name="approve")
+    async def approve(self, decision: RawValue) -> ApprovalRecord:
+        """A person approves a waiting tool call (an ``ApproveCall``), optionally with
+        edited arguments; returns the audit record once the call has resumed."""
+        return await self._desk.answer(_parse(decision, ApproveCall, "approval", _APPROVE_SHAPE))
+
+    @approve.validator
+    def validate_approve(self, decision: RawValue) -> None:
+        """Only a waiting call, with arguments its tool accepts."""
+        answer = _parse(decision, ApproveCall, "approval", _APPROVE_SHAPE)
+        pending = self._desk.get(answer.call_id)
+        if answer.arguments is not None:
+            try:
+                self._tools[pending.tool].validate(answer.arguments)
+            except ValidationError as e:
+                raise ApplicationError(
+                    f"edited arguments for {pending.tool}: {describe_validation_error(e)}",
+                    type=INVALID_APPROVAL,
+                    non_retryable=True,
+                ) from None
+
+    @workflow.update(name="reject")
+    async def reject(self, decision: RawValue) -> ApprovalRecord:
+        """A person rejects a waiting tool call (a ``RejectCall``); the model is told
+        the reason. Returns the audit record."""
+        return await self._desk.answer(_parse(decision, RejectCall, "rejection", _REJECT_SHAPE))
+
+    @reject.validator
+    def validate_reject(self, decision: RawValue) -> None:
+        """Only a waiting call."""
+        self._desk.get(_parse(decision, RejectCall, "rejection", _REJECT_SHAPE).call_id)
 
     @workflow.signal(name="end")
     def end(self) -> None:
@@ -263,10 +324,11 @@ class AgentWorkflow:
 
     @workflow.query(name="status")
     def status(self) -> ConversationStatus:
-        """Where the conversation is, what it has used, and what is degraded."""
+        """Where the conversation is, what it has used, what is degraded, and which tool
+        calls wait for approval."""
         now = self._now()
         return ConversationStatus(
-            state=self._state,
+            state="awaiting_approval" if self._desk.waiting else self._state,
             turns=self._turns,
             queued_messages=len(self._pending),
             usage=self._budget.spent.usage,
@@ -282,12 +344,20 @@ class AgentWorkflow:
             ),
             breakers=self._health.snapshot(now),
             degraded=self._health.degraded(now),
+            pending_approvals=self._desk.pending(),
         )
 
     @workflow.query(name="transcript")
     def transcript(self) -> Transcript:
-        """The system prompt and every message so far."""
-        return Transcript(system_prompt=self._input.system_prompt, messages=self._messages)
+        """The system prompt, every message so far, and what screening flagged."""
+        return Transcript(
+            system_prompt=self._input.system_prompt, messages=self._messages, flags=self._flags
+        )
+
+    @workflow.query(name="approvals")
+    def approvals(self) -> Approvals:
+        """Tool calls waiting for approval, and the audit list of every decision."""
+        return self._desk.snapshot()
 
     # --- one turn --------------------------------------------------------------------------
 
@@ -295,8 +365,17 @@ class AgentWorkflow:
         """One user message in, one reply out; every way a turn can fail is a typed reply."""
         turn = _Turn(number=self._turns + 1, budget=Budget(limits=self._turn_limits()))
         self._append_user([TextBlock(text=message.text)])
+        self._safety = workflow.patched(SAFETY_PATCH)
+        if self._safety and self._input.safety.screen_user_messages != "off":
+            self._screen(turn, "user", message.text)
         try:
-            if workflow.patched(RESILIENCE_PATCH):
+            if self._safety:
+                reply = await within_deadline(  # a Reply, or raises
+                    asyncio.ensure_future(self._agent_loop(turn)),
+                    self._input.turn_timeout_seconds,
+                    self._desk,
+                )
+            elif workflow.patched(RESILIENCE_PATCH):
                 reply = await asyncio.wait_for(
                     self._agent_loop(turn), timeout=self._input.turn_timeout_seconds
                 )
@@ -338,7 +417,7 @@ class AgentWorkflow:
             response = await self._model_step(turn)
             tool_uses = [b for b in response.content if isinstance(b, ToolUseBlock)]
             if response.stop_reason != "tool_use" or not tool_uses:
-                return turn.reply(_text(response))
+                return self._final_reply(turn, _text(response))
             await self._tool_step(turn, tool_uses)
 
     async def _model_step(self, turn: _Turn) -> ModelResponse:
@@ -482,6 +561,22 @@ class AgentWorkflow:
             spec.validate(block.input)
         except ValidationError as e:
             return _record(block, "invalid_arguments", describe_validation_error(e))
+        arguments, approval = block.input, None
+        reason = self._approval_reason(turn, spec, block) if self._safety else None
+        if reason:
+            self._publish("awaiting_approval")
+            approval = await self._desk.request(
+                call_id=block.id,
+                tool=spec.name,
+                permission=spec.permission,
+                arguments=block.input,
+                reason=reason,
+                turn=turn.number,
+            )
+            self._telemetry.approval(spec.name, approval.decision)
+            if approval.decision != "approved":
+                return _record(block, "rejected", _rejection(approval), approval=approval)
+            arguments = approval.arguments or block.input
         dependency = tool_dependency(spec.name)
         if not self._health.allows(dependency, self._now()):
             turn.degraded.append(dependency)
@@ -493,7 +588,7 @@ class AgentWorkflow:
             )
         call = ToolCall(
             tool=spec.name,
-            arguments=block.input,
+            arguments=arguments,
             idempotency_key=f"{workflow.info().workflow_id}/{turn.number}/{index}",
             conversation_id=workflow.info().workflow_id,
             tenant=self._input.tenant,
@@ -503,9 +598,22 @@ class AgentWorkflow:
         except ActivityError as e:
             self._health.record(dependency, False, self._now())
             self._last_error = f"{spec.name}: {_describe(e)}"
-            return _record(block, "error", f"{spec.name} failed: {_describe(e)}")
+            return _record(block, "error", f"{spec.name} failed: {_describe(e)}", approval=approval)
         self._health.record(dependency, True, self._now())
-        return _record(block, result.outcome, result.content)
+        content, flags = result.content, []
+        if (
+            self._safety
+            and result.outcome == "ok"
+            and self._input.safety.screen_tool_results != "off"
+        ):
+            screening = self._screen(turn, f"tool:{spec.name}", content, tool_use_id=block.id)
+            if screening.flagged:
+                content, flags = untrusted(spec.name, content, screening), screening.categories
+        if approval and approval.arguments is not None:
+            content = (
+                f"(run with arguments edited by {approval.by}: {json.dumps(arguments)})\n{content}"
+            )
+        return _record(block, result.outcome, content, flags=flags, approval=approval)
 
     # --- activities and the governor ------------------------------------------------------
 
@@ -604,6 +712,60 @@ class AgentWorkflow:
     def _now(self) -> float:
         return workflow.now().timestamp()
 
+    def _screen(
+        self, turn: _Turn, source: str, text: str, tool_use_id: str | None = None
+    ) -> Screening:
+        """Screen ``text`` for prompt injection; a flag is recorded (transcript, log,
+        metric) and taints the turn."""
+        screening = self._detector.screen(text)
+        if screening.flagged:
+            turn.tainted_by.append(source)
+            self._flag(
+                turn, source, screening.categories, screening.matches[0].excerpt, tool_use_id
+            )
+        return screening
+
+    def _flag(
+        self,
+        turn: _Turn,
+        source: str,
+        categories: list[str],
+        excerpt: str,
+        tool_use_id: str | None = None,
+        action: Literal["flagged", "withheld"] = "flagged",
+    ) -> None:
+        flag = SafetyFlag(
+            turn=turn.number,
+            source=source,
+            tool_use_id=tool_use_id,
+            categories=categories,
+            excerpt=excerpt,
+            action=action,
+        )
+        self._flags.append(flag)
+        self._telemetry.safety_flag(flag)
+
+    def _approval_reason(self, turn: _Turn, spec: ToolSpec, block: ToolUseBlock) -> str | None:
+        return approval_reason(
+            spec.name,
+            spec.permission,
+            block.input,
+            self._input.safety,
+            tainted_by=turn.tainted_by,
+            system_prompt=self._input.system_prompt,
+        )
+
+    def _final_reply(self, turn: _Turn, text: str) -> Reply:
+        """The model's answer, unless it quotes the system prompt (then withheld)."""
+        protect = self._safety and self._input.safety.protect_system_prompt
+        if protect and quotes(text, self._input.system_prompt):
+            self._flag(turn, "reply", ["system_prompt_leak"], text[:80], action="withheld")
+            return turn.reply(
+                "I can't share that: my answer repeated my instructions, so it was withheld.",
+                detail="reply withheld: it quoted the system prompt",
+            )
+        return turn.reply(text)
+
     def _turn_limits(self) -> BudgetLimits:
         limits = self._input.limits.turn
         if limits.model_calls is None:
@@ -683,27 +845,60 @@ class AgentWorkflow:
 
 
 def _parse_message(raw: RawValue) -> UserMessage:
+    return _parse(raw, UserMessage, "message", '{"text": "..."}', INVALID_MESSAGE)
+
+
+_P = TypeVar("_P", bound=BaseModel)
+_APPROVE_SHAPE = '{"call_id": "...", "by": "...", "arguments": {...}?, "reason": "..."?}'
+_REJECT_SHAPE = '{"call_id": "...", "by": "...", "reason": "..."}'
+
+
+def _parse(
+    raw: RawValue,
+    model: type[_P],
+    label: str,
+    expected: str,
+    error_type: str = INVALID_APPROVAL,
+) -> _P:
+    """Decode an update's raw argument as ``model``; a precise typed error otherwise."""
     try:
-        message = workflow.payload_converter().from_payload(raw.payload, UserMessage)
+        value = workflow.payload_converter().from_payload(raw.payload, model)
     except (ValidationError, ValueError, TypeError) as e:
         detail = (
-            describe_validation_error(e, root="message")
-            if isinstance(e, ValidationError)
-            else str(e)
+            describe_validation_error(e, root=label) if isinstance(e, ValidationError) else str(e)
         )
         raise ApplicationError(
-            f'malformed message, expected {{"text": "..."}}: {detail}',
-            type=INVALID_MESSAGE,
-            non_retryable=True,
+            f"malformed {label}, expected {expected}: {detail}", type=error_type, non_retryable=True
         ) from None
-    assert isinstance(message, UserMessage)
-    return message
+    if not isinstance(value, model):
+        raise ApplicationError(f"malformed {label}", type=error_type, non_retryable=True)
+    return value
 
 
-def _record(block: ToolUseBlock, outcome: ToolOutcome, result: str) -> ToolCallRecord:
+def _record(
+    block: ToolUseBlock,
+    outcome: ToolOutcome,
+    result: str,
+    *,
+    flags: list[str] | None = None,
+    approval: ApprovalRecord | None = None,
+) -> ToolCallRecord:
     return ToolCallRecord(
-        id=block.id, name=block.name, arguments=block.input, outcome=outcome, result=result
+        id=block.id,
+        name=block.name,
+        arguments=block.input,
+        outcome=outcome,
+        result=result,
+        flags=flags or [],
+        approval=approval,
     )
+
+
+def _rejection(approval: ApprovalRecord) -> str:
+    """What the model is told about a call a person did not approve."""
+    if approval.decision == "timed_out":
+        return f"not run: {approval.reason}"
+    return f"not run: {approval.by} rejected the call: {approval.reason}"
 
 
 def _text(response: ModelResponse) -> str:

@@ -17,7 +17,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from durable_agent.activity_models import ModelResponse
     from durable_agent.breaker import BreakerStatus
-    from durable_agent.contract import ToolCallRecord
+    from durable_agent.contract import ApprovalDecision, SafetyFlag, ToolCallRecord
 
 BREAKER_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -40,6 +40,13 @@ class ConversationTelemetry:
         )
         self._tool_calls = meter.create_counter(
             "durable_agent_tool_calls", "Tool calls by tool and outcome."
+        )
+        self._safety_flags = meter.create_counter(
+            "durable_agent_safety_flags",
+            "Texts flagged by screening, by source (user, tool, reply) and category.",
+        )
+        self._approvals = meter.create_counter(
+            "durable_agent_approvals", "Approval decisions on tool calls, by tool and decision."
         )
         self._breaker_state = meter.create_gauge(
             "durable_agent_breaker_state", "Last seen breaker state: 0 closed, 1 half-open, 2 open."
@@ -90,6 +97,23 @@ class ConversationTelemetry:
                 "latency_ms": round(seconds * 1000),
             },
         )
+
+    def safety_flag(self, flag: SafetyFlag) -> None:
+        """Record a flagged text: one count per category, and a warning."""
+        source = flag.source.split(":", 1)[0]
+        for category in flag.categories:
+            self._safety_flags.add(1, {"source": source, "category": category})
+        workflow.logger.warning(
+            "%s %s as %s",
+            flag.source,
+            flag.action,
+            ", ".join(flag.categories),
+            extra={"event": "safety_flag"} | flag.model_dump(mode="json"),
+        )
+
+    def approval(self, tool: str, decision: ApprovalDecision) -> None:
+        """Count one approval decision (the desk logs who and why)."""
+        self._approvals.add(1, {"tool": tool, "decision": decision})
 
     def breakers(self, snapshot: dict[str, BreakerStatus]) -> None:
         """Publish each dependency's breaker state."""

@@ -18,6 +18,7 @@ import hashlib
 import re
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, parse_qs
@@ -175,14 +176,16 @@ def forecast(query: dict[str, str]) -> tuple[int, dict[str, Any]]:
     }
 
 
-def search(query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+def search(
+    query: dict[str, str], corpus: Sequence[tuple[str, str, str]] = CORPUS
+) -> tuple[int, dict[str, Any]]:
     """``GET /search``: corpus entries sharing words with ``q``, best first."""
     if query.get("format") != "json":
         return 403, {"error": "format not allowed"}  # SearXNG's answer too
     q = query.get("q", "")
     words = set(re.findall(r"\w+", _fold(q)))
     scored = []
-    for index, (title, url, content) in enumerate(CORPUS):
+    for index, (title, url, content) in enumerate(corpus):
         score = len(words & set(re.findall(r"\w+", _fold(f"{title} {content}"))))
         if score:
             scored.append((-score, index, title, url, content))
@@ -236,6 +239,8 @@ class _Handler(LoopbackHandler["FakeToolServer"]):
         return RecordedToolRequest(url.path, _query(url), headers)
 
     def serve(self, url: SplitResult, fault: Fault) -> None:
+        if url.path == "/search":
+            return self.send_json(*search(_query(url), (*self.fake.pages, *CORPUS)))
         route = _ROUTES.get(url.path)
         if route is None:
             return self.send_error_json(404, f"Not found: {url.path}")
@@ -249,6 +254,19 @@ class FakeToolServer(LoopbackServer[RecordedToolRequest]):
 
     handler = _Handler
     thread_name = "fake-tools"
+
+    pages: list[tuple[str, str, str]]
+    """Extra search results ``(title, url, content)`` served before the built-in corpus
+    (e.g. a hostile page for injection tests); ``reset()`` forgets them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pages = []
+
+    def reset(self) -> None:
+        """Forget recorded requests, faults and extra pages."""
+        super().reset()
+        self.pages = []
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.common import RetryPolicy
 
 from durable_agent.activity_models import ToolDefinition
+from durable_agent.contract import Permission
 
 Criticality = Literal["critical", "optional"]
 """A critical tool must work for the agent to be useful; an optional one may be down."""
-Permission = Literal["read", "write", "execute", "admin"]
 
 INVALID_TOOL_ARGUMENTS = "InvalidToolArguments"
 """``ApplicationError.type`` for arguments an activity refuses; never retried."""

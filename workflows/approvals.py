@@ -1,0 +1,188 @@
+"""Human approval of tool calls, inside a conversation's workflow state.
+
+A tool call that needs approval is *requested* here: it shows in ``status`` and the
+``approvals`` query, and its coroutine waits until an ``approve``/``reject`` update
+answers it or the policy's timeout passes (a timeout is a rejection by ``system``).
+Every outcome becomes an ``ApprovalRecord`` in the audit list, which lives in workflow
+state: a worker that dies mid-wait loses nothing, and the replacement rebuilds the
+same pending calls and decisions from history.
+
+Deterministic workflow code: ``workflow.now()`` and timers only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from durable_agent.contract import (
+        INVALID_APPROVAL,
+        ApprovalRecord,
+        Approvals,
+        ApproveCall,
+        PendingApproval,
+        Permission,
+        RejectCall,
+    )
+
+_R = TypeVar("_R")
+
+SYSTEM = "system"
+"""Who decided a call nobody answered in time."""
+
+
+class ApprovalDesk:
+    """Pending approvals and the audit list of one conversation."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self._timeout = timeout_seconds
+        self._pending: dict[str, PendingApproval] = {}
+        self._answers: dict[str, ApproveCall | RejectCall] = {}
+        self._decisions: dict[str, ApprovalRecord] = {}
+
+    @property
+    def waiting(self) -> bool:
+        """Whether some call waits for a person."""
+        return bool(self._pending)
+
+    def pending(self) -> list[PendingApproval]:
+        return list(self._pending.values())
+
+    def snapshot(self) -> Approvals:
+        return Approvals(pending=self.pending(), decisions=list(self._decisions.values()))
+
+    def get(self, call_id: str) -> PendingApproval:
+        """The pending call ``call_id``; an ``InvalidApproval`` error naming the pending
+        ones when there is no such call (or it is already answered)."""
+        pending = self._pending.get(call_id)
+        if pending is None or call_id in self._answers:
+            if call_id in self._decisions:
+                decided = self._decisions[call_id]
+                problem = f"call {call_id!r} was already {decided.decision} by {decided.by}"
+            else:
+                problem = f"no tool call {call_id!r} is waiting for approval"
+            waiting = [c for c in self._pending if c not in self._answers]
+            raise ApplicationError(
+                f"{problem}; waiting: {waiting or 'none'}",
+                type=INVALID_APPROVAL,
+                non_retryable=True,
+            )
+        return pending
+
+    async def answer(self, answer: ApproveCall | RejectCall) -> ApprovalRecord:
+        """Hand a person's answer to the waiting call; return the audit record once the
+        call has taken it."""
+        self.get(answer.call_id)  # a concurrent answer may have come first
+        self._answers[answer.call_id] = answer
+        await workflow.wait_condition(lambda: answer.call_id in self._decisions)
+        return self._decisions[answer.call_id]
+
+    async def request(
+        self,
+        *,
+        call_id: str,
+        tool: str,
+        permission: Permission,
+        arguments: dict[str, Any],
+        reason: str,
+        turn: int,
+    ) -> ApprovalRecord:
+        """Wait for a person to approve or reject this call; the timeout rejects it."""
+        now = workflow.now()
+        self._pending[call_id] = PendingApproval(
+            call_id=call_id,
+            tool=tool,
+            permission=permission,
+            arguments=arguments,
+            reason=reason,
+            turn=turn,
+            requested_at=now,
+            expires_at=now + timedelta(seconds=self._timeout),
+        )
+        workflow.logger.warning(
+            "tool call %s (%s) waits for approval: %s",
+            call_id,
+            tool,
+            reason,
+            extra={"event": "approval_requested", "call_id": call_id, "tool": tool, "turn": turn},
+        )
+        timed_out = False
+        try:
+            await workflow.wait_condition(lambda: call_id in self._answers, timeout=self._timeout)
+        except TimeoutError:
+            timed_out = True
+            self._answers[call_id] = RejectCall(
+                call_id=call_id,
+                by=SYSTEM,
+                reason=f"nobody approved the call within {self._timeout:g}s",
+            )
+        finally:
+            pending = self._pending.pop(call_id)
+        record = _record(pending, self._answers.pop(call_id), workflow.now(), timed_out)
+        self._decisions[call_id] = record
+        workflow.logger.info(
+            "tool call %s (%s) %s by %s",
+            call_id,
+            tool,
+            record.decision,
+            record.by,
+            extra={
+                "event": "approval_decided",
+                "call_id": call_id,
+                "tool": tool,
+                "turn": turn,
+                "decision": record.decision,
+                "by": record.by,
+                "reason": record.reason,
+            },
+        )
+        return record
+
+
+def _record(
+    pending: PendingApproval, answer: ApproveCall | RejectCall, now: datetime, timed_out: bool
+) -> ApprovalRecord:
+    approved = isinstance(answer, ApproveCall)
+    edited = isinstance(answer, ApproveCall) and answer.arguments not in (None, pending.arguments)
+    return ApprovalRecord(
+        call_id=pending.call_id,
+        tool=pending.tool,
+        turn=pending.turn,
+        decision="approved" if approved else ("timed_out" if timed_out else "rejected"),
+        by=answer.by,
+        reason=answer.reason,
+        requested_because=pending.reason,
+        requested_arguments=pending.arguments,
+        arguments=answer.arguments if isinstance(answer, ApproveCall) and edited else None,
+        requested_at=pending.requested_at,
+        decided_at=now,
+    )
+
+
+async def within_deadline(loop: asyncio.Future[_R], seconds: float, desk: ApprovalDesk) -> _R:
+    """Wait for ``loop`` (a turn's work) for at most ``seconds`` of workflow time, not
+    counting time spent waiting for a person; past it, cancel ``loop`` and raise
+    ``TimeoutError``. ``loop`` is cancelled too if this wait is (the workflow was)."""
+    left = seconds
+    try:
+        while not loop.done():
+            started = workflow.now()
+            try:
+                await workflow.wait_condition(
+                    lambda: loop.done() or desk.waiting, timeout=max(left, 0.0)
+                )
+            except TimeoutError:
+                loop.cancel()
+                await workflow.wait([loop])
+                raise
+            left -= (workflow.now() - started).total_seconds()
+            await workflow.wait_condition(lambda: loop.done() or not desk.waiting)
+    finally:
+        if not loop.done():
+            loop.cancel()
+    return loop.result()
