@@ -4,6 +4,9 @@
     python starter.py send -c ID "what is 6*7?"   # one turn, prints the reply
     python starter.py chat [-c ID]                # interactive
     python starter.py status -c ID | transcript -c ID | end -c ID | cancel -c ID
+    python starter.py pending -c ID               # tool calls waiting for approval
+    python starter.py approve -c ID CALL_ID [--args JSON] | reject -c ID CALL_ID --reason R
+    python starter.py approvals -c ID             # the audit list of decisions
     python starter.py history export ID > h.json  # then: python starter.py replay h.json
 
 Common flags: ``--server HOST:PORT``, ``--namespace``, ``--task-queue``, ``--json``.
@@ -14,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +28,7 @@ from pydantic import BaseModel
 from temporalio.client import Client
 
 from durable_agent.client import (
+    ApprovalRefused,
     Conversation,
     ConversationError,
     ConversationNotFound,
@@ -32,7 +38,13 @@ from durable_agent.client import (
     start_conversation,
 )
 from durable_agent.config import Settings
-from durable_agent.contract import ConversationInput, Reply
+from durable_agent.contract import (
+    ApprovalRecord,
+    ConversationInput,
+    PendingApproval,
+    Reply,
+    SafetyPolicy,
+)
 from durable_agent.process import exit_now
 
 
@@ -44,6 +56,8 @@ def format_reply(reply: Reply) -> str:
     """A reply for people: tool calls, the answer, and what it cost."""
     lines = [
         f"  · {call.name}({json.dumps(call.arguments)}) → {call.outcome}: {call.result}"
+        + (f" [{call.approval.decision} by {call.approval.by}]" if call.approval else "")
+        + (f" [flagged: {', '.join(call.flags)}]" if call.flags else "")
         for call in reply.tool_calls
     ]
     lines.append(f"assistant: {reply.text}")
@@ -57,6 +71,48 @@ def format_reply(reply: Reply) -> str:
     return "\n".join(lines)
 
 
+def format_pending(pending: PendingApproval) -> str:
+    """A waiting tool call for people: what, why, and until when."""
+    return (
+        f"{pending.call_id}  {pending.tool}({json.dumps(pending.arguments)})  "
+        f"[{pending.permission}] {pending.reason}; expires {pending.expires_at:%Y-%m-%d %H:%M:%S}Z"
+    )
+
+
+def format_decision(record: ApprovalRecord) -> str:
+    """One audit entry for people."""
+    edited = f" with {json.dumps(record.arguments)}" if record.arguments is not None else ""
+    why = f": {record.reason}" if record.reason else ""
+    return (
+        f"{record.decided_at:%Y-%m-%d %H:%M:%S}Z {record.call_id} {record.tool} "
+        f"{record.decision} by {record.by}{edited}{why}"
+    )
+
+
+def default_approver() -> str:
+    """Who the audit list names when ``--by`` is not given: ``user@host``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _safety(args: argparse.Namespace) -> SafetyPolicy | None:
+    fields = {
+        "approval_levels": _split(args.approval_levels),
+        "approval_tools": _split(args.approval_tools),
+        "approval_timeout_seconds": args.approval_timeout,
+        "blocked_patterns": args.blocked_pattern,
+    }
+    given = {k: v for k, v in fields.items() if v is not None}
+    return SafetyPolicy(**given) if given else None
+
+
+def _split(value: str | None) -> list[str] | None:
+    return None if value is None else [v for v in value.split(",") if v]
+
+
 async def _start(client: Client, args: argparse.Namespace) -> Conversation:
     fields = {
         "system_prompt": args.system,
@@ -64,6 +120,7 @@ async def _start(client: Client, args: argparse.Namespace) -> Conversation:
         "tools": args.tools.split(",") if args.tools is not None else None,
         "tenant": args.tenant,
         "max_tokens": args.max_tokens,
+        "safety": _safety(args),
     }
     config = ConversationInput(**{k: v for k, v in fields.items() if v is not None})
     return await start_conversation(
@@ -104,9 +161,48 @@ async def _chat(client: Client, args: argparse.Namespace) -> int:
             return 0
         elif command:
             try:
-                print(format_reply(await conversation.send_message(line)))
+                print(format_reply(await _send_asking(conversation, line, args.by)))
             except MessageRejected as e:
                 print(f"rejected ({e.type}): {e.reason}")
+
+
+async def _send_asking(conversation: Conversation, text: str, by: str) -> Reply:
+    """Send ``text``; while the turn runs, ask the user about each tool call that waits
+    for approval (y: approve, e: approve with edited arguments, anything else: reject)."""
+    reply = asyncio.ensure_future(conversation.send_message(text))
+    asked: set[str] = set()
+    try:
+        while not reply.done():
+            await asyncio.wait([reply], timeout=0.3)
+            if reply.done():
+                break
+            for pending in (await conversation.status()).pending_approvals:
+                if pending.call_id not in asked:
+                    asked.add(pending.call_id)
+                    await _ask_approval(conversation, pending, by)
+        return await reply
+    finally:
+        reply.cancel()
+
+
+async def _ask_approval(conversation: Conversation, pending: PendingApproval, by: str) -> None:
+    print(f"approval needed: {pending.tool}({json.dumps(pending.arguments)})")
+    print(f"  why: {pending.reason}")
+    answer = (await asyncio.to_thread(input, "approve? [y]es / [e]dit / [n]o: ")).strip().lower()
+    try:
+        if answer in ("y", "yes"):
+            record = await conversation.approve(pending.call_id, by=by)
+        elif answer in ("e", "edit"):
+            edited = await asyncio.to_thread(input, "arguments (JSON): ")
+            record = await conversation.approve(
+                pending.call_id, by=by, arguments=json.loads(edited)
+            )
+        else:
+            reason = (await asyncio.to_thread(input, "reason: ")).strip() or "declined in chat"
+            record = await conversation.reject(pending.call_id, by=by, reason=reason)
+        print(f"  {format_decision(record)}")
+    except (ApprovalRefused, json.JSONDecodeError) as e:
+        print(f"  not accepted: {e}; the call still waits (`pending`, `approve`, `reject`)")
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -150,6 +246,24 @@ async def run(args: argparse.Namespace) -> int:
     elif args.command == "cancel":
         await conversation.cancel()
         print(f"cancel requested for {conversation.id}")
+    elif args.command == "pending":
+        waiting = (await conversation.approvals()).pending
+        if args.json:
+            print(json.dumps([p.model_dump(mode="json") for p in waiting], indent=2))
+        else:
+            print("\n".join(map(format_pending, waiting)) or "no tool call is waiting")
+    elif args.command == "approvals":
+        approvals = await conversation.approvals()
+        _print(approvals, args.json, "\n".join(map(format_decision, approvals.decisions)))
+    elif args.command == "approve":
+        arguments = json.loads(args.args) if args.args is not None else None
+        record = await conversation.approve(
+            args.call_id, by=args.by, arguments=arguments, reason=args.reason
+        )
+        _print(record, args.json, format_decision(record))
+    elif args.command == "reject":
+        record = await conversation.reject(args.call_id, by=args.by, reason=args.reason)
+        _print(record, args.json, format_decision(record))
     return 0
 
 
@@ -169,6 +283,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     new.add_argument("--tools", help="comma-separated tool names (default: all)")
     new.add_argument("--tenant")
     new.add_argument("--max-tokens", type=int)
+    new.add_argument(
+        "--approval-levels", help="permission levels that need approval (default: execute,admin)"
+    )
+    new.add_argument("--approval-tools", help="tools whose every call needs approval")
+    new.add_argument("--approval-timeout", type=float, help="seconds until a call is rejected")
+    new.add_argument(
+        "--blocked-pattern", action="append", help="refuse messages matching this regex"
+    )
+    approver = argparse.ArgumentParser(add_help=False)
+    approver.add_argument("--by", default=default_approver(), help="who decides (audit list)")
 
     # Common flags go after the subcommand (`send --server … -c ID text`): argparse
     # would let a subcommand's defaults overwrite flags given before it.
@@ -177,9 +301,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     sub.add_parser("start", parents=[common, new], help="start a conversation")
     send = sub.add_parser("send", parents=[common, needs_id], help="send one message")
     send.add_argument("text", nargs="+")
-    sub.add_parser("chat", parents=[common, new], help="chat interactively")
+    sub.add_parser("chat", parents=[common, new, approver], help="chat interactively")
     for name in ("status", "transcript", "end", "cancel"):
         sub.add_parser(name, parents=[common, needs_id], help=f"{name} a conversation")
+    sub.add_parser("pending", parents=[common, needs_id], help="tool calls waiting for approval")
+    sub.add_parser("approvals", parents=[common, needs_id], help="the audit list of decisions")
+    approve = sub.add_parser(
+        "approve", parents=[common, needs_id, approver], help="approve a waiting tool call"
+    )
+    approve.add_argument("call_id")
+    approve.add_argument("--args", help="run with these arguments instead (JSON object)")
+    approve.add_argument("--reason")
+    reject = sub.add_parser(
+        "reject", parents=[common, needs_id, approver], help="reject a waiting tool call"
+    )
+    reject.add_argument("call_id")
+    reject.add_argument("--reason", required=True, help="told to the model")
     history = sub.add_parser("history", parents=[common], help="export a history")
     history_sub = history.add_subparsers(dest="history_command", required=True)
     history_sub.add_parser("export", parents=[common]).add_argument("id")
@@ -193,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         code = asyncio.run(run(args))
-    except MessageRejected as e:
+    except (MessageRejected, ApprovalRefused) as e:
         print(f"rejected ({e.type}): {e.reason}", file=sys.stderr)
         code = 1
     except (ConversationError, KeyError, ValueError) as e:

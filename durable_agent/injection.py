@@ -40,7 +40,8 @@ DEFAULT_RULES: dict[str, tuple[str, ...]] = {
     "fake_delimiters": (
         r"<\|?(im_start|im_end|system|endoftext)\|?>",
         r"\[/?(system|inst)\]",
-        r"^\s*(system|assistant)\s*:",
+        # At a line or sentence start ("… 9-5. SYSTEM: …"), not "the operating system:".
+        r"(^|[.!?;]\s)\s*(system|assistant|developer)\s*:",
         r"</?(system|tool_result|function_results?)>",
         r"\b(begin|end) (of )?(system|hidden) (prompt|instructions?)\b",
     ),

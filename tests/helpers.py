@@ -84,3 +84,14 @@ async def run_command(
         await process.wait()
         raise AssertionError(f"{args} did not finish within {timeout}s") from None
     return process.returncode or 0, out.decode(), err.decode()
+
+
+async def saved_notes(settings: Settings, tenant: str = "default") -> list[str]:
+    """The texts of ``tenant``'s notes in the store ``settings`` names, oldest first."""
+    from durable_agent.stores.notes import open_note_store
+
+    store = open_note_store(settings.notes_db)
+    try:
+        return [n.text for n in reversed(await store.list(tenant=tenant, query=None, limit=100))]
+    finally:
+        await store.close()

@@ -15,18 +15,9 @@ from temporalio.exceptions import ApplicationError
 from durable_agent.client import ApprovalRefused, Conversation, start_conversation
 from durable_agent.config import Settings
 from durable_agent.contract import ConversationInput, PendingApproval, Reply, SafetyPolicy
-from durable_agent.stores.notes import open_note_store
-from tests.helpers import eventually, running_worker
+from tests.helpers import eventually, running_worker, saved_notes
 
 NOTES_NEED_APPROVAL = ConversationInput(safety=SafetyPolicy(approval_tools=["save_note"]))
-
-
-async def _notes(settings: Settings) -> list[str]:
-    store = open_note_store(settings.notes_db)
-    try:
-        return [n.text for n in await store.list(tenant="default", query=None, limit=100)]
-    finally:
-        await store.close()
 
 
 async def _waiting(conversation: Conversation) -> PendingApproval:
@@ -52,7 +43,7 @@ async def test_approved_call_runs_and_is_audited(
     assert pending.tool == "save_note" and pending.permission == "write"
     assert pending.arguments == {"text": "the boiler code is 4711"}
     assert "save_note" in pending.reason and pending.expires_at > pending.requested_at
-    assert await _notes(settings) == []  # nothing happens before a person says so
+    assert await saved_notes(settings) == []  # nothing happens before a person says so
 
     record = await conversation.approve(pending.call_id, by="alice", reason="looks fine")
     assert (record.decision, record.by, record.reason) == ("approved", "alice", "looks fine")
@@ -60,7 +51,7 @@ async def test_approved_call_runs_and_is_audited(
     assert answer.status == "ok"
     (call,) = answer.tool_calls
     assert call.outcome == "ok" and call.approval == record
-    assert await _notes(settings) == ["the boiler code is 4711"]
+    assert await saved_notes(settings) == ["the boiler code is 4711"]
 
     approvals = await conversation.approvals()
     assert approvals.pending == [] and approvals.decisions == [record]
@@ -79,7 +70,7 @@ async def test_rejected_call_is_not_run_and_the_model_is_told(
     (call,) = answer.tool_calls
     assert call.outcome == "rejected"
     assert call.result == "not run: bob rejected the call: no codes in notes"
-    assert await _notes(settings) == []
+    assert await saved_notes(settings) == []
     # The model got the rejection as the call's tool_result.
     transcript = await conversation.transcript()
     assert "bob rejected the call" in transcript.messages[2].model_dump_json()
@@ -99,7 +90,7 @@ async def test_edited_approval_runs_the_edited_arguments(
     assert record.requested_arguments == {"text": "my PIN is 9876"}
     (call,) = (await reply).tool_calls
     assert call.outcome == "ok" and "edited by carol" in call.result
-    assert await _notes(settings) == ["the user has a PIN (not stored)"]
+    assert await saved_notes(settings) == ["the user has a PIN (not stored)"]
 
 
 async def test_wrong_decisions_are_refused_and_change_nothing(
@@ -124,7 +115,7 @@ async def test_wrong_decisions_are_refused_and_change_nothing(
     # Still waiting, nothing written, nothing audited.
     assert (await _waiting(conversation)).call_id == pending.call_id
     assert (await conversation.approvals()).decisions == []
-    assert await _notes(settings) == []
+    assert await saved_notes(settings) == []
 
     await conversation.reject(pending.call_id, by="dave", reason="no passwords")
     await reply
@@ -160,4 +151,4 @@ async def test_a_waiting_call_survives_a_worker_restart(
         await conversation.approve(pending.call_id, by="grace")
         answer = await reply
     assert answer.tool_calls[0].outcome == "ok"
-    assert await _notes(settings) == ["the meeting moved to 3pm"]
+    assert await saved_notes(settings) == ["the meeting moved to 3pm"]

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import uuid
 
 from temporalio.client import Client
 
+from durable_agent.config import Settings
 from durable_agent.devserver import DevServer, temporal_binary
-from tests.helpers import eventually, run_command
+from tests.helpers import eventually, run_command, saved_notes
 
 
 def _id() -> str:
@@ -128,3 +130,72 @@ async def test_interactive_chat(
     assert "save_note" in out and "conversation ended" in out
     result = await client.get_workflow_handle(conversation).result()
     assert result["turns"] == 2
+
+
+async def test_cli_approval_flow(
+    temporal_server: DevServer, task_queue: str, settings: Settings
+) -> None:
+    conversation = _id()
+    code, _, err = await starter(temporal_server, "start", "--task-queue", task_queue,
+                                 "-c", conversation, "--approval-tools", "save_note")  # fmt: skip
+    assert code == 0, err
+    send = asyncio.ensure_future(
+        starter(temporal_server, "send", "-c", conversation, "Remember that the CLI asks first")
+    )
+    code, out, err = await eventually(
+        lambda: starter(temporal_server, "pending", "-c", conversation),
+        until=lambda result: "save_note" in result[1],
+    )
+    assert "policy: every save_note call needs approval" in out
+    code, out, err = await starter(temporal_server, "pending", "--json", "-c", conversation)
+    (waiting,) = json.loads(out)
+
+    code, out, err = await starter(temporal_server, "approve", "-c", conversation, "toolu_nope")
+    assert code == 1 and "rejected (InvalidApproval): no tool call 'toolu_nope'" in err
+    code, out, err = await starter(
+        temporal_server, "approve", "-c", conversation, waiting["call_id"], "--by", "ops",
+        "--args", '{"text": "the CLI asked first"}',
+    )  # fmt: skip
+    assert code == 0, err
+    assert 'approved by ops with {"text": "the CLI asked first"}' in out
+    code, out, err = await send
+    assert code == 0 and "[approved by ops]" in out, err
+    assert await saved_notes(settings) == ["the CLI asked first"]
+
+    # The stock CLI rejects through the same update.
+    temporal = [str(temporal_binary()), "--address", temporal_server.address, "workflow"]
+    send = asyncio.ensure_future(
+        starter(temporal_server, "send", "-c", conversation, "Remember that nobody agreed")
+    )
+    code, out, err = await eventually(
+        lambda: starter(temporal_server, "pending", "--json", "-c", conversation),
+        until=lambda result: result[1].strip() not in ("", "[]"),
+    )
+    (waiting,) = json.loads(out)
+    decision = {"call_id": waiting["call_id"], "by": "sre", "reason": "not now"}
+    code, out, err = await run_command(*temporal, "update", "execute", "--name", "reject",
+                                       "--workflow-id", conversation,
+                                       "--input", json.dumps(decision), "-o", "json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["result"]["decision"] == "rejected"
+    code, out, err = await send
+    assert code == 0 and "[rejected by sre]" in out and "not run: sre rejected" in out
+
+    code, out, err = await starter(temporal_server, "approvals", "-c", conversation)
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and "save_note approved by ops" in lines[0]
+    assert "save_note rejected by sre: not now" in lines[1]
+
+
+async def test_chat_asks_before_a_call_that_needs_approval(
+    temporal_server: DevServer, task_queue: str, settings: Settings
+) -> None:
+    code, out, err = await run_command(
+        sys.executable, "starter.py", "chat", "--server", temporal_server.address,
+        "--task-queue", task_queue, "--approval-tools", "save_note", "--by", "me",
+        stdin="Remember that chat asks first\ny\nRemember that this is refused\nn\nnope\n/quit\n",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.count("approval needed: save_note") == 2
+    assert "approved by me" in out and "rejected by me: nope" in out
+    assert await saved_notes(settings) == ["chat asks first"]

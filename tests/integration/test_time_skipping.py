@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -15,10 +16,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_agent.breaker import BreakerConfig
 from durable_agent.client import start_conversation
-from durable_agent.contract import BreakerCommand
+from durable_agent.contract import BreakerCommand, ConversationInput, SafetyPolicy
 from durable_agent.testing.fake_tools import FakeToolServer
 from tests.conftest import make_settings
-from tests.helpers import running_worker
+from tests.helpers import eventually, running_worker, saved_notes
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +54,33 @@ async def test_model_breaker_waits_the_default_cooldown(
         assert reply.status == "ok" and "8" in reply.text
         status = await conversation.status()
         assert status.breakers["model"].state == "closed" and status.degraded == []
+
+
+async def test_an_unanswered_approval_is_rejected_after_the_default_hour(
+    env: WorkflowEnvironment, tmp_path: Path, tool_server: FakeToolServer
+) -> None:
+    assert SafetyPolicy().approval_timeout_seconds == 3600
+    settings = make_settings(tmp_path, tool_server)
+    policy = SafetyPolicy(approval_tools=["save_note"])
+    async with running_worker(env.client, settings, f"ts-{uuid.uuid4().hex[:8]}") as worker:
+        # Its own tenant: the first test's governor lives on with that test's worker.
+        tenant = f"ts-{uuid.uuid4().hex[:8]}"
+        conversation = await start_conversation(
+            env.client,
+            ConversationInput(safety=policy, tenant=tenant),
+            task_queue=worker.task_queue,
+        )
+        reply = asyncio.ensure_future(conversation.send_message("Remember that we met"))
+        status = await eventually(conversation.status, until=lambda s: bool(s.pending_approvals))
+        (pending,) = status.pending_approvals
+        assert (pending.expires_at - pending.requested_at).total_seconds() == 3600
+        await env.sleep(timedelta(minutes=59))
+        assert (await conversation.status()).pending_approvals  # still waiting
+        await env.sleep(timedelta(minutes=2))
+        (call,) = (await reply).tool_calls
+        assert call.outcome == "rejected" and call.approval is not None
+        assert (call.approval.decision, call.approval.by) == ("timed_out", "system")
+        assert call.result == "not run: nobody approved the call within 3600s"
+        assert await saved_notes(settings, tenant) == []
+        decisions = (await conversation.approvals()).decisions
+        assert decisions == [call.approval]
