@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 DATA   := .data
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo test check lint typecheck server stop worker chat histories clean
+.PHONY: help install demo test check lint typecheck server stop worker chat codec-server histories clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,9 +38,10 @@ typecheck: $(VENV)/.dev  ## mypy
 
 check: lint typecheck test  ## everything CI could ask for
 
-server: $(VENV)/.base  ## Temporal dev server in the foreground (UI on http://localhost:8233)
+server: $(VENV)/.base  ## Temporal dev server in the foreground (UI on http://localhost:8233; CODEC=1: UI decrypts via `make codec-server`)
 	mkdir -p $(DATA)
 	$(BIN)/temporal server start-dev --ip 127.0.0.1 --db-filename $(DATA)/temporal.sqlite3 --log-level warn \
+	  $(if $(CODEC),--ui-codec-endpoint http://127.0.0.1:8888) \
 	  $$($(PY) -c "from durable_agent.search_attributes import dev_server_args; print(' '.join(dev_server_args()))")
 
 stop:  ## stop the dev server `make demo` left running
@@ -51,6 +52,9 @@ worker: $(VENV)/.base  ## run a worker against 127.0.0.1:7233
 
 chat: $(VENV)/.base  ## chat interactively (CONVERSATION=id to resume one)
 	$(PY) starter.py chat $(if $(CONVERSATION),-c $(CONVERSATION))
+
+codec-server: $(VENV)/.base  ## decrypt payloads for the UI/CLI (AGENT_ENCRYPTION_KEYS), on 127.0.0.1:8888
+	$(PY) -m durable_agent.codec_server
 
 clean:  ## remove the venv and local data
 	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache

@@ -98,7 +98,8 @@ def default_approver() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _safety(args: argparse.Namespace) -> SafetyPolicy | None:
+def _safety(args: argparse.Namespace) -> SafetyPolicy:
+    """``AGENT_SAFETY`` (or the defaults), with what the flags say instead."""
     fields = {
         "approval_levels": _split(args.approval_levels),
         "approval_tools": _split(args.approval_tools),
@@ -106,7 +107,7 @@ def _safety(args: argparse.Namespace) -> SafetyPolicy | None:
         "blocked_patterns": args.blocked_pattern,
     }
     given = {k: v for k, v in fields.items() if v is not None}
-    return SafetyPolicy(**given) if given else None
+    return SafetyPolicy.model_validate(Settings().safety.model_dump() | given)
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -207,10 +208,12 @@ async def _ask_approval(conversation: Conversation, pending: PendingApproval, by
 
 async def run(args: argparse.Namespace) -> int:
     if args.command == "replay":
+        from durable_agent.codec import data_converter
         from durable_agent.replay import replay_file
 
+        converter = data_converter(Settings())  # decrypts histories of encrypted runs
         for path in args.files:
-            await replay_file(Path(path))
+            await replay_file(Path(path), converter)
             print(f"replayed {path}: ok")
         return 0
 

@@ -27,11 +27,12 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from durable_agent import search_attributes
+from durable_agent import codec, search_attributes
 from durable_agent.config import Settings
 from durable_agent.contract import (
     CONVERSATION_ENDED,
@@ -105,14 +106,16 @@ async def connect(
     api_key: str | None = None,
     runtime: Runtime | None = None,
     interceptors: Sequence[Interceptor] = (),
+    data_converter: DataConverter = pydantic_data_converter,
 ) -> Client:
     """A Temporal client with the pydantic data converter the workers use. Pass the
     tracing interceptor (``durable_agent.telemetry.tracing_interceptor()``) to join a
-    conversation's trace from your service."""
+    conversation's trace from your service. When the workers encrypt payloads, pass
+    theirs: ``durable_agent.codec.data_converter(settings)`` (``connect_with`` does)."""
     return await Client.connect(
         address,
         namespace=namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
         tls=tls,
         api_key=api_key,
         runtime=runtime,
@@ -126,7 +129,8 @@ async def connect_with(
     runtime: Runtime | None = None,
     interceptors: Sequence[Interceptor] = (),
 ) -> Client:
-    """``connect`` with the address, namespace, TLS and API key of ``settings``."""
+    """``connect`` with the address, namespace, TLS, API key and payload encryption
+    of ``settings``."""
     return await connect(
         settings.temporal_address,
         settings.temporal_namespace,
@@ -136,6 +140,7 @@ async def connect_with(
         ),
         runtime=runtime,
         interceptors=interceptors,
+        data_converter=codec.data_converter(settings),
     )
 
 

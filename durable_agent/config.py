@@ -13,10 +13,12 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from durable_agent.codec import parse_keys
 from durable_agent.contract import (
     DEFAULT_GOVERNOR_TASK_QUEUE,
     DEFAULT_MAX_TOKENS,
     DEFAULT_TASK_QUEUE,
+    SafetyPolicy,
 )
 from durable_agent.governor import TenantLimits
 
@@ -27,7 +29,12 @@ class Settings(BaseSettings):
     """Every setting has a default that works for ``make demo`` on one machine."""
 
     model_config = SettingsConfigDict(
-        env_prefix="AGENT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="AGENT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # A validation error must not echo its input: it may be a key or other secret.
+        hide_input_in_errors=True,
     )
 
     temporal_address: str = "127.0.0.1:7233"
@@ -83,6 +90,18 @@ class Settings(BaseSettings):
     """On SIGTERM/SIGINT, how long in-flight activities may still run before they are
     cancelled (and retried elsewhere by their policy)."""
 
+    encryption_keys: SecretStr | None = None
+    """Payload encryption keys, ``id:base64key`` separated by commas (AES, 16, 24 or 32
+    bytes; ``python -m durable_agent.codec new-key`` makes one). The first encrypts; all
+    decrypt, so a new key goes first and old ones stay until their histories are gone.
+    Unset: payloads are stored unencrypted. Never logged."""
+    codec_host: str = "127.0.0.1"
+    """Address the codec server (``python -m durable_agent.codec_server``) binds."""
+    codec_port: int = Field(default=8888, ge=0, le=65535)
+    """Port of the codec server's ``/encode`` and ``/decode``."""
+    codec_cors_origins: list[str] = ["http://localhost:8233", "http://127.0.0.1:8233"]
+    """Web UI origins allowed to call the codec server from a browser (JSON list)."""
+
     notes_db: Path = Path(".data/notes.sqlite3")
     """SQLite file of the notes store."""
     weather_url: str = "https://api.open-meteo.com"
@@ -103,12 +122,18 @@ class Settings(BaseSettings):
     tenant_limits: dict[str, TenantLimits] = {}
     """Per-tenant overrides as JSON, e.g. ``{"acme": {"daily_usd": "5"}}``."""
 
+    safety: SafetyPolicy = SafetyPolicy()
+    """Safety policy of the conversations the CLI starts, as JSON, e.g.
+    ``{"approval_levels": ["write", "execute", "admin"], "blocked_patterns": ["(?i)secret"]}``
+    (a conversation carries its policy in its start input; see ``SafetyPolicy``)."""
+
     @field_validator(
         "search_url",
         "anthropic_base_url",
         "otlp_endpoint",
         "anthropic_api_key",
         "temporal_api_key",
+        "encryption_keys",
         "temporal_tls_cert",
         "temporal_tls_key",
         "temporal_tls_ca",
@@ -119,6 +144,13 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _valid_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_keys(value.get_secret_value())  # raises naming the entry, not the key
+        return value
 
     @field_validator("temporal_address")
     @classmethod

@@ -11,16 +11,18 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer, WorkflowReplayResult
 
 from workflows import WORKFLOW_RUNNER, WORKFLOWS
 
 
-def replayer() -> Replayer:
-    """A replayer with the workers' workflows, sandbox and data converter."""
+def replayer(data_converter: DataConverter = pydantic_data_converter) -> Replayer:
+    """A replayer with the workers' workflows, sandbox and data converter (pass
+    ``durable_agent.codec.data_converter(settings)`` for encrypted histories)."""
     return Replayer(
         workflows=WORKFLOWS,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
         workflow_runner=WORKFLOW_RUNNER,
     )
 
@@ -34,9 +36,11 @@ async def export_history(client: Client, workflow_id: str) -> str:
     return json.dumps(document)
 
 
-async def replay_file(path: Path) -> WorkflowReplayResult:
+async def replay_file(
+    path: Path, data_converter: DataConverter = pydantic_data_converter
+) -> WorkflowReplayResult:
     """Replay one exported history file; raises on nondeterminism."""
     document = json.loads(path.read_text())
     workflow_id = document.pop("workflowId", path.stem)
     history = WorkflowHistory.from_json(workflow_id, document)
-    return await replayer().replay_workflow(history)
+    return await replayer(data_converter).replay_workflow(history)

@@ -574,6 +574,8 @@ class AgentWorkflow:
                 turn=turn.number,
             )
             self._telemetry.approval(spec.name, approval.decision)
+            if not self._desk.waiting:
+                self._publish("running_tools")
             if approval.decision != "approved":
                 return _record(block, "rejected", _rejection(approval), approval=approval)
             arguments = approval.arguments or block.input

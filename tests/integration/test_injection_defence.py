@@ -13,21 +13,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import Client
 
-from durable_agent.client import Conversation, start_conversation
+from durable_agent.client import Conversation, connect, start_conversation
 from durable_agent.config import Settings
 from durable_agent.contract import ConversationInput, SafetyPolicy
+from durable_agent.devserver import DevServer, free_port
+from durable_agent.telemetry import metrics_runtime
 from durable_agent.testing.fake_anthropic import FakeAnthropicServer
 from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.responders import ScriptedResponder
 from tests.conftest import claude_worker, make_settings
-from tests.helpers import eventually, saved_notes
+from tests.helpers import eventually, running_worker, saved_notes
+from tests.integration.test_observability import _samples
 
 ATTACKS = json.loads((Path(__file__).parent.parent / "injection" / "attacks.json").read_text())
 SYSTEM_PROMPT: str = ATTACKS["system_prompt"]
@@ -205,3 +210,26 @@ async def test_pasted_injection_with_the_offline_planner(
     )
     assert (await undefended.send_message(attack["pasted"])).tool_calls[0].outcome == "ok"
     assert len(await saved_notes(settings)) == 1
+
+
+async def test_flags_and_decisions_are_counted_in_metrics(
+    temporal_server: DevServer, tmp_path: Path, tool_server: FakeToolServer
+) -> None:
+    port = free_port()
+    client = await connect(temporal_server.address, runtime=metrics_runtime(f"127.0.0.1:{port}"))
+    settings = make_settings(tmp_path, tool_server)
+    queue = f"flags-{uuid.uuid4().hex[:8]}"
+    (attack,) = [a for a in ATTACKS["attacks"] if a["name"] == "note_override"]
+    async with running_worker(client, settings, queue):
+        conversation = await start_conversation(
+            client, ConversationInput(safety=SafetyPolicy(approval_timeout_seconds=0.5)),
+            task_queue=queue,
+        )  # fmt: skip
+        reply = await conversation.send_message(attack["pasted"])
+        assert reply.tool_calls[0].outcome == "rejected"
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert _samples(text, "durable_agent_safety_flags") == {
+        'category="instruction_override",source="user"': 1
+    }
+    assert _samples(text, "durable_agent_approvals") == {'decision="timed_out",tool="save_note"': 1}

@@ -57,3 +57,25 @@ def test_client_certificate_gives_mtls(tmp_path: Path) -> None:
     assert isinstance(tls, TLSConfig)
     assert tls.client_cert == b"CERT" and tls.client_private_key == b"KEY"
     assert tls.server_root_ca_cert is None
+
+
+def test_safety_policy_from_the_environment_and_cli_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    import starter
+
+    monkeypatch.setenv(
+        "AGENT_SAFETY",
+        '{"approval_levels": ["write", "execute", "admin"], "blocked_patterns": ["x+"]}',
+    )
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.safety.approval_levels == ["write", "execute", "admin"]
+    args = starter.parse_args(
+        ["start", "--approval-tools", "calculator", "--approval-timeout", "60"]
+    )
+    policy = starter._safety(args)
+    assert policy.approval_levels == ["write", "execute", "admin"]  # from the environment
+    assert policy.approval_tools == ["calculator"] and policy.approval_timeout_seconds == 60
+    assert policy.blocked_patterns == ["x+"]
+
+    monkeypatch.setenv("AGENT_SAFETY", '{"blocked_patterns": ["(unclosed"]}')
+    with pytest.raises(ValidationError, match="bad regular expression"):
+        Settings(_env_file=None)  # type: ignore[call-arg]

@@ -29,6 +29,7 @@ from temporalio.client import Client
 
 from durable_agent import search_attributes
 from durable_agent.client import connect
+from durable_agent.config import Settings
 from durable_agent.devserver import DevServer, free_port, temporal_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +45,7 @@ REQUIRED_SERVICES = {
     "grafana",
     "otel-collector",
     "jaeger",
+    "codec-server",
 }
 # Long-running services whose image has no shell or HTTP client to run a probe with.
 NO_HEALTHCHECK_POSSIBLE = {"otel-collector"}
@@ -496,8 +498,29 @@ def test_temporal_ui_is_on_8080_and_talks_to_temporal(services: dict[str, dict[s
     ui = services["temporal-ui"]
     assert environment(ui)["TEMPORAL_ADDRESS"] == "temporal:7233"
     assert any(str(port).endswith("8080:8080") for port in ui["ports"])
-    text = (ROOT / "docker-compose.yml").read_text()
-    assert re.search(r"#\s*TEMPORAL_CODEC_ENDPOINT:", text)  # for payload encryption
+
+
+def test_ui_decrypts_through_the_codec_server(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The browser calls the codec server: at a host port it publishes, from the UI's
+    origin, which the server allows; it runs the project's image with the workers' keys."""
+    codec = services["codec-server"]
+    for name, value in environment(codec).items():  # read as the container reads them
+        if value is not None:
+            monkeypatch.setenv(name, value)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert "durable_agent.codec_server" in " ".join(codec["command"])
+    assert codec["image"] == services["worker"]["image"]
+    assert settings.codec_host == "0.0.0.0"
+    endpoint = environment(services["temporal-ui"])["TEMPORAL_CODEC_ENDPOINT"] or ""
+    host, port = host_port(endpoint)
+    assert host in ("localhost", "127.0.0.1")  # the browser's view, not a container's
+    assert f"127.0.0.1:{port}:{settings.codec_port}" in codec["ports"]
+    assert {"http://localhost:8080", "http://127.0.0.1:8080"} <= set(settings.codec_cors_origins)
+    assert f":{settings.codec_port}/health" in healthcheck_command(codec)
+    for service in (codec, services["worker"]):  # passed through, never written here
+        assert environment(service)["AGENT_ENCRYPTION_KEYS"] is None
 
 
 # --- metrics and traces ------------------------------------------------------------
