@@ -30,7 +30,21 @@ def test_golden_histories_are_committed() -> None:
         # `workflow.patched("resilience-v1")` must keep them replaying.
         "pre_resilience/offline_tools_multi_turn",
         "pre_resilience/claude_tools_multi_turn",
+        # Approve, edited approve, reject and a flagged tool result (safety-v1).
+        "offline_approvals",
+        # Recorded before screening, approvals and the approval-aware turn deadline:
+        # `workflow.patched("safety-v1")` must keep them replaying.
+        "pre_safety/offline_tools_multi_turn",
+        "pre_safety/claude_tools_multi_turn",
+        "pre_safety/offline_degradation_and_budget",
     } <= names
+    updates = json.loads((HISTORY_DIR / "offline_approvals.json").read_text())["events"]
+    names_used = [
+        e["workflowExecutionUpdateAcceptedEventAttributes"]["acceptedRequest"]["input"]["name"]
+        for e in updates
+        if "workflowExecutionUpdateAcceptedEventAttributes" in e
+    ]
+    assert sorted(set(names_used)) == ["approve", "reject", "send_message"]
 
 
 @pytest.mark.parametrize(
