@@ -30,6 +30,7 @@ from activities.governor import GovernorActivities
 from activities.llm import ClaudeBackend, ModelActivities, ModelBackend, OfflineBackend
 from activities.observability import LatencyInterceptor
 from activities.tools import ToolActivities
+from activities.transcripts import TranscriptCache
 from durable_agent.client import connect_with
 from durable_agent.config import Settings
 from durable_agent.health import Health, model_probe, serve_health
@@ -78,7 +79,9 @@ async def worker_resources(settings: Settings, client: Client) -> AsyncIterator[
             yield WorkerResources(
                 backend=backend,
                 activities=[
-                    ModelActivities(backend).invoke,
+                    ModelActivities(
+                        backend, client, TranscriptCache(settings.transcript_cache_conversations)
+                    ).invoke,
                     GovernorActivities(
                         client, settings.limits_for, settings.governor_task_queue
                     ).acquire,

@@ -17,9 +17,11 @@ from typing import Any, Protocol
 import anthropic
 import httpx2
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.observability import end_model_span, start_model_span
+from activities.transcripts import TranscriptCache, full_request
 from durable_agent.activity_models import MODEL_ACTIVITY, ModelRequest, ModelResponse
 from durable_agent.contract import ContentBlock, TextBlock, ToolUseBlock, Usage
 from durable_agent.models.offline import OfflineModel
@@ -120,14 +122,20 @@ class OfflineBackend:
 
 
 class ModelActivities:
-    """Holds the backend the worker built once; registered by the worker."""
+    """Holds the backend the worker built once, and the worker's Temporal client and
+    transcript cache (for requests that carry only the newest messages)."""
 
-    def __init__(self, backend: ModelBackend) -> None:
+    def __init__(
+        self, backend: ModelBackend, client: Client, cache: TranscriptCache | None = None
+    ) -> None:
         self._backend = backend
+        self._client = client
+        self._cache = cache or TranscriptCache()
 
     @activity.defn(name=MODEL_ACTIVITY)
     async def invoke(self, request: ModelRequest) -> ModelResponse:
         """Call the model once. Heartbeats while the response streams in."""
+        request = await full_request(request, self._client, self._cache)
         model = request.model or self._backend.default_model
         with start_model_span(request, model, self._backend.system) as span:
             response = await self._backend.complete(request, activity.heartbeat)

@@ -29,6 +29,35 @@ class ToolDefinition(_Model):
     input_schema: dict[str, Any]
 
 
+QUERY_TRANSCRIPT_PREFIX = "transcript_prefix"
+"""Internal query: the first ``TranscriptPrefix.end`` messages of the conversation (what a
+model activity was not sent and has not cached)."""
+
+
+class TranscriptPrefix(_Model):
+    """Input of the ``transcript_prefix`` query."""
+
+    end: int
+
+
+class Messages(_Model):
+    """Result of the ``transcript_prefix`` query."""
+
+    messages: list[Message]
+
+
+class TranscriptWindow(_Model):
+    """Where a model call's earlier messages are: ``ModelRequest.messages`` holds only
+    the messages from ``base`` on, so history records each message about once instead
+    of the whole transcript on every call (which grows history quadratically)."""
+
+    workflow_id: str
+    run_id: str
+    base: int
+    """Messages before this index are not in the request: the activity has them in its
+    cache, or asks the workflow (``transcript_prefix`` query)."""
+
+
 class ModelRequest(_Model):
     """Input of the ``model.invoke`` activity."""
 
@@ -36,8 +65,10 @@ class ModelRequest(_Model):
     """``None``: the worker's configured model."""
     system: str
     messages: list[Message]
+    """The whole transcript, or (with ``window``) the messages from ``window.base`` on."""
     tools: list[ToolDefinition]
     max_tokens: int
+    window: TranscriptWindow | None = None
 
 
 StopReason = str

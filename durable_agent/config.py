@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     codec_cors_origins: list[str] = ["http://localhost:8233", "http://127.0.0.1:8233"]
     """Web UI origins allowed to call the codec server from a browser (JSON list)."""
 
+    transcript_cache_conversations: int = Field(default=256, ge=0)
+    """Transcripts the model activity keeps per worker, so a model call is sent only the
+    newest messages; a miss asks the workflow (a query). 0: always ask."""
+
     notes_db: Path = Path(".data/notes.sqlite3")
     """SQLite file of the notes store."""
     weather_url: str = "https://api.open-meteo.com"

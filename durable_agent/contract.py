@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from durable_agent.breaker import BreakerConfig, BreakerStatus
-from durable_agent.budget import BudgetLimits, Spent
+from durable_agent.budget import Budget, BudgetLimits, Spent
+from durable_agent.dependencies import DependencyHealth
 from durable_agent.usage import Usage as Usage
 
 WORKFLOW_TYPE = "AgentWorkflow"
@@ -187,6 +188,33 @@ class ConversationInput(_Model):
     server has them registered; ``None`` (e.g. from the stock CLI) means off."""
     safety: SafetyPolicy = SafetyPolicy()
     """Input screening, prompt-injection defence and which tool calls need approval."""
+    continue_as_new_after_turns: int = Field(default=500, ge=1)
+    """Start a fresh run (same workflow id, state carried exactly) after this many turns
+    in one run, or earlier when the server suggests it or history passes
+    ``continue_as_new_history_bytes``. Clients notice nothing."""
+    continue_as_new_history_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    """History size of one run (bytes) past which the next turn boundary continues as new
+    (the server's hard limit is 50 MB)."""
+    continued: ContinuedState | None = None
+    """Set by the workflow itself when it continues as new; never by clients."""
+
+
+class ContinuedState(_Model):
+    """Everything a conversation carries into its next run, exactly: the transcript,
+    counters, budgets, breakers, safety flags and the approval audit list. (Pending
+    approvals cannot exist between turns, when a run continues as new.)"""
+
+    runs: int
+    """Runs before the new one."""
+    messages: list[Message]
+    turns: int
+    model_calls: int
+    last_error: str | None
+    budget: Budget
+    health: DependencyHealth
+    priced_model: str | None
+    flags: list[SafetyFlag]
+    decisions: list[ApprovalRecord]
 
 
 class ConversationResult(_Model):
@@ -298,6 +326,8 @@ class ConversationStatus(_Model):
     """Dependencies whose breaker is not closed."""
     pending_approvals: list[PendingApproval] = []
     """Tool calls waiting for a person (``approve``/``reject`` them by ``call_id``)."""
+    runs: int = 1
+    """Runs of this conversation so far (it continues as new as it grows)."""
 
 
 class BreakerCommand(_Model):
@@ -415,5 +445,5 @@ INVALID_APPROVAL = "InvalidApproval"
 the tool refuses; nothing changed."""
 
 # Models above refer to ones defined after them.
-for _model in (ToolCallRecord, Reply, ConversationStatus):
+for _model in (ContinuedState, ConversationInput, ToolCallRecord, Reply, ConversationStatus):
     _model.model_rebuild()

@@ -37,10 +37,14 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent import search_attributes as attributes
     from durable_agent.activity_models import (
         MODEL_ACTIVITY,
+        QUERY_TRANSCRIPT_PREFIX,
+        Messages,
         ModelRequest,
         ModelResponse,
         ToolCall,
         ToolResult,
+        TranscriptPrefix,
+        TranscriptWindow,
     )
     from durable_agent.budget import Budget, BudgetLimits
     from durable_agent.contract import (
@@ -55,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         BreakerCommand,
         BudgetStatus,
         ContentBlock,
+        ContinuedState,
         ConversationInput,
         ConversationResult,
         ConversationState,
@@ -118,6 +123,9 @@ SEARCH_ATTRIBUTES_PATCH = "search-attributes-v1"
 
 SAFETY_PATCH = "safety-v1"
 """Runs recorded before screening, approvals and the approval-aware turn deadline."""
+
+CONTINUE_AS_NEW_PATCH = "continue-as-new-v1"
+"""Runs recorded before conversations continued as new between turns."""
 
 RESILIENCE_PATCH = "resilience-v1"
 """Runs recorded before breakers, budgets, the tenant governor and the turn deadline
@@ -194,8 +202,11 @@ class AgentWorkflow:
         except KeyError as e:
             self._input_error = str(e)
         self._detector = InjectionDetector.create(input.safety.injection_patterns)
-        self._desk = ApprovalDesk(input.safety.approval_timeout_seconds)
-        self._flags: list[SafetyFlag] = []
+        carried = input.continued
+        self._desk = ApprovalDesk(
+            input.safety.approval_timeout_seconds, carried.decisions if carried else ()
+        )
+        self._flags: list[SafetyFlag] = list(carried.flags) if carried else []
         # Whether this run screens, asks for approvals and pauses the deadline for them
         # (``SAFETY_PATCH``); decided at the first turn.
         self._safety = False
@@ -205,6 +216,13 @@ class AgentWorkflow:
         # Until then the conservative default price applies, so budgets err on the safe side.
         self._priced_model: str | None = input.model
         self._telemetry = ConversationTelemetry()
+        # Messages before this index are unchanged since the last model call was sent, so
+        # the next call sends only the rest (see ``TranscriptWindow``).
+        self._sent = 0
+        self._runs = 1
+        if carried:
+            self._restore(carried)
+        self._turns_at_start = self._turns
 
     @workflow.run
     async def run(self, input: ConversationInput) -> ConversationResult:
@@ -222,6 +240,16 @@ class AgentWorkflow:
             reply = await self._run_turn(pending.message)
             self._replies[pending.update_id] = reply
             self._publish("idle" if reply.status == "ok" else reply.status)
+            if self._should_continue_as_new():
+                # Between turns, once every handler has returned (the reply just
+                # delivered, approvals); a message arriving meanwhile is served first.
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() or bool(self._pending)
+                )
+                if not self._pending and not self._end_requested:
+                    workflow.continue_as_new(
+                        self._input.model_copy(update={"continued": self._carry()})
+                    )
 
         self._state = "ended"
         self._publish("ended")
@@ -345,6 +373,7 @@ class AgentWorkflow:
             breakers=self._health.snapshot(now),
             degraded=self._health.degraded(now),
             pending_approvals=self._desk.pending(),
+            runs=self._runs,
         )
 
     @workflow.query(name="transcript")
@@ -353,6 +382,12 @@ class AgentWorkflow:
         return Transcript(
             system_prompt=self._input.system_prompt, messages=self._messages, flags=self._flags
         )
+
+    @workflow.query(name=QUERY_TRANSCRIPT_PREFIX)
+    def transcript_prefix(self, prefix: TranscriptPrefix) -> Messages:
+        """Internal: the first messages of the transcript, for a model activity that was
+        sent only the newer ones and has not cached the rest."""
+        return Messages(messages=self._messages[: prefix.end])
 
     @workflow.query(name="approvals")
     def approvals(self) -> Approvals:
@@ -455,7 +490,7 @@ class AgentWorkflow:
                     detail=plan.reason.message,
                 )
             )
-        request = request.model_copy(update={"max_tokens": plan.max_tokens})
+        request = self._windowed(request.model_copy(update={"max_tokens": plan.max_tokens}))
         reservation = f"{workflow.info().workflow_id}/{turn.number}/{turn.model_calls}"
         governed = workflow.patched(RESILIENCE_PATCH)
         if governed:
@@ -630,7 +665,7 @@ class AgentWorkflow:
             retry_policy=MODEL_RETRY_POLICY,
             summary=(
                 f"{self._priced_model or 'model'} · ~{tokens_estimate:,} tokens in · "
-                f"{len(request.messages)} messages"
+                f"{len(self._messages)} messages"
             ),
         )
         return response
@@ -713,6 +748,61 @@ class AgentWorkflow:
 
     def _now(self) -> float:
         return workflow.now().timestamp()
+
+    def _windowed(self, request: ModelRequest) -> ModelRequest:
+        """The request as sent: only the messages the activity may not have yet."""
+        if not workflow.patched(CONTINUE_AS_NEW_PATCH):
+            return request
+        info = workflow.info()
+        base, self._sent = self._sent, len(request.messages)
+        return request.model_copy(
+            update={
+                "messages": request.messages[base:],
+                "window": TranscriptWindow(
+                    workflow_id=info.workflow_id, run_id=info.run_id, base=base
+                ),
+            }
+        )
+
+    def _should_continue_as_new(self) -> bool:
+        if not workflow.patched(CONTINUE_AS_NEW_PATCH):
+            return False
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or self._turns - self._turns_at_start >= self._input.continue_as_new_after_turns
+            or info.get_current_history_size() >= self._input.continue_as_new_history_bytes
+        )
+
+    def _carry(self) -> ContinuedState:
+        """The state the next run starts from (see ``_restore``)."""
+        workflow.logger.info(
+            "continuing as new after %d turns in this run",
+            self._turns - self._turns_at_start,
+            extra={"event": "continue_as_new", "run": self._runs},
+        )
+        return ContinuedState(
+            runs=self._runs,
+            messages=self._messages,
+            turns=self._turns,
+            model_calls=self._model_calls,
+            last_error=self._last_error,
+            budget=self._budget,
+            health=self._health,
+            priced_model=self._priced_model,
+            flags=self._flags,
+            decisions=self._desk.decisions(),
+        )
+
+    def _restore(self, carried: ContinuedState) -> None:
+        self._runs = carried.runs + 1
+        self._messages = list(carried.messages)
+        self._turns = carried.turns
+        self._model_calls = carried.model_calls
+        self._last_error = carried.last_error
+        self._budget = carried.budget
+        self._health = carried.health
+        self._priced_model = carried.priced_model
 
     def _screen(
         self, turn: _Turn, source: str, text: str, tool_use_id: str | None = None
@@ -824,6 +914,7 @@ class AgentWorkflow:
         (a turn cut short leaves tool results last)."""
         if self._messages and self._messages[-1].role == "user":
             self._messages[-1].content.extend(blocks)
+            self._sent = min(self._sent, len(self._messages) - 1)  # that one changed
         else:
             self._messages.append(Message(role="user", content=blocks))
 

@@ -13,6 +13,7 @@ Deterministic workflow code: ``workflow.now()`` and timers only.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -39,11 +40,11 @@ SYSTEM = "system"
 class ApprovalDesk:
     """Pending approvals and the audit list of one conversation."""
 
-    def __init__(self, timeout_seconds: float) -> None:
+    def __init__(self, timeout_seconds: float, decisions: Sequence[ApprovalRecord] = ()) -> None:
         self._timeout = timeout_seconds
         self._pending: dict[str, PendingApproval] = {}
         self._answers: dict[str, ApproveCall | RejectCall] = {}
-        self._decisions: dict[str, ApprovalRecord] = {}
+        self._decisions: dict[str, ApprovalRecord] = {d.call_id: d for d in decisions}
 
     @property
     def waiting(self) -> bool:
@@ -52,6 +53,9 @@ class ApprovalDesk:
 
     def pending(self) -> list[PendingApproval]:
         return list(self._pending.values())
+
+    def decisions(self) -> list[ApprovalRecord]:
+        return list(self._decisions.values())
 
     def snapshot(self) -> Approvals:
         return Approvals(pending=self.pending(), decisions=list(self._decisions.values()))

@@ -1,0 +1,94 @@
+"""The model activity's view of a conversation's transcript.
+
+The workflow sends each model call only the messages the activity may not have seen
+(``TranscriptWindow``): history then holds every message about once, and its size per
+turn stays flat however long the conversation gets. The worker keeps the transcripts of
+recent conversations in a bounded LRU cache; on a miss (another worker served the last
+call, the worker restarted, the entry was evicted) it asks the workflow for the earlier
+messages with the ``transcript_prefix`` query. Either way the model sees exactly the
+transcript the workflow holds.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from durable_agent.activity_models import (
+    QUERY_TRANSCRIPT_PREFIX,
+    Messages,
+    ModelRequest,
+    TranscriptPrefix,
+)
+from durable_agent.contract import Message
+
+TRANSCRIPT_UNAVAILABLE = "TranscriptUnavailable"
+"""``ApplicationError.type`` when the workflow could not be asked for its transcript
+(retried: the workflow answers once a worker has it)."""
+
+
+class TranscriptCache:
+    """The latest transcript of up to ``capacity`` conversations, least recently used
+    evicted first. One per worker; shared by its model activities."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[str, tuple[str, list[Message]]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def prefix(self, workflow_id: str, run_id: str, end: int) -> list[Message] | None:
+        """The first ``end`` messages, if cached for this run."""
+        entry = self._entries.get(workflow_id)
+        if entry is None or entry[0] != run_id or len(entry[1]) < end:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(workflow_id)
+        self.hits += 1
+        return entry[1][:end]
+
+    def put(self, workflow_id: str, run_id: str, messages: list[Message]) -> None:
+        self._entries[workflow_id] = (run_id, messages)
+        self._entries.move_to_end(workflow_id)
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+
+async def full_request(
+    request: ModelRequest, client: Client, cache: TranscriptCache
+) -> ModelRequest:
+    """``request`` with the whole transcript in ``messages``."""
+    window = request.window
+    if window is None:
+        return request
+    earlier: list[Message] = []
+    if window.base:
+        cached = cache.prefix(window.workflow_id, window.run_id, window.base)
+        if cached is None:
+            cached = await _ask(client, window.workflow_id, window.run_id, window.base)
+        earlier = cached
+    messages = [*earlier, *request.messages]
+    cache.put(window.workflow_id, window.run_id, messages)
+    return request.model_copy(update={"messages": messages, "window": None})
+
+
+async def _ask(client: Client, workflow_id: str, run_id: str, end: int) -> list[Message]:
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    try:
+        answer: Messages = await handle.query(
+            QUERY_TRANSCRIPT_PREFIX, TranscriptPrefix(end=end), result_type=Messages
+        )
+    except RPCError as e:
+        raise ApplicationError(
+            f"could not read the transcript of {workflow_id}: {e.message}",
+            type=TRANSCRIPT_UNAVAILABLE,
+        ) from e
+    if len(answer.messages) != end:
+        raise ApplicationError(
+            f"the transcript of {workflow_id} has {len(answer.messages)} messages, expected {end}",
+            type=TRANSCRIPT_UNAVAILABLE,
+        )
+    return answer.messages

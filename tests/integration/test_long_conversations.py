@@ -1,0 +1,171 @@
+"""Long conversations: history stays flat per turn, and a conversation continues as new
+(by its own threshold or the server's suggestion) carrying its state exactly, under the
+same workflow id, without clients noticing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+
+from durable_agent.client import connect, start_conversation
+from durable_agent.config import Settings
+from durable_agent.contract import BreakerCommand, ConversationInput, SafetyPolicy
+from durable_agent.devserver import DevServer
+from durable_agent.replay import replayer
+from durable_agent.testing.fake_tools import FakeToolServer
+from tests.conftest import make_settings
+from tests.helpers import running_worker, saved_notes
+from tests.integration.test_approvals import _ask
+
+MESSAGES = [
+    "What is {n} * 7?",
+    "Remember that item {n} is done",
+    "What's the weather in Paris and what is {n} + 1?",
+]
+
+
+async def _runs(client: Client, workflow_id: str) -> list[WorkflowHandle]:
+    """Every run of ``workflow_id``, oldest first."""
+    runs = [
+        client.get_workflow_handle(e.id, run_id=e.run_id)
+        async for e in client.list_workflows(f"WorkflowId = '{workflow_id}'")
+    ]
+    return list(reversed(runs))
+
+
+async def _model_inputs(handle: WorkflowHandle) -> list[dict]:
+    """The decoded inputs of every ``model.invoke`` scheduled in one run."""
+    history = await handle.fetch_history()
+    found = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attributes = event.activity_task_scheduled_event_attributes
+            if attributes.activity_type.name == "model.invoke":
+                found.append(json.loads(attributes.input.payloads[0].data))
+    return found
+
+
+async def test_model_calls_carry_only_new_messages_and_history_stays_flat(
+    client: Client, task_queue: str
+) -> None:
+    conversation = await start_conversation(client, task_queue=task_queue)
+    ends = []  # the number of history events after each turn
+    for n in range(24):
+        await conversation.send_message(MESSAGES[n % 3].format(n=n))
+        ends.append(len((await conversation.handle.fetch_history()).events))
+    events = (await conversation.handle.fetch_history()).events
+    inputs = await _model_inputs(conversation.handle)
+    # Each call carries the messages since the previous one (1 or 2), never the transcript.
+    assert max(len(i["messages"]) for i in inputs[1:]) <= 2
+    assert inputs[-1]["window"]["base"] > 60
+    # Bytes of history of turns 3-5 and of turns 21-23 (the same three kinds of turn).
+    early, late = (
+        sum(e.ByteSize() for e in events[ends[a] : ends[b]]) for a, b in ((2, 5), (20, 23))
+    )
+    assert late <= 1.2 * early, (early, late)
+    assert "Remember that item 22 is done" in (await conversation.transcript()).model_dump_json()
+
+
+async def test_a_worker_without_the_transcript_asks_the_workflow(
+    client: Client, tmp_path: Path, tool_server: FakeToolServer
+) -> None:
+    cached_queue, uncached_queue = (f"window-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    replies = {}
+    for queue, capacity in ((cached_queue, 256), (uncached_queue, 0)):
+        settings = make_settings(
+            tmp_path / queue, tool_server, transcript_cache_conversations=capacity
+        )
+        async with running_worker(client, settings, queue):
+            conversation = await start_conversation(client, task_queue=queue)
+            replies[queue] = [
+                (await conversation.send_message(MESSAGES[n % 3].format(n=n))).text
+                for n in range(6)
+            ]
+    assert replies[cached_queue] == replies[uncached_queue]
+    assert "The result of 5 + 1 is 6" in replies[uncached_queue][-1]
+
+
+@pytest.fixture(scope="module")
+async def suggesting_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
+    """A dev server that suggests continue-as-new after 60 events or 40 KB of history."""
+    server = DevServer(
+        db_file=tmp_path_factory.mktemp("can") / "temporal.sqlite3",
+        extra_args=[
+            "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60",
+            "--dynamic-config-value", "limit.historySize.suggestContinueAsNew=40000",
+        ],
+    )  # fmt: skip
+    await server.start()
+    yield server
+    server.stop()
+
+
+async def test_continue_as_new_when_the_server_suggests_it_keeps_everything(
+    suggesting_server: DevServer, tmp_path: Path, tool_server: FakeToolServer
+) -> None:
+    client = await connect(suggesting_server.address)
+    settings = make_settings(tmp_path, tool_server)
+    queue = f"can-{uuid.uuid4().hex[:8]}"
+    policy = ConversationInput(safety=SafetyPolicy(approval_tools=["save_note"]))
+    async with running_worker(client, settings, queue):
+        conversation = await start_conversation(client, policy, task_queue=queue)
+        await conversation.handle.signal(
+            "force_breaker", BreakerCommand(dependency="tool:web_search", mode="open")
+        )
+        usage = 0
+        for n in range(15):
+            if n % 3 == 1:  # a note: needs approval, kept in the audit list
+                reply_task, pending = await _ask(conversation, f"Remember that round {n} began")
+                await conversation.approve(pending.call_id, by="auditor")
+                reply = await reply_task
+            else:
+                reply = await conversation.send_message(MESSAGES[n % 3].format(n=n))
+            assert reply.status == "ok" and reply.turn == n + 1
+            usage += reply.usage.input_tokens
+        status = await conversation.status()
+        transcript = await conversation.transcript()
+        approvals = await conversation.approvals()
+        runs = await _runs(client, conversation.id)
+
+        assert status.runs == len(runs) >= 3  # several continue-as-news …
+        assert status.turns == 15 and status.state == "idle"  # … and nothing lost:
+        assert status.usage.input_tokens == usage
+        assert status.budget is not None and status.budget.spent.usage.input_tokens == usage
+        assert status.breakers["tool:web_search"].forced == "open"
+        assert [d.by for d in approvals.decisions] == ["auditor"] * 5
+        users = [m.text() for m in transcript.messages if m.role == "user" and m.text()]
+        assert users[0] == "What is 0 * 7?" and len(users) == 15
+        assert await saved_notes(settings) == [f"round {n} began" for n in range(1, 15, 3)]
+        # The same id serves on.
+        reply = await conversation.send_message("What is 2 + 2?")
+        assert "4" in reply.text and reply.turn == 16
+
+    # Each run replays against the current code.
+    for run in runs:
+        history = await run.fetch_history()
+        assert (await replayer().replay_workflow(history)).replay_failure is None
+
+
+async def test_continue_as_new_after_a_number_of_turns(
+    client: Client, task_queue: str, settings: Settings
+) -> None:
+    config = ConversationInput(continue_as_new_after_turns=2)
+    conversation = await start_conversation(client, config, task_queue=task_queue)
+    usage = 0
+    for n in range(7):
+        reply = await conversation.send_message(MESSAGES[n % 3].format(n=n))
+        usage += reply.usage.input_tokens
+        assert reply.turn == n + 1
+    status = await conversation.status()
+    assert status.runs == 4 and status.turns == 7
+    assert status.usage.input_tokens == usage  # counters exact across runs
+    assert len(await _runs(client, conversation.id)) == 4
+    await conversation.end()
+    result = await conversation.result()
+    assert result.turns == 7 and result.usage.input_tokens == usage
