@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 DATA   := .data
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo test check lint typecheck server stop worker chat codec-server histories clean
+.PHONY: help install demo test check lint typecheck server stop worker chat codec-server histories bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,6 +37,9 @@ typecheck: $(VENV)/.dev  ## mypy
 	$(BIN)/mypy durable_agent workflows activities worker.py starter.py
 
 check: lint typecheck test  ## everything CI could ask for
+
+bench: $(VENV)/.base  ## benchmark suite, < 10 min on 2 cores: prints a table, writes bench/results/bench.json (QUICK=1: CI-sized)
+	$(PY) -m bench.suite $(if $(QUICK),--quick)
 
 server: $(VENV)/.base  ## Temporal dev server in the foreground (UI on http://localhost:8233; CODEC=1: UI decrypts via `make codec-server`)
 	mkdir -p $(DATA)

@@ -26,6 +26,7 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+from activities.compaction import CompactionActivities
 from activities.governor import GovernorActivities
 from activities.llm import ClaudeBackend, ModelActivities, ModelBackend, OfflineBackend
 from activities.observability import LatencyInterceptor
@@ -36,6 +37,7 @@ from durable_agent.config import Settings
 from durable_agent.health import Health, model_probe, serve_health
 from durable_agent.logs import configure_logging
 from durable_agent.process import exit_now
+from durable_agent.stores.blobs import SqliteBlobStore
 from durable_agent.stores.notes import open_note_store
 from durable_agent.telemetry import configure_tracing, metrics_runtime, tracing_interceptor
 from workflows import CONVERSATION_WORKFLOWS, GOVERNOR_WORKFLOWS, WORKFLOW_RUNNER
@@ -62,7 +64,8 @@ def build_backend(settings: Settings) -> tuple[ModelBackend, anthropic.AsyncAnth
         timeout=settings.model_timeout_seconds,
         max_retries=0,  # Temporal owns retries: every attempt is visible in history.
     )
-    return ClaudeBackend(client, settings.model), client
+    backend = ClaudeBackend(client, settings.model, prompt_caching=settings.prompt_caching)
+    return backend, client
 
 
 @asynccontextmanager
@@ -71,17 +74,20 @@ async def worker_resources(settings: Settings, client: Client) -> AsyncIterator[
     ``client`` is the worker's Temporal client (the governor activity uses it)."""
     backend, claude = build_backend(settings)
     notes = open_note_store(settings.notes_db)
+    blobs = SqliteBlobStore(settings.blob_db)
     try:
         async with httpx.AsyncClient(
             timeout=settings.http_timeout_seconds, follow_redirects=False
         ) as http:
-            tools = ToolActivities(settings, notes, http)
+            tools = ToolActivities(settings, notes, http, blobs)
+            model = ModelActivities(
+                backend, client, blobs, TranscriptCache(settings.transcript_cache_conversations)
+            )
             yield WorkerResources(
                 backend=backend,
                 activities=[
-                    ModelActivities(
-                        backend, client, TranscriptCache(settings.transcript_cache_conversations)
-                    ).invoke,
+                    model.invoke,
+                    CompactionActivities(model).compact,
                     GovernorActivities(
                         client, settings.limits_for, settings.governor_task_queue
                     ).acquire,
@@ -90,6 +96,7 @@ async def worker_resources(settings: Settings, client: Client) -> AsyncIterator[
             )
     finally:
         await notes.close()
+        await blobs.close()
         if claude is not None:
             await claude.close()
 

@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from activities.claude_request import claude_params
 from activities.observability import end_model_span, start_model_span
 from activities.transcripts import TranscriptCache, full_request
 from durable_agent.activity_models import MODEL_ACTIVITY, ModelRequest, ModelResponse
@@ -30,6 +31,7 @@ from durable_agent.retry_classification import (
     classify_status,
     classify_transport,
 )
+from durable_agent.stores.blobs import BlobStore
 
 Heartbeat = Callable[..., None]
 
@@ -49,25 +51,25 @@ class ClaudeBackend:
     """Claude through the official async SDK, streamed.
 
     The client is built once per worker with ``max_retries=0``: Temporal owns retries,
-    so every attempt is an event in history and none hides inside the SDK.
+    so every attempt is an event in history and none hides inside the SDK. With
+    ``prompt_caching`` each request marks prompt-cache breakpoints
+    (``activities/claude_request.py``), so a call re-reads the transcript at a tenth of
+    the input price instead of paying for all of it again.
     """
 
     name = "claude"
     system = "anthropic"
 
-    def __init__(self, client: anthropic.AsyncAnthropic, default_model: str) -> None:
+    def __init__(
+        self, client: anthropic.AsyncAnthropic, default_model: str, *, prompt_caching: bool = True
+    ) -> None:
         self._client = client
         self.default_model = default_model
+        self.prompt_caching = prompt_caching
 
     async def complete(self, request: ModelRequest, heartbeat: Heartbeat) -> ModelResponse:
-        params: dict[str, Any] = {
-            "model": request.model or self.default_model,
-            "max_tokens": request.max_tokens,
-            "system": request.system,
-            "messages": [m.model_dump(mode="json") for m in request.messages],
-        }
-        if request.tools:
-            params["tools"] = [t.model_dump(mode="json") for t in request.tools]
+        model = request.model or self.default_model
+        params = claude_params(request, model, prompt_caching=self.prompt_caching)
         try:
             async with self._client.messages.stream(**params) as stream:
                 events = 0
@@ -122,23 +124,29 @@ class OfflineBackend:
 
 
 class ModelActivities:
-    """Holds the backend the worker built once, and the worker's Temporal client and
-    transcript cache (for requests that carry only the newest messages)."""
+    """Holds the backend the worker built once, the worker's Temporal client, the blob
+    store and the transcript cache (requests carry only the newest messages, and large
+    tool results by reference: ``activities/transcripts.py``)."""
 
     def __init__(
-        self, backend: ModelBackend, client: Client, cache: TranscriptCache | None = None
+        self,
+        backend: ModelBackend,
+        client: Client,
+        blobs: BlobStore,
+        cache: TranscriptCache | None = None,
     ) -> None:
-        self._backend = backend
-        self._client = client
-        self._cache = cache or TranscriptCache()
+        self.backend = backend
+        self.client = client
+        self.blobs = blobs
+        self.cache = cache or TranscriptCache()
 
     @activity.defn(name=MODEL_ACTIVITY)
     async def invoke(self, request: ModelRequest) -> ModelResponse:
         """Call the model once. Heartbeats while the response streams in."""
-        request = await full_request(request, self._client, self._cache)
-        model = request.model or self._backend.default_model
-        with start_model_span(request, model, self._backend.system) as span:
-            response = await self._backend.complete(request, activity.heartbeat)
+        request = await full_request(request, self.client, self.cache, self.blobs)
+        model = request.model or self.backend.default_model
+        with start_model_span(request, model, self.backend.system) as span:
+            response = await self.backend.complete(request, activity.heartbeat)
             end_model_span(span, response)
         activity.logger.info(
             "model attempt ok: %s",

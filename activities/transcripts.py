@@ -22,8 +22,10 @@ from durable_agent.activity_models import (
     Messages,
     ModelRequest,
     TranscriptPrefix,
+    TranscriptWindow,
 )
-from durable_agent.contract import Message
+from durable_agent.contract import ContentBlock, Message, ToolResultBlock
+from durable_agent.stores.blobs import BlobNotFound, BlobStore, BlobStoreError
 
 TRANSCRIPT_UNAVAILABLE = "TranscriptUnavailable"
 """``ApplicationError.type`` when the workflow could not be asked for its transcript
@@ -58,21 +60,50 @@ class TranscriptCache:
 
 
 async def full_request(
-    request: ModelRequest, client: Client, cache: TranscriptCache
+    request: ModelRequest, client: Client, cache: TranscriptCache, blobs: BlobStore
 ) -> ModelRequest:
-    """``request`` with the whole transcript in ``messages``."""
+    """``request`` with the whole transcript in ``messages``, and every offloaded tool
+    result in full."""
+    messages = request.messages
     window = request.window
-    if window is None:
-        return request
-    earlier: list[Message] = []
-    if window.base:
-        cached = cache.prefix(window.workflow_id, window.run_id, window.base)
-        if cached is None:
-            cached = await _ask(client, window.workflow_id, window.run_id, window.base)
-        earlier = cached
-    messages = [*earlier, *request.messages]
-    cache.put(window.workflow_id, window.run_id, messages)
-    return request.model_copy(update={"messages": messages, "window": None})
+    if window is not None:
+        earlier = await prefix(window, client, cache)
+        messages = [*earlier, *messages]
+        cache.put(window.workflow_id, window.run_id, messages)
+    return request.model_copy(
+        update={"messages": await _with_results(messages, blobs), "window": None}
+    )
+
+
+async def prefix(window: TranscriptWindow, client: Client, cache: TranscriptCache) -> list[Message]:
+    """The messages before ``window.base``: from the cache, or asked of the workflow."""
+    if not window.base:
+        return []
+    cached = cache.prefix(window.workflow_id, window.run_id, window.base)
+    if cached is None:
+        cached = await _ask(client, window.workflow_id, window.run_id, window.base)
+    return cached
+
+
+async def _with_results(messages: list[Message], blobs: BlobStore) -> list[Message]:
+    """``messages`` with each offloaded tool result read back from the blob store."""
+    if not any(isinstance(b, ToolResultBlock) and b.ref for m in messages for b in m.content):
+        return messages
+    resolved = []
+    for message in messages:
+        blocks: list[ContentBlock] = []
+        for block in message.content:
+            if isinstance(block, ToolResultBlock) and block.ref:
+                try:
+                    content = (await blobs.get(block.ref)).decode()
+                except (BlobNotFound, BlobStoreError) as e:
+                    raise ApplicationError(
+                        f"tool result {block.ref} unreadable: {e}", type=TRANSCRIPT_UNAVAILABLE
+                    ) from e
+                block = block.model_copy(update={"content": content, "ref": None})
+            blocks.append(block)
+        resolved.append(message.model_copy(update={"content": blocks}))
+    return resolved
 
 
 async def _ask(client: Client, workflow_id: str, run_id: str, end: int) -> list[Message]:

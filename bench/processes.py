@@ -40,6 +40,7 @@ async def worker_process(
         **os.environ,
         "AGENT_MODEL_BACKEND": "offline",
         "AGENT_NOTES_DB": str(notes_db),
+        "AGENT_BLOB_DB": str(notes_db.with_name("blobs.sqlite3")),
         "AGENT_WEATHER_URL": tools.base_url,
         "AGENT_GEOCODING_URL": tools.base_url,
         "AGENT_SEARCH_URL": tools.base_url,

@@ -58,6 +58,28 @@ class TranscriptWindow(_Model):
     cache, or asks the workflow (``transcript_prefix`` query)."""
 
 
+COMPACT_ACTIVITY = "model.compact"
+"""Registered name of the compaction activity; stable."""
+
+
+class CompactRequest(_Model):
+    """Input of ``model.compact``: summarise the first ``window.base`` messages and keep
+    the originals in the blob store under ``archive_key``."""
+
+    window: TranscriptWindow
+    archive_key: str
+    model: str | None
+    max_tokens: int = 1024
+
+
+class CompactResult(_Model):
+    """Output of ``model.compact``."""
+
+    summary: str
+    usage: Usage
+    model: str
+
+
 class ModelRequest(_Model):
     """Input of the ``model.invoke`` activity."""
 
@@ -95,6 +117,9 @@ class ToolCall(_Model):
     """``<workflow id>/<turn>/<call index>``: stable across retries, crashes and replays."""
     conversation_id: str
     tenant: str = "default"
+    injection_patterns: list[str] | None = None
+    """Set when the conversation screens tool results: a result too large for history
+    is screened here, in full (the workflow only sees its preview)."""
 
 
 class ToolResult(_Model):
@@ -103,3 +128,7 @@ class ToolResult(_Model):
 
     outcome: ToolOutcome
     content: str
+    ref: str | None = None
+    """Blob-store key of the whole result when ``content`` is a preview."""
+    flags: list[str] = []
+    """Prompt-injection categories found in the whole of an offloaded result."""

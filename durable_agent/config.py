@@ -67,6 +67,11 @@ class Settings(BaseSettings):
 
     model_timeout_seconds: float = Field(default=120.0, gt=0)
     """HTTP timeout of one Messages API request (a timeout is retried by policy)."""
+    prompt_caching: bool = True
+    """Mark prompt-cache breakpoints on Claude requests (tools, system prompt, transcript)
+    so each call reads the conversation so far from the cache at a tenth of the input
+    price; ``false`` sends none (to measure the difference, or for a gateway that rejects
+    ``cache_control``)."""
 
     log_level: str = Field(default="INFO", pattern="^(?i:debug|info|warning|error|critical)$")
     """Log level of the worker."""
@@ -108,6 +113,11 @@ class Settings(BaseSettings):
 
     notes_db: Path = Path(".data/notes.sqlite3")
     """SQLite file of the notes store."""
+    blob_db: Path = Path(".data/blobs.sqlite3")
+    """SQLite file of the blob store (large tool results, compacted turns), shared by the
+    workers of one machine."""
+    tool_result_inline_bytes: int = Field(default=16 * 1024, ge=256)
+    """Tool results larger than this go to the blob store; history keeps a preview."""
     weather_url: str = "https://api.open-meteo.com"
     """Open-Meteo-compatible forecast API base URL."""
     geocoding_url: str = "https://geocoding-api.open-meteo.com"

@@ -80,6 +80,10 @@ class ToolResultBlock(_Model):
     tool_use_id: str
     content: str
     is_error: bool = False
+    ref: str | None = None
+    """Set when ``content`` is only a preview of a large result: the whole result is in
+    the blob store under this key, and the model activity sends it in full (this field
+    never reaches the API)."""
 
 
 ContentBlock = Annotated[TextBlock | ToolUseBlock | ToolResultBlock, Field(discriminator="type")]
@@ -195,6 +199,13 @@ class ConversationInput(_Model):
     continue_as_new_history_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
     """History size of one run (bytes) past which the next turn boundary continues as new
     (the server's hard limit is 50 MB)."""
+    context_window_tokens: int = Field(default=200_000, ge=1_000)
+    """The model's context window. When a request's estimated input passes
+    ``compact_at_fraction`` of it, older turns are compacted: summarised by a model call
+    (``model.compact``), the originals kept in the blob store."""
+    compact_at_fraction: float = Field(default=0.75, gt=0, le=1)
+    keep_recent_turns: int = Field(default=4, ge=1)
+    """Turns kept verbatim when older ones are compacted."""
     continued: ContinuedState | None = None
     """Set by the workflow itself when it continues as new; never by clients."""
 
@@ -215,6 +226,7 @@ class ContinuedState(_Model):
     priced_model: str | None
     flags: list[SafetyFlag]
     decisions: list[ApprovalRecord]
+    compactions: int = 0
 
 
 class ConversationResult(_Model):
@@ -253,6 +265,8 @@ class ToolCallRecord(_Model):
     """What the model was told (the tool_result content)."""
     flags: list[str] = []
     """Prompt-injection categories the result matched (it was marked as untrusted)."""
+    result_ref: str | None = None
+    """Blob-store key of the whole result when ``result`` is a preview of a large one."""
     approval: ApprovalRecord | None = None
     """The person's decision, when the call needed approval."""
 

@@ -28,19 +28,36 @@ def replayer(data_converter: DataConverter = pydantic_data_converter) -> Replaye
 
 
 async def export_history(client: Client, workflow_id: str) -> str:
-    """The history of a conversation as JSON (the format ``temporal workflow show
-    --output json`` writes), with its workflow id recorded for replay."""
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    document = history.to_json_dict()
-    document["workflowId"] = workflow_id
-    return json.dumps(document)
+    """The history of a conversation as JSON, with its workflow id recorded for replay.
+    One run: the format ``temporal workflow show --output json`` writes. A conversation
+    that continued as new: ``{"workflowId": …, "runs": [<history>, …]}``, oldest first."""
+    listed = client.list_workflows(f"WorkflowId = '{workflow_id}'")
+    runs: list[str | None] = [e.run_id async for e in listed]
+    documents = []
+    for run_id in list(reversed(runs)) or [None]:  # visibility may not list it yet
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        documents.append(history.to_json_dict())
+    if len(documents) == 1:
+        return json.dumps(documents[0] | {"workflowId": workflow_id})
+    return json.dumps({"workflowId": workflow_id, "runs": documents})
 
 
 async def replay_file(
     path: Path, data_converter: DataConverter = pydantic_data_converter
 ) -> WorkflowReplayResult:
-    """Replay one exported history file; raises on nondeterminism."""
+    """Replay every run in one exported history file; raises on nondeterminism and
+    returns the last run's result."""
     document = json.loads(path.read_text())
     workflow_id = document.pop("workflowId", path.stem)
-    history = WorkflowHistory.from_json(workflow_id, document)
-    return await replayer(data_converter).replay_workflow(history)
+    runs = document.get("runs", [document])
+    # A run whose first workflow task has not completed has nothing to check (and the
+    # replayer would wait for that task forever).
+    started = [r for r in runs if any(e["eventType"] == _TASK_COMPLETED for e in r["events"])]
+    results = [
+        await replayer(data_converter).replay_workflow(WorkflowHistory.from_json(workflow_id, run))
+        for run in started or runs[:1]
+    ]
+    return results[-1]
+
+
+_TASK_COMPLETED = "EVENT_TYPE_WORKFLOW_TASK_COMPLETED"

@@ -63,6 +63,7 @@ def make_settings(tmp_path: Path, tool_server: FakeToolServer, **overrides: obje
     values: dict[str, object] = {
         "model_backend": "offline",
         "notes_db": tmp_path / "notes.sqlite3",
+        "blob_db": tmp_path / "blobs.sqlite3",
         "weather_url": tool_server.base_url,
         "geocoding_url": tool_server.base_url,
         "search_url": tool_server.base_url,

@@ -36,8 +36,11 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent import budget as budgets
     from durable_agent import search_attributes as attributes
     from durable_agent.activity_models import (
+        COMPACT_ACTIVITY,
         MODEL_ACTIVITY,
         QUERY_TRANSCRIPT_PREFIX,
+        CompactRequest,
+        CompactResult,
         Messages,
         ModelRequest,
         ModelResponse,
@@ -123,6 +126,9 @@ SEARCH_ATTRIBUTES_PATCH = "search-attributes-v1"
 
 SAFETY_PATCH = "safety-v1"
 """Runs recorded before screening, approvals and the approval-aware turn deadline."""
+
+COMPACTION_PATCH = "compaction-v1"
+"""Runs recorded before old turns were compacted near the context window."""
 
 CONTINUE_AS_NEW_PATCH = "continue-as-new-v1"
 """Runs recorded before conversations continued as new between turns."""
@@ -220,6 +226,7 @@ class AgentWorkflow:
         # the next call sends only the rest (see ``TranscriptWindow``).
         self._sent = 0
         self._runs = 1
+        self._compactions = 0
         if carried:
             self._restore(carried)
         self._turns_at_start = self._turns
@@ -469,6 +476,7 @@ class AgentWorkflow:
         self._state = "thinking"
         if not self._health.allows(MODEL, self._now()):
             raise _TurnOver(self._degraded_reply(turn, MODEL))
+        await self._compact_if_needed(turn)
         request = self._model_request()
         price = self._price()
         request_bytes = len(request.model_dump_json().encode())
@@ -534,6 +542,62 @@ class AgentWorkflow:
         self._messages.append(Message(role="assistant", content=response.content))
         return response
 
+    async def _compact_if_needed(self, turn: _Turn) -> None:
+        """Fold the oldest turns into a summary when the transcript nears the model's
+        context window; the originals stay in the blob store. A failed compaction is
+        logged and the call goes ahead uncompacted."""
+        # About 3 bytes of request JSON per token: errs towards compacting early.
+        estimate = len(self._model_request().model_dump_json()) // 3
+        if estimate < self._input.context_window_tokens * self._input.compact_at_fraction:
+            return
+        starts = [
+            i
+            for i, m in enumerate(self._messages)
+            if m.role == "user" and any(isinstance(b, TextBlock) for b in m.content)
+        ]
+        keep = self._input.keep_recent_turns
+        if len(starts) <= keep or starts[-keep] < 3 or not workflow.patched(COMPACTION_PATCH):
+            return  # nothing old enough to fold (or a run from before compaction)
+        cut, info = starts[-keep], workflow.info()
+        self._compactions += 1
+        key = f"transcript/{info.workflow_id}/{self._compactions}"
+        request = CompactRequest(
+            window=TranscriptWindow(workflow_id=info.workflow_id, run_id=info.run_id, base=cut),
+            archive_key=key,
+            model=self._input.model,
+        )
+        try:
+            result: CompactResult = await workflow.execute_activity(
+                COMPACT_ACTIVITY,
+                request,
+                result_type=CompactResult,
+                start_to_close_timeout=MODEL_START_TO_CLOSE,
+                schedule_to_close_timeout=MODEL_SCHEDULE_TO_CLOSE,
+                heartbeat_timeout=MODEL_HEARTBEAT,
+                retry_policy=MODEL_RETRY_POLICY,
+                summary=f"compact {cut} messages into {key}",
+            )
+        except ActivityError as e:
+            self._last_error = f"compaction: {_describe(e)}"
+            workflow.logger.warning("compaction failed: %s", self._last_error)
+            return
+        price = self._price(result.model)
+        for budget in (turn.budget, self._budget):
+            budgets.record_model_call(budget, result.usage, price)
+        summary = f"[Summary of {cut} earlier messages; originals archived as {key}]\n"
+        self._messages = [
+            Message(role="user", content=[TextBlock(text=summary + result.summary)]),
+            Message(role="assistant", content=[TextBlock(text="Noted; I'll go on from there.")]),
+            *self._messages[cut:],
+        ]
+        self._sent = 0  # every message moved
+        workflow.logger.info(
+            "compacted %d messages into %s",
+            cut,
+            key,
+            extra={"event": "compaction", "turn": turn.number, "archive": key},
+        )
+
     async def _tool_step(self, turn: _Turn, tool_uses: list[ToolUseBlock]) -> None:
         """Run the tool calls of one response concurrently, as far as budgets and
         breakers allow; every call gets a tool_result."""
@@ -557,7 +621,12 @@ class AgentWorkflow:
         turn.tool_calls.extend(results)
         self._append_user(
             [
-                ToolResultBlock(tool_use_id=r.id, content=r.result, is_error=r.outcome != "ok")
+                ToolResultBlock(
+                    tool_use_id=r.id,
+                    content=r.result,
+                    is_error=r.outcome != "ok",
+                    ref=r.result_ref,
+                )
                 for r in results
             ]
         )
@@ -623,12 +692,14 @@ class AgentWorkflow:
                 f"{spec.name} is temporarily unavailable after repeated failures; "
                 "answer without it and tell the user.",
             )
+        screens = self._safety and self._input.safety.screen_tool_results != "off"
         call = ToolCall(
             tool=spec.name,
             arguments=arguments,
             idempotency_key=f"{workflow.info().workflow_id}/{turn.number}/{index}",
             conversation_id=workflow.info().workflow_id,
             tenant=self._input.tenant,
+            injection_patterns=self._input.safety.injection_patterns if screens else None,
         )
         try:
             result = await self._execute_tool(spec, call)
@@ -637,12 +708,11 @@ class AgentWorkflow:
             self._last_error = f"{spec.name}: {_describe(e)}"
             return _record(block, "error", f"{spec.name} failed: {_describe(e)}", approval=approval)
         self._health.record(dependency, True, self._now())
-        content, flags = result.content, []
-        if (
-            self._safety
-            and result.outcome == "ok"
-            and self._input.safety.screen_tool_results != "off"
-        ):
+        content, flags = result.content, list(result.flags)
+        if flags:  # an offloaded result, screened whole (and fenced) by the activity
+            turn.tainted_by.append(f"tool:{spec.name}")
+            self._flag(turn, f"tool:{spec.name}", flags, content[:80], block.id)
+        elif screens and result.outcome == "ok" and result.ref is None:
             screening = self._screen(turn, f"tool:{spec.name}", content, tool_use_id=block.id)
             if screening.flagged:
                 content, flags = untrusted(spec.name, content, screening), screening.categories
@@ -650,7 +720,9 @@ class AgentWorkflow:
             content = (
                 f"(run with arguments edited by {approval.by}: {json.dumps(arguments)})\n{content}"
             )
-        return _record(block, result.outcome, content, flags=flags, approval=approval)
+        return _record(
+            block, result.outcome, content, flags=flags, approval=approval, ref=result.ref
+        )
 
     # --- activities and the governor ------------------------------------------------------
 
@@ -792,6 +864,7 @@ class AgentWorkflow:
             priced_model=self._priced_model,
             flags=self._flags,
             decisions=self._desk.decisions(),
+            compactions=self._compactions,
         )
 
     def _restore(self, carried: ContinuedState) -> None:
@@ -803,6 +876,7 @@ class AgentWorkflow:
         self._budget = carried.budget
         self._health = carried.health
         self._priced_model = carried.priced_model
+        self._compactions = carried.compactions
 
     def _screen(
         self, turn: _Turn, source: str, text: str, tool_use_id: str | None = None
@@ -975,6 +1049,7 @@ def _record(
     *,
     flags: list[str] | None = None,
     approval: ApprovalRecord | None = None,
+    ref: str | None = None,
 ) -> ToolCallRecord:
     return ToolCallRecord(
         id=block.id,
@@ -984,6 +1059,7 @@ def _record(
         result=result,
         flags=flags or [],
         approval=approval,
+        result_ref=ref,
     )
 
 

@@ -11,11 +11,13 @@ from typing import Any
 
 import httpx
 
+from activities.tools._offload import Offloader
 from activities.tools.calculator import CalculatorTool
 from activities.tools.notes import NoteTools
 from activities.tools.search import TOOL_NOT_CONFIGURED, SearchTool
 from activities.tools.weather import WeatherTool
 from durable_agent.config import Settings
+from durable_agent.stores.blobs import BlobStore
 from durable_agent.stores.notes import NoteStore
 
 __all__ = ["TOOL_NOT_CONFIGURED", "ToolActivities"]
@@ -28,9 +30,11 @@ class ToolActivities:
     per-request timeout and never follow redirects.
     """
 
-    def __init__(self, settings: Settings, notes: NoteStore, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, settings: Settings, notes: NoteStore, http: httpx.AsyncClient, blobs: BlobStore
+    ) -> None:
         self.calculator = CalculatorTool()
-        self.notes = NoteTools(notes)
+        self.notes = NoteTools(notes, Offloader(blobs, settings.tool_result_inline_bytes))
         self.weather = WeatherTool(settings, http)
         self.search = SearchTool(settings, http)
 

@@ -10,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.heartbeat import auto_heartbeat
 from activities.tools._common import parse_arguments
+from activities.tools._offload import Offloader
 from durable_agent.activity_models import ToolCall, ToolResult
 from durable_agent.stores.notes import NoteStore, NoteStoreError
 from durable_agent.tools.registry import (
@@ -26,8 +27,9 @@ class NoteTools:
     ``TOOL_TRANSIENT_ERROR``, so the tool's retry policy applies; the idempotency key
     makes retried saves safe."""
 
-    def __init__(self, store: NoteStore) -> None:
+    def __init__(self, store: NoteStore, offload: Offloader) -> None:
         self._store = store
+        self._offload = offload
 
     @activity.defn(name=SAVE_NOTE.activity_name)
     async def save_note(self, call: ToolCall) -> ToolResult:
@@ -61,7 +63,7 @@ class NoteTools:
             empty = f"no notes containing {args.query!r}" if args.query else "no notes"
             return ToolResult(outcome="ok", content=empty)
         lines = [f"#{n.id} ({n.created_at:%Y-%m-%d}): {n.text}" for n in notes]
-        return ToolResult(outcome="ok", content="\n".join(lines))
+        return await self._offload(call, ToolResult(outcome="ok", content="\n".join(lines)))
 
 
 @asynccontextmanager

@@ -475,3 +475,17 @@ class OfflineModel:
         return ModelResponse(
             content=content, stop_reason=stop, usage=usage, model=self.name, backend="offline"
         )
+
+
+def summarise(messages: list[Message], max_chars: int = 4000) -> str:
+    """A deterministic, extractive summary of a transcript: each turn's request and
+    answer, shortened (what the offline planner does where Claude would write a summary
+    when old turns are compacted)."""
+    lines = []
+    for message in messages:
+        text = " ".join(message.text().split())
+        if text:
+            who = "user" if message.role == "user" else "assistant"
+            lines.append(f"- {who}: {text[:160]}{'…' if len(text) > 160 else ''}")
+    summary = "\n".join(lines)
+    return summary if len(summary) <= max_chars else "…\n" + summary[-max_chars:]

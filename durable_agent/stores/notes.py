@@ -12,22 +12,15 @@ statement) implements for workers on several machines.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import sqlite3
-import threading
 from collections.abc import Callable
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-_T = TypeVar("_T")
-
-BUSY_TIMEOUT_SECONDS = 10.0
-"""How long a write waits for another process's write lock before failing."""
+from durable_agent.stores._sqlite import SqliteFile
 
 
 class NoteStoreError(RuntimeError):
@@ -96,61 +89,32 @@ _COLUMNS = "id, key, tenant, conversation_id, text, created_at"
 
 
 class SqliteNoteStore:
-    """``NoteStore`` on a local SQLite file. Each operation opens its own connection in
-    a worker thread (``asyncio.to_thread``), so the event loop never blocks on disk or
-    on another process's lock, and no connection is shared between threads."""
+    """``NoteStore`` on a local SQLite file (see ``SqliteFile``)."""
 
     def __init__(self, path: Path, *, clock: Callable[[], datetime] | None = None) -> None:
-        self.path = Path(path)
+        self._db = SqliteFile(path, _SCHEMA, NoteStoreError, "notes store")
+        self.path = self._db.path
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._init_lock = threading.Lock()
-        self._ready = False
-        self._closed = False
 
     async def save(self, *, key: str, tenant: str, conversation_id: str, text: str) -> SavedNote:
         created_at = self._clock().astimezone(UTC).isoformat()
-        return await self._run(self._save, key, tenant, conversation_id, text, created_at)
+        return await self._db.run(self._save, key, tenant, conversation_id, text, created_at)
 
     async def list(self, *, tenant: str, query: str | None, limit: int) -> builtins.list[Note]:
-        return await self._run(self._list, tenant, query, limit)
+        return await self._db.run(self._list, tenant, query, limit)
 
     async def count(self, *, tenant: str | None = None) -> int:
-        return await self._run(self._count, tenant)
+        return await self._db.run(self._count, tenant)
 
     async def close(self) -> None:
-        self._closed = True
+        self._db.close()
 
     # --- in a worker thread -------------------------------------------------------------
-
-    async def _run(self, fn: Callable[..., _T], *args: object) -> _T:
-        if self._closed:
-            raise RuntimeError("the note store is closed")
-        try:
-            return await asyncio.to_thread(fn, *args)
-        except (sqlite3.Error, OSError) as e:
-            raise NoteStoreError(f"notes store failed: {type(e).__name__}: {e}") from e
-
-    def _connect(self) -> sqlite3.Connection:
-        if not self._ready:
-            with self._init_lock:
-                if not self._ready:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    with closing(self._open()) as conn:
-                        # WAL lets readers in other processes run during a write.
-                        conn.execute("PRAGMA journal_mode=WAL")
-                        conn.executescript(_SCHEMA)
-                    self._ready = True
-        return self._open()
-
-    def _open(self) -> sqlite3.Connection:
-        # Autocommit: each statement is its own transaction; ``timeout`` is the busy
-        # timeout, so concurrent writers wait for each other instead of failing.
-        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
 
     def _save(
         self, key: str, tenant: str, conversation_id: str, text: str, created_at: str
     ) -> SavedNote:
-        with closing(self._connect()) as conn:
+        with self._db.connect() as conn:
             inserted = conn.execute(
                 "INSERT INTO notes (key, tenant, conversation_id, text, created_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
@@ -167,7 +131,7 @@ class SqliteNoteStore:
             params.append(f"%{_escape_like(query)}%")
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
-        with closing(self._connect()) as conn:
+        with self._db.connect() as conn:
             return [_note(row) for row in conn.execute(sql, params)]
 
     def _count(self, tenant: str | None) -> int:
@@ -175,7 +139,7 @@ class SqliteNoteStore:
         params: tuple[str, ...] = ()
         if tenant is not None:
             sql, params = sql + " WHERE tenant = ?", (tenant,)
-        with closing(self._connect()) as conn:
+        with self._db.connect() as conn:
             return int(conn.execute(sql, params).fetchone()[0])
 
 

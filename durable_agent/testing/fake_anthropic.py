@@ -4,7 +4,10 @@ The ``anthropic`` SDK is built on ``httpx2``, so transport mocks cannot intercep
 fake is a real HTTP server on 127.0.0.1 that the real SDK talks to. It serves
 ``POST /v1/messages`` (plain and streaming), ``GET /v1/models``, and ``GET /health`` (the
 fake's own readiness, never faulted nor recorded). A *responder* decides what the model
-says; a :class:`~durable_agent.testing.faults.FaultScript` decides what goes wrong::
+says; a :class:`~durable_agent.testing.faults.FaultScript` decides what goes wrong. The
+input side of each answer's usage comes from the server's prompt cache
+(:mod:`durable_agent.testing.prompt_cache`), so ``cache_control`` breakpoints are billed as
+the API would bill them::
 
     with FakeAnthropicServer(faults=FaultScript(Fault(status=429, retry_after=1))) as srv:
         client = anthropic.AsyncAnthropic(api_key="k", base_url=srv.base_url, max_retries=0)
@@ -24,9 +27,19 @@ from urllib.parse import SplitResult
 
 from durable_agent.testing._loopback import LoopbackHandler, LoopbackServer, serve_until_interrupted
 from durable_agent.testing.faults import Fault, FaultScript
+from durable_agent.testing.prompt_cache import (
+    DEFAULT_MIN_TOKENS,
+    MAX_BREAKPOINTS,
+    PromptCache,
+    breakpoint_count,
+)
 
 Responder = Callable[[dict[str, Any]], dict[str, Any]]
-"""Turns a parsed Messages API request body into an Anthropic Message JSON dict."""
+"""Turns a parsed Messages API request body into an Anthropic Message JSON dict. Usage
+input counts it leaves out are reported from the server's prompt cache; a message that
+sets any of them pins them all (a script that needs exact usage)."""
+INPUT_USAGE = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+"""The usage counts of a request's prompt."""
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 """Model named in built messages when none is given (not deprecated in anthropic 2.12)."""
@@ -98,16 +111,11 @@ def make_message(
     usage: Mapping[str, int] | None = None,
     model: str = DEFAULT_MODEL,
 ) -> dict[str, Any]:
-    """An Anthropic Message JSON dict. ``content`` is a text or a list of blocks; usage
-    counts not given are 0, except ``output_tokens``, estimated from the content."""
+    """An Anthropic Message JSON dict. ``content`` is a text or a list of blocks.
+    ``output_tokens`` not given is estimated from the content; input counts not given are
+    left to the server (its prompt cache), unless some are given: then the rest are 0."""
     blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
-    counts: dict[str, Any] = {
-        "input_tokens": 0,
-        "output_tokens": _tokens("".join(_texts(blocks))),
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-    }
-    counts.update(usage or {})
+    counts: dict[str, Any] = {"output_tokens": _tokens("".join(_texts(blocks))), **(usage or {})}
     return {
         "id": f"msg_{uuid.uuid4().hex[:24]}",
         "type": "message",
@@ -121,16 +129,12 @@ def make_message(
 
 
 def echo_responder(request: dict[str, Any]) -> dict[str, Any]:
-    """The default responder: one text block ``"echo: <last user text>"``. Tokens are
-    ``len(text) // 4 + 1``, of the system prompt and all messages for input."""
+    """The default responder: one text block ``"echo: <last user text>"``, of
+    ``len(text) // 4 + 1`` output tokens (input tokens come from the prompt cache)."""
     messages = request.get("messages") or []
     user = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     text = "echo: " + "".join(_texts(user[-1].get("content"))) if user else "echo: "
-    prompt = "".join(_texts(request.get("system", ""))) + "".join(
-        "".join(_texts(m.get("content"))) for m in messages if isinstance(m, dict)
-    )
-    usage = {"input_tokens": _tokens(prompt), "output_tokens": _tokens(text)}
-    return make_message(text, usage=usage, model=str(request.get("model", DEFAULT_MODEL)))
+    return make_message(text, model=str(request.get("model", DEFAULT_MODEL)))
 
 
 def _chunks(text: str, parts: int = 3) -> list[str]:
@@ -167,9 +171,8 @@ def _stream_events(message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any
         "stop_reason": message.get("stop_reason"),
         "stop_sequence": message.get("stop_sequence"),
     }
-    yield _event(
-        "message_delta", delta=stop, usage={"output_tokens": usage.get("output_tokens", 0)}
-    )
+    # Like the API, the final usage repeats the input counts (cumulative, not a delta).
+    yield _event("message_delta", delta=stop, usage=usage)
     yield _event("message_stop")
 
 
@@ -182,7 +185,21 @@ def _validate(body: dict[str, Any]) -> str | None:
         return "max_tokens: Field required (an integer >= 1)"
     if not isinstance(body.get("messages"), list):
         return "messages: Input should be a valid list"
+    marked = breakpoint_count(body)
+    if marked > MAX_BREAKPOINTS:
+        return (
+            f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
+            f"Found {marked}."
+        )
     return None
+
+
+def _with_input_usage(message: dict[str, Any], cached: dict[str, int]) -> dict[str, Any]:
+    """``message`` with its usage input counts from the prompt cache, unless it pins some."""
+    usage = dict(message.get("usage") or {})
+    if any(field in usage for field in INPUT_USAGE):
+        cached = dict.fromkeys(INPUT_USAGE, 0)
+    return {**message, "usage": {"output_tokens": 0, **cached, **usage}}
 
 
 def _models_page() -> dict[str, Any]:
@@ -253,6 +270,7 @@ class _Handler(LoopbackHandler["FakeAnthropicServer"]):
             message = self.fake.responder(self.body)
         except Exception as e:  # a broken responder must show up as a 500, not a hang
             return self.send_error_json(500, f"Responder failed: {e!r}")
+        message = _with_input_usage(message, self.fake.prompt_cache.account(self.body))
         if self.body.get("stream"):
             return self._stream(message, fault)
         self.send_json(200, message)
@@ -300,10 +318,18 @@ class FakeAnthropicServer(LoopbackServer[RecordedRequest]):
         *,
         port: int = 0,
         verbose: bool = False,
+        min_cacheable_tokens: int = DEFAULT_MIN_TOKENS,
     ) -> None:
         super().__init__(faults, port=port, verbose=verbose)
         self.responder = responder
         """Builds the reply to each valid ``POST /v1/messages``; may be swapped any time."""
+        self.prompt_cache = PromptCache(min_cacheable_tokens)
+        """Prefixes written by earlier requests; every valid request reads and writes it."""
+
+    def reset(self) -> None:
+        """Forget recorded requests, every fault and the prompt cache."""
+        super().reset()
+        self.prompt_cache.clear()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,20 +16,12 @@ from typing import Any
 from durable_agent.activity_models import ModelRequest, ToolDefinition
 from durable_agent.contract import Message
 from durable_agent.models.offline import OfflineModel
-
-
-def _strip_cache_control(value: Any) -> Any:
-    """Drop ``cache_control`` markers: they steer the API's cache, not the content."""
-    if isinstance(value, dict):
-        return {k: _strip_cache_control(v) for k, v in value.items() if k != "cache_control"}
-    if isinstance(value, list):
-        return [_strip_cache_control(v) for v in value]
-    return value
+from durable_agent.testing.prompt_cache import strip_cache_control
 
 
 def request_from_body(body: dict[str, Any]) -> ModelRequest:
     """The ``ModelRequest`` a Messages API request body carries."""
-    body = _strip_cache_control(body)
+    body = strip_cache_control(body)
     system = body.get("system") or ""
     if isinstance(system, list):
         system = "".join(block.get("text", "") for block in system)
@@ -59,12 +51,16 @@ def offline_responder(body: dict[str, Any]) -> dict[str, Any]:
         "model": body.get("model", "unknown"),
         "stop_reason": response.stop_reason,
         "stop_sequence": None,
-        "usage": response.usage.model_dump(),
+        # Input counts are left to the server, which reports them from its prompt cache.
+        "usage": {"output_tokens": response.usage.output_tokens},
     }
 
 
 class ScriptedResponder:
-    """Answers request N with ``messages[N]`` (the last one repeats); records bodies."""
+    """Answers request N with ``messages[N]`` (the last one repeats); records bodies.
+
+    A message whose ``usage`` has input counts is reported with exactly those; without
+    them the server fills them in from its prompt cache."""
 
     def __init__(self, messages: Sequence[dict[str, Any]]) -> None:
         if not messages:

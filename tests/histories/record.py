@@ -117,6 +117,11 @@ SCENARIOS: dict[str, tuple[str, Scenario, ConversationInput]] = {
     "claude_tools_multi_turn": ("claude", tools_multi_turn, ConversationInput()),
     "offline_optional_tool_failure": ("offline", optional_tool_failure, ConversationInput()),
     "offline_degradation_and_budget": ("offline", degradation_and_budget, THREE_TOOL_CALLS),
+    "offline_continue_as_new": (
+        "offline",
+        tools_multi_turn,
+        ConversationInput(continue_as_new_after_turns=2),
+    ),
     "offline_approvals": (
         "offline",
         approvals,
@@ -136,6 +141,7 @@ async def record(client: Client, tmp: Path, name: str) -> Path:
             anthropic_base_url=claude.base_url,
             ANTHROPIC_API_KEY="recording-key-not-secret",
             notes_db=tmp / f"{name}.sqlite3",
+            blob_db=tmp / f"{name}-blobs.sqlite3",
             weather_url=tools.base_url,
             geocoding_url=tools.base_url,
             search_url=tools.base_url,

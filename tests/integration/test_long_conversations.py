@@ -5,6 +5,7 @@ same workflow id, without clients noticing."""
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,9 +19,10 @@ from durable_agent.config import Settings
 from durable_agent.contract import BreakerCommand, ConversationInput, SafetyPolicy
 from durable_agent.devserver import DevServer
 from durable_agent.replay import replayer
+from durable_agent.stores.blobs import SqliteBlobStore
 from durable_agent.testing.fake_tools import FakeToolServer
 from tests.conftest import make_settings
-from tests.helpers import running_worker, saved_notes
+from tests.helpers import run_command, running_worker, saved_notes
 from tests.integration.test_approvals import _ask
 
 MESSAGES = [
@@ -169,3 +171,84 @@ async def test_continue_as_new_after_a_number_of_turns(
     await conversation.end()
     result = await conversation.result()
     assert result.turns == 7 and result.usage.input_tokens == usage
+
+
+async def test_old_turns_are_compacted_and_the_originals_archived(
+    client: Client, task_queue: str, settings: Settings
+) -> None:
+    config = ConversationInput(context_window_tokens=3000, keep_recent_turns=2)
+    conversation = await start_conversation(client, config, task_queue=task_queue)
+    for n in range(12):
+        reply = await conversation.send_message(MESSAGES[n % 3].format(n=n))
+        assert reply.status == "ok", reply
+    assert "The result of 9 * 7 is 63" in (await conversation.send_message("What is 9 * 7?")).text
+
+    transcript = await conversation.transcript()
+    first = transcript.messages[0].text()
+    assert first.startswith("[Summary of") and "originals archived as transcript/" in first
+    assert "What is" in first  # the extractive summary keeps the requests
+    compactions = [
+        e
+        for e in (await conversation.handle.fetch_history()).events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "model.compact"
+    ]
+    assert compactions  # a model.compact activity ran
+    latest = first.split("originals archived as ")[1].split("]")[0]
+    blobs = SqliteBlobStore(settings.blob_db)
+    oldest = json.loads(await blobs.get(f"transcript/{conversation.id}/1"))
+    assert oldest[0]["content"][0]["text"] == "What is 0 * 7?"  # verbatim
+    if latest != f"transcript/{conversation.id}/1":  # compacted again: the summary folds in
+        assert json.loads(await blobs.get(latest))[0]["content"][0]["text"].startswith("[Summary")
+    await blobs.close()
+
+
+async def test_a_large_tool_result_stays_out_of_history(
+    client: Client, tmp_path: Path, tool_server: FakeToolServer
+) -> None:
+    settings = make_settings(tmp_path, tool_server, tool_result_inline_bytes=256)
+    queue = f"offload-{uuid.uuid4().hex[:8]}"
+    async with running_worker(client, settings, queue):
+        conversation = await start_conversation(client, task_queue=queue)
+        for n in range(4):
+            await conversation.send_message(f"Remember that marker-{n} " + "lorem ipsum " * 70)
+        reply = await conversation.send_message("List my notes")
+    (call,) = reply.tool_calls
+    assert call.result_ref == f"tool-result/{conversation.id}/5/0"
+    assert "more characters; the model receives the whole result" in call.result
+    assert "marker-0" not in call.result  # the oldest note is past the preview …
+    assert "marker-0" in reply.text  # … and still reached the model
+    history = await conversation.handle.fetch_history()
+    listing = next(
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "tool.list_notes"
+    )
+    (result,) = [
+        e.activity_task_completed_event_attributes.result.payloads[0].data
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        and e.activity_task_completed_event_attributes.scheduled_event_id == listing
+    ]
+    assert len(result) < 2600 and b"marker-0" not in result  # a preview and the key
+
+
+async def test_export_and_replay_every_run_from_the_cli(
+    client: Client, temporal_server: DevServer, task_queue: str, tmp_path: Path
+) -> None:
+    config = ConversationInput(continue_as_new_after_turns=1)
+    conversation = await start_conversation(client, config, task_queue=task_queue)
+    for n in range(3):
+        await conversation.send_message(MESSAGES[n % 3].format(n=n))
+    code, out, err = await run_command(
+        sys.executable, "starter.py", "history", "export", conversation.id,
+        "--server", temporal_server.address,
+    )  # fmt: skip
+    assert code == 0, err
+    exported = json.loads(out)
+    assert exported["workflowId"] == conversation.id and len(exported["runs"]) == 4
+    path = tmp_path / "conversation.json"
+    path.write_text(out)
+    code, out, err = await run_command(sys.executable, "starter.py", "replay", str(path))
+    assert code == 0 and f"replayed {path}: ok" in out, err

@@ -32,6 +32,8 @@ def test_golden_histories_are_committed() -> None:
         "pre_resilience/claude_tools_multi_turn",
         # Approve, edited approve, reject and a flagged tool result (safety-v1).
         "offline_approvals",
+        # Three runs: continued as new after turns 2 and 4 (every run replays).
+        "offline_continue_as_new",
         # Recorded before screening, approvals and the approval-aware turn deadline:
         # `workflow.patched("safety-v1")` must keep them replaying.
         "pre_safety/offline_tools_multi_turn",
@@ -45,6 +47,8 @@ def test_golden_histories_are_committed() -> None:
         if "workflowExecutionUpdateAcceptedEventAttributes" in e
     ]
     assert sorted(set(names_used)) == ["approve", "reject", "send_message"]
+    runs = json.loads((HISTORY_DIR / "offline_continue_as_new.json").read_text())["runs"]
+    assert len(runs) == 3
 
 
 @pytest.mark.parametrize(

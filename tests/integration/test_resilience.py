@@ -99,7 +99,8 @@ async def test_optional_tool_down_is_withheld_and_the_model_still_answers(
         assert [c.name for c in second.tool_calls] == ["calculator"]
         request = model_calls(claude)[-2]  # the first call of the second turn
         assert "web_search" not in {t["name"] for t in request["tools"]}
-        assert "temporarily unavailable: web_search" in request["system"]
+        [system] = request["system"]  # one text block, marked for the prompt cache
+        assert "temporarily unavailable: web_search" in system["text"]
 
 
 async def test_critical_tool_down_gives_a_degraded_reply_until_it_recovers(

@@ -8,8 +8,10 @@ import pytest
 from pydantic import ValidationError
 from temporalio.service import TLSConfig
 
+from activities.llm import ClaudeBackend
 from durable_agent.client import tls_config
 from durable_agent.config import Settings
+from worker import build_backend
 
 
 def test_defaults_need_no_environment() -> None:
@@ -25,6 +27,21 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.task_queue == "agents-eu" and settings.search_url is None
     assert str(settings.limits_for("acme").daily_usd) == "5"
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, True), ("false", False), ("1", True)])
+async def test_prompt_caching_reaches_the_claude_backend(
+    monkeypatch: pytest.MonkeyPatch, env: str | None, expected: bool
+) -> None:
+    if env is not None:
+        monkeypatch.setenv("AGENT_PROMPT_CACHING", env)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, model_backend="claude", ANTHROPIC_API_KEY="k"
+    )
+    backend, claude = build_backend(settings)
+    assert claude is not None
+    await claude.close()
+    assert isinstance(backend, ClaudeBackend) and backend.prompt_caching is expected
 
 
 @pytest.mark.parametrize(

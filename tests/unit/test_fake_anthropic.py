@@ -25,6 +25,8 @@ from durable_agent.testing.fake_anthropic import (
     tool_use_block,
 )
 from durable_agent.testing.faults import Fault, FaultScript
+from durable_agent.testing.prompt_cache import prompt_tokens
+from durable_agent.testing.responders import ScriptedResponder
 
 MODEL = "claude-sonnet-4-6"
 HELLO: list[anthropic.types.MessageParam] = [{"role": "user", "content": "hello fake"}]
@@ -76,8 +78,8 @@ async def test_create_echoes_last_user_text(
     assert msg.content[0].type == "text" and msg.content[0].text == "echo: hello fake"
     assert msg.stop_reason == "end_turn" and msg.model == MODEL
     assert msg.usage.output_tokens == len("echo: hello fake") // 4 + 1
-    assert msg.usage.input_tokens == len("be brief" + "hello fake") // 4 + 1
     [req] = server.requests
+    assert msg.usage.input_tokens == prompt_tokens(req.body) > 0  # no breakpoints: all input
     assert (req.method, req.path) == ("POST", "/v1/messages")
     assert req.body["messages"] == HELLO and req.body["system"] == "be brief"
     assert req.headers["authorization"] == "Bearer test-key"
@@ -122,6 +124,84 @@ async def test_stream_text_split_into_deltas(claude: anthropic.AsyncAnthropic) -
     assert seen.count("text") >= 2  # several text deltas, not one
     assert msg.content[0].type == "text" and msg.content[0].text == "echo: hello fake"
     assert msg.usage.output_tokens == len("echo: hello fake") // 4 + 1  # the total, not 1 + total
+
+
+# --- prompt cache -------------------------------------------------------------------------
+
+MARK = {"type": "ephemeral"}
+LONG_SYSTEM = "Answer in the style of a careful, patient teacher. " * 100  # ~1,300 tokens
+
+
+def cached_request(question: str, extra_marks: int = 0) -> dict[str, Any]:
+    """A request whose long system prompt is marked for caching, then ``extra_marks``
+    more marked blocks and ``question``."""
+    marked = [
+        {"type": "text", "text": f"note {i}", "cache_control": MARK} for i in range(extra_marks)
+    ]
+    return {
+        "model": MODEL,
+        "max_tokens": 64,
+        "system": [{"type": "text", "text": LONG_SYSTEM, "cache_control": MARK}],
+        "messages": [{"role": "user", "content": [*marked, {"type": "text", "text": question}]}],
+    }
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_cache_usage_is_reported_by_both_paths(
+    server: FakeAnthropicServer, claude: anthropic.AsyncAnthropic, streaming: bool
+) -> None:
+    async def ask(question: str) -> anthropic.types.Usage:
+        request = cached_request(question)
+        if not streaming:
+            return (await claude.messages.create(**request)).usage
+        async with claude.messages.stream(**request) as s:
+            return (await s.get_final_message()).usage
+
+    first, second = await ask("What is a prime?"), await ask("What is a square?")
+    system_tokens = prompt_tokens({"system": LONG_SYSTEM, "messages": []})
+    assert (first.cache_creation_input_tokens, first.cache_read_input_tokens) == (
+        system_tokens,
+        0,
+    )
+    assert (second.cache_creation_input_tokens, second.cache_read_input_tokens) == (
+        0,
+        system_tokens,
+    )
+    bodies = [r.body for r in server.requests]
+    for usage, body in zip((first, second), bodies, strict=True):
+        assert usage.input_tokens == prompt_tokens(body) - system_tokens > 0
+        assert usage.output_tokens > 1
+
+    server.reset()  # forgets the cache too
+    assert (await ask("What is a prime?")).cache_read_input_tokens == 0
+
+
+async def test_a_short_prefix_is_not_cached(claude: anthropic.AsyncAnthropic) -> None:
+    request = {**cached_request("hi"), "system": [{"type": "text", "text": "be brief"}]}
+    request["messages"][0]["content"][0]["cache_control"] = MARK
+    for _ in range(2):
+        usage = (await claude.messages.create(**request)).usage
+        assert usage.cache_creation_input_tokens == usage.cache_read_input_tokens == 0
+
+
+async def test_more_than_four_breakpoints_is_400(claude: anthropic.AsyncAnthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as info:
+        await claude.messages.create(**cached_request("too many", extra_marks=4))
+    assert "A maximum of 4 blocks with cache_control" in str(info.value)
+    assert (await claude.messages.create(**cached_request("enough", extra_marks=3))).content
+
+
+async def test_a_script_that_sets_input_usage_is_reported_exactly(
+    server: FakeAnthropicServer, claude: anthropic.AsyncAnthropic
+) -> None:
+    server.responder = ScriptedResponder(
+        [make_message("pinned", usage={"input_tokens": 7}), make_message("from the cache")]
+    )
+    pinned = (await claude.messages.create(**cached_request("one"))).usage
+    assert (pinned.input_tokens, pinned.cache_creation_input_tokens) == (7, 0)
+    assert pinned.cache_read_input_tokens == 0
+    # The request was still cached: the next one, not pinned, reads it.
+    assert (await claude.messages.create(**cached_request("two"))).usage.cache_read_input_tokens
 
 
 async def test_models_list_and_health(

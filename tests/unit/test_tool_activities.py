@@ -20,6 +20,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.tools import TOOL_NOT_CONFIGURED, ToolActivities
 from durable_agent.activity_models import ToolCall, ToolResult
 from durable_agent.config import Settings
+from durable_agent.stores.blobs import SqliteBlobStore
 from durable_agent.stores.notes import SqliteNoteStore
 from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.faults import Fault
@@ -56,7 +57,8 @@ def make_tools(
         "search_url": api.base_url,
         "http_timeout_seconds": 2.0,
     } | overrides
-    return ToolActivities(Settings(_env_file=None, **values), store, http)
+    blobs = SqliteBlobStore(store.path.parent / "blobs.sqlite3")
+    return ToolActivities(Settings(_env_file=None, **values), store, http, blobs)
 
 
 @pytest.fixture

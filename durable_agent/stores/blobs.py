@@ -1,0 +1,78 @@
+"""The blob store: what is too big for workflow history, kept by reference.
+
+Workflow history holds references, never the bytes: a tool result over
+``tool_result_inline_bytes`` is stored here by its tool call's idempotency key (and
+the model activity reads it back when it builds the model's request), and compacted
+turns keep their originals here under ``transcript/<workflow id>/<n>``. Keys are
+written once (a retried activity writes the same bytes under the same key).
+
+``SqliteBlobStore`` is the embedded default, shared by the workers of one machine;
+``BlobStore`` is the protocol a server-backed store implements for many machines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from durable_agent.stores._sqlite import SqliteFile
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blobs (
+    key TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
+"""
+
+
+class BlobStoreError(RuntimeError):
+    """The store could not be read or written (retryable: disk, locks, network)."""
+
+
+class BlobNotFound(KeyError):
+    """No blob has this key."""
+
+
+class BlobStore(Protocol):
+    """Write-once bytes by key, shared by every worker."""
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``; a second put of the same key keeps the first."""
+        ...
+
+    async def get(self, key: str) -> bytes:
+        """The bytes under ``key``; raises ``BlobNotFound``."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class SqliteBlobStore:
+    """``BlobStore`` on a local SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = SqliteFile(path, _SCHEMA, BlobStoreError, "blob store")
+
+    async def put(self, key: str, data: bytes) -> None:
+        await self._db.run(self._put, key, data)
+
+    async def get(self, key: str) -> bytes:
+        found = await self._db.run(self._get, key)
+        if found is None:
+            raise BlobNotFound(key)
+        return found
+
+    async def close(self) -> None:
+        self._db.close()
+
+    def _put(self, key: str, data: bytes) -> None:
+        with self._db.connect() as conn:
+            conn.execute(
+                "INSERT INTO blobs (key, data) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, data),
+            )
+
+    def _get(self, key: str) -> bytes | None:
+        with self._db.connect() as conn:
+            row = conn.execute("SELECT data FROM blobs WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])

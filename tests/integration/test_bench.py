@@ -1,0 +1,59 @@
+"""The benchmark suite, CI-sized: every measurement reports its figures as numbers.
+
+Whether the targets are met is the benchmark's output (``make bench``), not a test
+failure: this checks that the suite runs and measures what it says.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bench.harness import QUICK
+from bench.suite import MEASUREMENTS, run_suite
+from durable_agent.devserver import DevServer
+
+EXPECTED = {
+    "step_overhead": ["turn latency p50", "worker CPU per turn"],
+    "throughput": [f"throughput @{n}" for n in QUICK.concurrency],
+    "memory": [f"worker RSS, {QUICK.idle_conversations} idle conversations"],
+    "history": [
+        *(f"history bytes/turn @{n}" for n in QUICK.history_checkpoints),
+        *(f"history events/turn @{n}" for n in QUICK.history_checkpoints),
+    ],
+    "caching": ["input tokens read from cache, turn ≥ 2", "conversation cost"],
+}
+"""Figures each measurement must report (it may report more)."""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+async def test_quick_suite_reports_every_measurement_with_numbers(
+    temporal_server: DevServer, tmp_path: Path
+) -> None:
+    report = await run_suite(QUICK, seed=3, workdir=tmp_path, server=temporal_server)
+    print(report.table())  # shown with -s, and on failure
+    document = json.loads(json.dumps(report.as_json(), default=str))  # what --json writes
+
+    measurements = document["measurements"]
+    assert list(measurements) == list(MEASUREMENTS)
+    for key, measurement in measurements.items():
+        assert measurement["problems"] == [], key
+        assert measurement["complete"], key
+        figures = {f["name"]: f for f in measurement["figures"]}
+        assert set(EXPECTED[key]) <= set(figures), key
+        for figure in figures.values():
+            assert isinstance(figure["value"], int | float), figure
+            assert math.isfinite(figure["value"]), figure
+            if figure["baseline"] is not None:
+                assert figure["baseline"] > 0, figure
+            if figure["target"]:
+                assert figure["met"] in (True, False), figure
+    step = {f["name"]: f for f in measurements["step_overhead"]["figures"]}
+    assert step["turn latency p50"]["baseline_name"] == "bare"
+    assert step["turn latency p50"]["ratio"] > 0
+    assert {"agent", "bare"} <= set(measurements["step_overhead"]["details"]["history_per_turn"])
+    assert any(f["target"] for f in measurements["history"]["figures"] if "replay" in f["name"])
