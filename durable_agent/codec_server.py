@@ -22,20 +22,19 @@ two JSON routes do not justify a web framework dependency.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from http import HTTPStatus
 
 from google.protobuf import json_format
 from pydantic import ValidationError
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
+from durable_agent._http import write_json
 from durable_agent.codec import DecryptionError, codec_from_settings
 from durable_agent.config import Settings
 from durable_agent.logs import configure_logging
@@ -147,19 +146,7 @@ async def _write(
     *,
     head_only: bool = False,
 ) -> None:
-    payload = json.dumps(body).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "Content-Length": str(len(payload)),
-        "Cache-Control": "no-store",
-        "Connection": "close",
-        **extra_headers,
-    }
-    head = f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n" + "".join(
-        f"{name}: {value}\r\n" for name, value in headers.items()
-    )
-    writer.write(f"{head}\r\n".encode() + (b"" if head_only else payload))
-    await writer.drain()
+    await write_json(writer, status, body, extra_headers, head_only=head_only)
 
 
 def _handler(

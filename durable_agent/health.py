@@ -21,14 +21,12 @@ request per connection: three GET routes do not justify a web framework dependen
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from http import HTTPStatus
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -38,6 +36,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from durable_agent._http import write_json
 from durable_agent.config import Settings
 
 log = logging.getLogger("durable_agent.health")
@@ -242,19 +241,8 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
 async def _write(
     writer: asyncio.StreamWriter, status: int, body: dict[str, str], *, head_only: bool = False
 ) -> None:
-    payload = json.dumps(body).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "Content-Length": str(len(payload)),
-        "Cache-Control": "no-store",
-        "Connection": "close",
-        **({"Allow": "GET, HEAD"} if status == 405 else {}),
-    }
-    head = f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n" + "".join(
-        f"{name}: {value}\r\n" for name, value in headers.items()
-    )
-    writer.write(f"{head}\r\n".encode() + (b"" if head_only else payload))
-    await writer.drain()
+    allow = {"Allow": "GET, HEAD"} if status == 405 else {}
+    await write_json(writer, status, body, allow, head_only=head_only)
 
 
 def _handler(
