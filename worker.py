@@ -35,7 +35,7 @@ from activities.transcripts import TranscriptCache
 from durable_agent.client import connect_with
 from durable_agent.config import Settings
 from durable_agent.health import Health, model_probe, serve_health
-from durable_agent.logs import configure_logging
+from durable_agent.logs import Redactor, configure_logging
 from durable_agent.process import exit_now
 from durable_agent.stores.blobs import SqliteBlobStore
 from durable_agent.stores.notes import open_note_store
@@ -64,8 +64,26 @@ def build_backend(settings: Settings) -> tuple[ModelBackend, anthropic.AsyncAnth
         timeout=settings.model_timeout_seconds,
         max_retries=0,  # Temporal owns retries: every attempt is visible in history.
     )
-    backend = ClaudeBackend(client, settings.model, prompt_caching=settings.prompt_caching)
+    backend = ClaudeBackend(
+        client, settings.model, prompt_caching=settings.prompt_caching, redact=redactor(settings)
+    )
     return backend, client
+
+
+def redactor(settings: Settings) -> Redactor:
+    """Removes the configured credentials and secret patterns from text (logs, errors)."""
+    return Redactor(secret_values(settings), settings.secret_patterns)
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """The credentials this process holds, as plain text (to redact, never to print)."""
+    held = [
+        s.get_secret_value() for s in (settings.anthropic_api_key, settings.temporal_api_key) if s
+    ]
+    if settings.encryption_keys:  # each key, not the id:key list
+        entries = settings.encryption_keys.get_secret_value().split(",")
+        held += [entry.partition(":")[2].strip() for entry in entries]
+    return held
 
 
 @asynccontextmanager
@@ -141,9 +159,7 @@ async def serving(
 
 def start_telemetry(settings: Settings) -> Runtime | None:
     """Logs, traces and (when a port is set) the Prometheus runtime of this process."""
-    secrets = [
-        s.get_secret_value() for s in (settings.anthropic_api_key, settings.temporal_api_key) if s
-    ]
+    secrets = secret_values(settings)
     configure_logging(
         settings.log_level, settings.log_format, secrets=secrets, patterns=settings.secret_patterns
     )

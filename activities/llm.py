@@ -61,13 +61,32 @@ class ClaudeBackend:
     system = "anthropic"
 
     def __init__(
-        self, client: anthropic.AsyncAnthropic, default_model: str, *, prompt_caching: bool = True
+        self,
+        client: anthropic.AsyncAnthropic,
+        default_model: str,
+        *,
+        prompt_caching: bool = True,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self._client = client
         self.default_model = default_model
         self.prompt_caching = prompt_caching
+        self._redact = redact
 
     async def complete(self, request: ModelRequest, heartbeat: Heartbeat) -> ModelResponse:
+        try:
+            return await self._complete(request, heartbeat)
+        except ApplicationError as e:
+            # Messages and causes go into workflow history: an endpoint that echoes the
+            # key (or a configured secret) in its error must not put it there.
+            raise ApplicationError(
+                self._redact(e.message),
+                type=e.type,
+                non_retryable=e.non_retryable,
+                next_retry_delay=e.next_retry_delay,
+            ) from _RedactedCause(self._redact(f"{type(e.__cause__).__name__}: {e.__cause__}"))
+
+    async def _complete(self, request: ModelRequest, heartbeat: Heartbeat) -> ModelResponse:
         model = request.model or self.default_model
         params = claude_params(request, model, prompt_caching=self.prompt_caching)
         try:
@@ -105,6 +124,11 @@ class ClaudeBackend:
             model=message.model,
             backend="claude",
         )
+
+
+class _RedactedCause(Exception):
+    """The SDK's error, as text with secrets removed (the original is not sent to
+    Temporal: its message may quote the request's credentials)."""
 
 
 class OfflineBackend:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -31,6 +32,14 @@ from durable_agent.tools.registry import TOOL_TRANSIENT_ERROR, describe_validati
 _M = TypeVar("_M", bound=BaseModel)
 
 _TRANSIENT_STATUSES = frozenset({408, 429})
+
+TOOL_NOT_ALLOWED = "ToolRequestNotAllowed"
+"""``ApplicationError.type`` of a request a tool may not make (never retried)."""
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port
 
 
 def parse_arguments(model: type[_M], call: ToolCall) -> _M | ToolResult:
@@ -120,9 +129,18 @@ class HttpTool:
         service: str,
         response_model: type[_M],
     ) -> _M | ToolResult:
+        url = base_url.rstrip("/") + path
+        if _origin(url) != _origin(base_url) or not path.startswith("/"):
+            # Defence in depth: paths are constants, but a tool must never be able to
+            # reach a host other than the one configured for it.
+            raise ApplicationError(
+                f"{service}: refusing a request outside its configured base URL",
+                type=TOOL_NOT_ALLOWED,
+                non_retryable=True,
+            )
         return await get_json(
             self._http,
-            base_url.rstrip("/") + path,
+            url,
             params=params,
             call=call,
             service=service,

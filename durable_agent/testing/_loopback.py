@@ -216,6 +216,9 @@ class LoopbackHandler(BaseHTTPRequestHandler, Generic[F]):
                 return self.abort()  # stop() during the delay cuts it short too
             if fault.status is not None:
                 message = f"Injected fault: HTTP {fault.status}"
+                if fault.message is not None:
+                    auth = self.headers.get("x-api-key") or self.headers.get("authorization", "")
+                    message = fault.message.replace("{auth}", auth)
                 return self.send_error_json(
                     fault.status, message, fault.error_type, fault.retry_after
                 )

@@ -35,6 +35,10 @@ class Fault:
     """Streaming only: send an ``event: error`` of this type after ``message_start``."""
     path: str | None = None
     """Only requests whose path starts with this take the fault; ``None`` matches any."""
+    message: str | None = None
+    """The error body's message (default: "Injected fault: HTTP <status>"); ``{auth}``
+    is replaced by the request's credentials, as a careless or hostile server might echo
+    them."""
 
 
 class FaultScript:
