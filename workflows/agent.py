@@ -127,6 +127,9 @@ SEARCH_ATTRIBUTES_PATCH = "search-attributes-v1"
 SAFETY_PATCH = "safety-v1"
 """Runs recorded before screening, approvals and the approval-aware turn deadline."""
 
+ASYNC_SETTLE_PATCH = "async-settle-v1"
+"""Runs recorded before model calls stopped waiting for their settlement signal."""
+
 COMPACTION_PATCH = "compaction-v1"
 """Runs recorded before old turns were compacted near the context window."""
 
@@ -227,6 +230,7 @@ class AgentWorkflow:
         self._sent = 0
         self._runs = 1
         self._compactions = 0
+        self._settlements: list[asyncio.Future[None]] = []
         if carried:
             self._restore(carried)
         self._turns_at_start = self._turns
@@ -245,9 +249,12 @@ class AgentWorkflow:
                 break
             pending = self._pending.pop(0)
             reply = await self._run_turn(pending.message)
+            continuing = self._should_continue_as_new()
+            if continuing:
+                await self._settled()  # before the reply, so no message is sent meanwhile
             self._replies[pending.update_id] = reply
             self._publish("idle" if reply.status == "ok" else reply.status)
-            if self._should_continue_as_new():
+            if continuing:
                 # Between turns, once every handler has returned (the reply just
                 # delivered, approvals); a message arriving meanwhile is served first.
                 await workflow.wait_condition(
@@ -260,6 +267,7 @@ class AgentWorkflow:
 
         self._state = "ended"
         self._publish("ended")
+        await self._settled()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return ConversationResult(turns=self._turns, usage=self._budget.spent.usage)
 
@@ -792,6 +800,21 @@ class AgentWorkflow:
             await workflow.sleep(timedelta(seconds=decision.retry_after_seconds))
 
     async def _settle(self, reservation: str, actual: Decimal) -> None:
+        """Tell the governor what a granted call cost. Newer runs do not wait for the
+        signal's delivery (a round trip per model call): it is sent in the same workflow
+        task, and the run waits for every settlement only before it ends."""
+        if workflow.patched(ASYNC_SETTLE_PATCH):
+            self._settlements.append(
+                asyncio.ensure_future(self._signal_settle(reservation, actual))
+            )
+            return
+        await self._signal_settle(reservation, actual)
+
+    async def _settled(self) -> None:
+        """Wait until every settlement signal has been delivered."""
+        await workflow.wait_condition(lambda: all(t.done() for t in self._settlements))
+
+    async def _signal_settle(self, reservation: str, actual: Decimal) -> None:
         await workflow.get_external_workflow_handle(governor_id(self._input.tenant)).signal(
             "settle", Settlement(reservation_id=reservation, actual_usd=actual)
         )
