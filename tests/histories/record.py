@@ -108,6 +108,14 @@ async def approvals(conversation: Conversation, tools: FakeToolServer) -> None:
     await conversation.result()
 
 
+async def long_enough_to_compact(conversation: Conversation, _: FakeToolServer) -> None:
+    """Twelve turns in a small context window: the oldest turns are compacted."""
+    for n in range(12):
+        await conversation.send_message(f"What is {n} * 7?")
+    await conversation.end()
+    await conversation.result()
+
+
 Scenario = Callable[[Conversation, FakeToolServer], Awaitable[None]]
 THREE_TOOL_CALLS = ConversationInput(
     limits=ConversationLimits(conversation=BudgetLimits(tool_calls=3))
@@ -121,6 +129,11 @@ SCENARIOS: dict[str, tuple[str, Scenario, ConversationInput]] = {
         "offline",
         tools_multi_turn,
         ConversationInput(continue_as_new_after_turns=2),
+    ),
+    "offline_compaction": (
+        "offline",
+        long_enough_to_compact,
+        ConversationInput(context_window_tokens=3000, keep_recent_turns=2),
     ),
     "offline_approvals": (
         "offline",

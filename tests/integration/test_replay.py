@@ -34,6 +34,11 @@ def test_golden_histories_are_committed() -> None:
         "offline_approvals",
         # Three runs: continued as new after turns 2 and 4 (every run replays).
         "offline_continue_as_new",
+        # Old turns folded by model.compact (compaction-v1).
+        "offline_compaction",
+        # Recorded before settlements stopped holding up turns (async-settle-v1).
+        "pre_async_settle/offline_approvals",
+        "pre_async_settle/offline_continue_as_new",
         # Recorded before screening, approvals and the approval-aware turn deadline:
         # `workflow.patched("safety-v1")` must keep them replaying.
         "pre_safety/offline_tools_multi_turn",
@@ -49,6 +54,7 @@ def test_golden_histories_are_committed() -> None:
     assert sorted(set(names_used)) == ["approve", "reject", "send_message"]
     runs = json.loads((HISTORY_DIR / "offline_continue_as_new.json").read_text())["runs"]
     assert len(runs) == 3
+    assert "model.compact" in (HISTORY_DIR / "offline_compaction.json").read_text()
 
 
 @pytest.mark.parametrize(
