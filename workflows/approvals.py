@@ -183,6 +183,8 @@ async def within_deadline(loop: asyncio.Future[_R], seconds: float, desk: Approv
             except TimeoutError:
                 loop.cancel()
                 await workflow.wait([loop])
+                if not loop.cancelled():
+                    loop.exception()  # retrieved: a call cut short may end the loop itself
                 raise
             left -= (workflow.now() - started).total_seconds()
             await workflow.wait_condition(lambda: loop.done() or not desk.waiting)

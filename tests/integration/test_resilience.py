@@ -237,11 +237,11 @@ async def test_turn_deadline_cancels_in_flight_work(
 ) -> None:
     tool_server.faults.add(Fault(delay=30.0, path="/v1/forecast"))
     conversation = await start_conversation(
-        client, ConversationInput(turn_timeout_seconds=2), task_queue=task_queue
+        client, ConversationInput(turn_timeout_seconds=4), task_queue=task_queue
     )
     started = time.monotonic()
     reply = await conversation.send_message("What's the weather in Sydney?")
-    assert reply.status == "timeout" and time.monotonic() - started < 10
+    assert reply.status == "timeout" and time.monotonic() - started < 15
     assert "ACTIVITY_TASK_CANCEL_REQUESTED" in await history_events(conversation.handle)
     transcript = (await conversation.transcript()).messages
     assert [m.role for m in transcript] == ["user", "assistant", "user", "assistant"]
