@@ -217,7 +217,7 @@ class LoopbackHandler(BaseHTTPRequestHandler, Generic[F]):
             if fault.status is not None:
                 message = f"Injected fault: HTTP {fault.status}"
                 if fault.message is not None:
-                    auth = self.headers.get("x-api-key") or self.headers.get("authorization", "")
+                    auth = self.headers.get("x-api-key") or self.headers.get("authorization") or ""
                     message = fault.message.replace("{auth}", auth)
                 return self.send_error_json(
                     fault.status, message, fault.error_type, fault.retry_after

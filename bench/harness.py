@@ -1,0 +1,556 @@
+"""What every measurement of the benchmark shares: scale, results, worker processes,
+conversations driven the same way for the agent and the bare baseline, and clocks.
+
+Every loop of the suite is bounded twice: by a count (the scale) and by a wall-clock
+``Deadline``; a measurement that runs out of time reports what it measured, marked
+``complete: false``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import random
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
+
+from bench.bare import BARE_WORKFLOW, SIGNAL_END, UPDATE_TURN
+from bench.processes import ROOT, wait_polling
+from durable_agent.client import Conversation, ConversationError, start_conversation
+from durable_agent.contract import ConversationInput, Reply, UserMessage
+from durable_agent.devserver import DevServer
+
+Kind = Literal["agent", "bare"]
+Op = Literal["<=", ">=", "<"]
+
+TURN_TIMEOUT = 60.0
+"""Seconds one turn may take before the benchmark gives up on it."""
+TURN_FAILURES = (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, ConversationError)
+"""How a turn can fail to reply (a timeout surfaces as the SDK's cancellation error)."""
+CLOSED_PORT_URL = "http://127.0.0.1:9"
+"""Where the HTTP tools point: nothing listens, nothing leaves the machine."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much each measurement does. ``FULL`` is ``make bench``; ``QUICK`` is the
+    CI-sized run of ``tests/integration/test_bench.py``."""
+
+    warmup_turns: int
+    overhead_rounds: int
+    """Step overhead: rounds, each a fresh conversation per variant, in alternating order."""
+    overhead_turns: int
+    """Step overhead: turns per round and variant."""
+    concurrency: tuple[int, ...]
+    """Throughput: conversations at once on one worker."""
+    throughput_turns: tuple[int, ...]
+    """Throughput: turns of each conversation, per level."""
+    hot_tenant: int
+    """Throughput: conversations of one tenant sending at once, past its governor's
+    limit of updates in flight (0: no probe)."""
+    idle_conversations: int
+    """Memory: conversations left cached and idle."""
+    idle_turns: int
+    """Memory: turns of each idle conversation."""
+    memory_bare_conversations: int
+    """Memory: conversations of the bare worker, for memory per conversation."""
+    history_checkpoints: tuple[int, ...]
+    """History: turns at which bytes and events per turn are measured; the first is
+    the baseline, the last is held to the target and replayed."""
+    caching_turns: int
+    """Prompt caching: turns of the conversation on the Claude path."""
+    step_seconds: float
+    """Wall-clock bounds of each measurement (the history's replay comes after its
+    bound, on the conversation as far as it got)."""
+    throughput_seconds: float
+    memory_seconds: float
+    history_seconds: float
+    caching_seconds: float
+
+    def __post_init__(self) -> None:
+        if len(self.throughput_turns) != len(self.concurrency):
+            raise ValueError("throughput_turns needs one entry per concurrency level")
+
+
+FULL = Scale(
+    warmup_turns=2,
+    overhead_rounds=4,
+    overhead_turns=10,
+    concurrency=(1, 50, 200),
+    throughput_turns=(8, 2, 1),
+    hot_tenant=40,
+    idle_conversations=1000,
+    idle_turns=2,
+    memory_bare_conversations=200,
+    history_checkpoints=(10, 100, 1000),
+    caching_turns=20,
+    step_seconds=60,
+    throughput_seconds=120,
+    memory_seconds=330,
+    history_seconds=330,
+    caching_seconds=60,
+)
+QUICK = Scale(
+    warmup_turns=1,
+    overhead_rounds=2,
+    overhead_turns=3,
+    concurrency=(1, 3, 6),
+    throughput_turns=(3, 1, 1),
+    hot_tenant=11,
+    idle_conversations=10,
+    idle_turns=2,
+    memory_bare_conversations=10,
+    history_checkpoints=(4, 10),
+    caching_turns=3,
+    step_seconds=30,
+    throughput_seconds=30,
+    memory_seconds=30,
+    history_seconds=30,
+    caching_seconds=30,
+)
+
+
+# --- results ---------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """One number, the baseline it is compared with, and its target (if it has one).
+
+    The target applies to ``ratio`` (value / baseline) when ``target_on`` is
+    ``"ratio"``, to ``value`` itself when ``"value"``."""
+
+    name: str
+    unit: str
+    value: float
+    baseline: float | None = None
+    baseline_name: str = ""
+    target_op: Op | None = None
+    target: float | None = None
+    target_on: Literal["ratio", "value"] = "ratio"
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None or self.baseline == 0:
+            return None
+        return self.value / self.baseline
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the target holds; None without a target or a measurement."""
+        if self.target_op is None or self.target is None:
+            return None
+        measured = self.ratio if self.target_on == "ratio" else self.value
+        if measured is None or math.isnan(measured):
+            return False
+        if self.target_op == "<=":
+            return measured <= self.target
+        if self.target_op == ">=":
+            return measured >= self.target
+        return measured < self.target
+
+    def target_text(self) -> str:
+        if self.target_op is None or self.target is None:
+            return ""
+        op = {"<=": "≤", ">=": "≥", "<": "<"}[self.target_op]
+        if self.target_on == "ratio":
+            return f"{op} {self.target:g}x {self.baseline_name}"
+        return f"{op} {self.target:g} {self.unit}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio, "met": self.met, "target": self.target_text()}
+
+
+@dataclass
+class Result:
+    """One measurement: its figures, extra details, and anything that went wrong."""
+
+    key: str
+    title: str
+    figures: list[Figure] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    complete: bool = True
+    """False when it did less than planned (a deadline passed, or turns failed): its
+    figures cover what was measured."""
+    seconds: float = 0.0
+
+    def add(self, figure: Figure) -> Figure:
+        self.figures.append(figure)
+        return figure
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "complete": self.complete,
+            "seconds": round(self.seconds, 1),
+            "figures": [f.as_json() for f in self.figures],
+            "details": self.details,
+            "problems": self.problems,
+        }
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0 to 100) by nearest rank; NaN when there are no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+class Deadline:
+    """A wall-clock bound on a measurement."""
+
+    def __init__(self, seconds: float) -> None:
+        self._end = time.monotonic() + seconds
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self._end
+
+    def left(self) -> float:
+        return max(0.0, self._end - time.monotonic())
+
+
+# --- worker processes ------------------------------------------------------------------
+
+
+def worker_env(workdir: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a benchmark worker: our environment without any ``AGENT_*``
+    or ``ANTHROPIC_*`` setting of the caller, the offline model, files in ``workdir``,
+    HTTP tools pointed at a closed loopback port, no metrics or health ports, and no
+    tenant rate limit or daily budget (they would measure the policy, not the
+    overhead; the governor is still asked before every model call)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "ANTHROPIC_"))}
+    env.update(
+        {
+            "AGENT_MODEL_BACKEND": "offline",
+            "AGENT_NOTES_DB": str(workdir / "notes.sqlite3"),
+            "AGENT_BLOB_DB": str(workdir / "blobs.sqlite3"),
+            "AGENT_WEATHER_URL": CLOSED_PORT_URL,
+            "AGENT_GEOCODING_URL": CLOSED_PORT_URL,
+            "AGENT_SEARCH_URL": CLOSED_PORT_URL,
+            "AGENT_LOG_LEVEL": "ERROR",
+            "AGENT_METRICS_PORT": "0",
+            "AGENT_HEALTH_PORT": "0",
+            "AGENT_TENANT_MODEL_CALLS_PER_MINUTE": "",
+            "AGENT_TENANT_DAILY_USD": "",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class Host:
+    """A running ``bench.host`` worker process."""
+
+    kind: Kind
+    task_queue: str
+    process: asyncio.subprocess.Process
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def tenant(self) -> str:
+        """The tenant of its conversations: one per host, so each host's tenant
+        governor is its own, served on the host's governor queue (and nothing is
+        shared with other runs on the same server)."""
+        return self.task_queue
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process (all its threads) so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def rss_bytes(self) -> int:
+        """Resident set size of the process now."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no VmRSS for process {self.pid}")
+
+    async def settle(self, seconds: float = 0.3) -> float:
+        """Wait for trailing work (a settle signal, a last workflow task) to finish,
+        then return the CPU time."""
+        await asyncio.sleep(seconds)
+        return self.cpu_seconds()
+
+
+@asynccontextmanager
+async def worker_host(
+    server: DevServer,
+    client: Client,
+    kind: Kind,
+    workdir: Path,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[Host]:
+    """A ``bench.host`` process of ``kind`` polling a fresh task queue of its own;
+    stopped with SIGTERM (killed after 15 s) on exit. Its output goes to
+    ``workdir/<queue>.log``."""
+    queue = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
+    environment = worker_env(
+        workdir,
+        AGENT_TEMPORAL_ADDRESS=server.address,
+        AGENT_TASK_QUEUE=queue,
+        AGENT_GOVERNOR_TASK_QUEUE=f"{queue}-governor",
+        **(env or {}),
+    )
+    with (workdir / f"{queue}.log").open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.host", kind,
+            cwd=ROOT, env=environment, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+        )  # fmt: skip
+        try:
+            await wait_polling(client, queue, process, timeout=60.0)
+            yield Host(kind, queue, process)
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 15)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+
+# --- conversations ---------------------------------------------------------------------
+
+
+class Chat(Protocol):
+    """A conversation the benchmark drives: one update per message."""
+
+    @property
+    def id(self) -> str: ...
+
+    async def send(self, text: str) -> Reply: ...
+
+    async def end(self) -> None: ...
+
+
+@dataclass
+class AgentChat:
+    """An ``AgentWorkflow`` through the client API."""
+
+    conversation: Conversation
+
+    @property
+    def id(self) -> str:
+        return self.conversation.id
+
+    async def send(self, text: str) -> Reply:
+        return await asyncio.wait_for(self.conversation.send_message(text), TURN_TIMEOUT)
+
+    async def end(self) -> None:
+        await self.conversation.end()
+
+
+@dataclass
+class BareChat:
+    """A ``BareWorkflow``, driven by the same kind of update."""
+
+    handle: WorkflowHandle[Any, Any]
+
+    @property
+    def id(self) -> str:
+        return self.handle.id
+
+    async def send(self, text: str) -> Reply:
+        reply: Reply = await asyncio.wait_for(
+            self.handle.execute_update(UPDATE_TURN, UserMessage(text=text), result_type=Reply),
+            TURN_TIMEOUT,
+        )
+        return reply
+
+    async def end(self) -> None:
+        await self.handle.signal(SIGNAL_END)
+
+
+async def open_chat(
+    client: Client, host: Host, input: ConversationInput | None = None, tenant: str = ""
+) -> AgentChat | BareChat:
+    """A new conversation served by ``host``. Agent conversations offer only the
+    calculator unless ``input`` says otherwise (the requests then match the bare ones),
+    and belong to ``tenant`` or else the host's own: either way their tenant governor
+    runs on that host too."""
+    if host.kind == "agent":
+        input = (input or ConversationInput(tools=["calculator"])).model_copy(
+            update={"tenant": tenant or host.tenant}
+        )
+        return AgentChat(await start_conversation(client, input, task_queue=host.task_queue))
+    handle = await client.start_workflow(
+        BARE_WORKFLOW, id=f"bare-{uuid.uuid4().hex[:12]}", task_queue=host.task_queue
+    )
+    return BareChat(handle)
+
+
+def prompts(seed: int | str) -> Iterator[str]:
+    """Endless seeded messages that each ask for one calculator call."""
+    rng = random.Random(seed)
+    while True:
+        yield f"What is {rng.randint(11, 999)} * {rng.randint(11, 999)}?"
+
+
+def greetings(seed: int | str) -> Iterator[str]:
+    """Endless seeded messages that ask for no tool (one model call each)."""
+    rng = random.Random(seed)
+    while True:
+        yield f"Hello, this is message {rng.randint(1, 10**6)}; nothing to calculate today."
+
+
+def turn_problem(reply: Reply, kind: str, model_calls: int = 2) -> str | None:
+    """Why ``reply`` is not the turn the benchmark sent (``model_calls`` model calls:
+    two for a calculator turn, one for a greeting)."""
+    if reply.status != "ok" or reply.model_calls != model_calls:
+        return (
+            f"{kind} turn {reply.turn}: status {reply.status}, {reply.model_calls} model "
+            f"calls ({reply.detail or reply.text[:80]!r})"
+        )
+    return None
+
+
+async def timed_turns(
+    chat: Chat,
+    texts: Iterator[str],
+    turns: int,
+    deadline: Deadline,
+    problems: list[str],
+    model_calls: int = 2,
+    together: int = 1,
+) -> list[float]:
+    """Send up to ``turns`` messages (fewer if the deadline passes or a turn fails),
+    ``together`` at a time: the conversation queues them and runs their turns back to
+    back. The latency of each, in seconds."""
+    latencies: list[float] = []
+    while len(latencies) < turns and not deadline.expired:
+        batch = [next(texts) for _ in range(min(together, turns - len(latencies)))]
+        outcomes = await asyncio.gather(*(_timed_send(chat, text) for text in batch))
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                if len(problems) < 20:
+                    problems.append(f"{type(chat).__name__} {chat.id}: {outcome!r}"[:300])
+                return latencies  # the conversation is stuck behind this turn
+            reply, seconds = outcome
+            latencies.append(seconds)
+            problem = turn_problem(reply, type(chat).__name__, model_calls)
+            if problem and len(problems) < 20:
+                problems.append(problem)
+    return latencies
+
+
+async def _timed_send(chat: Chat, text: str) -> tuple[Reply, float] | BaseException:
+    started = time.perf_counter()
+    try:
+        reply = await chat.send(text)
+    except TURN_FAILURES as e:
+        return e
+    return reply, time.perf_counter() - started
+
+
+async def history_profile(client: Client, workflow_ids: Sequence[str]) -> dict[str, float]:
+    """What the conversations' histories (latest runs) hold per turn: events by type,
+    activities scheduled by type (``activity:model.invoke``) and their attempts
+    (``attempts:governor.acquire``; more than scheduled means retries), bytes, and
+    where the time went (``ms:…``, see ``waits``). Turns are counted by completed
+    updates."""
+    counts: Counter[str] = Counter()
+    waited: defaultdict[str, float] = defaultdict(float)
+    size = 0
+    for workflow_id in workflow_ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        size += sum(e.ByteSize() for e in history.events)
+        scheduled: dict[int, str] = {}
+        for event in history.events:
+            counts[EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")] += 1
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                name = event.activity_task_scheduled_event_attributes.activity_type.name
+                scheduled[event.event_id] = name
+                counts[f"activity:{name}"] += 1
+            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                started = event.activity_task_started_event_attributes
+                counts[f"attempts:{scheduled[started.scheduled_event_id]}"] += started.attempt
+        for name, ms in waits(history.events).items():
+            waited[name] += ms
+    turns = counts["WORKFLOW_EXECUTION_UPDATE_COMPLETED"] or 1
+    profile = {name: round(n / turns, 2) for name, n in sorted(counts.items())}
+    profile |= {f"ms:{name}": round(ms / turns, 1) for name, ms in sorted(waited.items())}
+    profile["events"] = round(sum(n for k, n in counts.items() if ":" not in k) / turns, 2)
+    profile["bytes"] = round(size / turns)
+    profile["turns"] = turns
+    return profile
+
+
+def waits(events: Sequence[HistoryEvent]) -> dict[str, float]:
+    """Milliseconds a workflow spent, by what it waited on: each activity type (from
+    scheduled to closed, retries included), workflow tasks queued (scheduled to started:
+    waiting for a worker) and running (started to completed), and signals to other
+    workflows (initiated to delivered). Concurrent waits are summed."""
+    spent: defaultdict[str, float] = defaultdict(float)
+    opened: dict[int, tuple[str, float]] = {}
+    task_scheduled = task_started = 0.0
+    closes = {
+        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
+        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
+        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
+    }
+    for event in events:
+        at = event.event_time.ToMicroseconds() / 1000
+        kind = event.event_type
+        if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            opened[event.event_id] = (f"activity {name}", at)
+        elif kind in closes:
+            name, since = opened.pop(getattr(event, closes[kind]).scheduled_event_id)
+            spent[name] += at - since
+        elif kind == EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
+            opened[event.event_id] = ("signal to another workflow", at)
+        elif kind == EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED:
+            attributes = event.external_workflow_execution_signaled_event_attributes
+            name, since = opened.pop(attributes.initiated_event_id)
+            spent[name] += at - since
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            task_scheduled = at
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            task_started = at
+            spent["workflow task queued"] += at - task_scheduled
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            spent["workflow task running"] += at - task_started
+    return spent
+
+
+def _set(event: asyncio.Event) -> asyncio.Event:
+    event.set()
+    return event
+
+
+@dataclass
+class Bench:
+    """What a measurement runs against."""
+
+    server: DevServer
+    client: Client
+    scale: Scale
+    seed: int
+    workdir: Path
+    hosts: dict[str, Host] = field(default_factory=dict)
+    """Worker processes by name (``agent``, ``bare``, ``agent-memory``, ...)."""
+    others_done: asyncio.Event = field(default_factory=lambda: _set(asyncio.Event()))
+    """Set once the other measurements running at the same time have finished: what
+    times itself in a shared phase waits for it."""

@@ -1,0 +1,211 @@
+"""Measurement 4: history growth per turn over a long conversation, and its replay.
+
+One agent conversation runs to the last checkpoint. Its turns are greetings (one model
+call, no tool: half the time of a calculator turn, so 1,000 of them fit the suite's
+ten minutes; the transcript, and so any growth, accumulates the same way), sent five
+at a time (the conversation queues them and runs them back to back). At
+each checkpoint ``n`` the bytes and events per turn are those the second half of the
+turns added: (size after ``n`` - size after ``n / 2``) / (``n / 2``). A
+conversation may continue as new, so its size is summed over every run of its
+workflow id (followed back through ``continued_execution_run_id``). Bytes are the
+protobuf sizes of the events, as the server counts them against its limits.
+
+Then the conversation ends and, once the measurements running alongside are done,
+every run of it is replayed with the workers' replayer: the replay time is their sum
+(the strict reading; a worker that lost its cache replays only the current run, so
+the longest run is reported too). The baseline is the replay of the same conversation
+as it was at the first checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import asdict, dataclass
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+from temporalio.workflow import NondeterminismError
+
+from bench.harness import (
+    AgentChat,
+    BareChat,
+    Bench,
+    Deadline,
+    Figure,
+    Result,
+    greetings,
+    open_chat,
+    timed_turns,
+)
+from durable_agent.replay import replayer
+
+BYTES_TARGET = 1.2
+REPLAY_TARGET_SECONDS = 2.0
+TASK_COMPLETED = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+REPLAY_TIMEOUT = 120.0
+"""Seconds one run's replay may take before the suite gives up on it."""
+BATCH = 5
+"""Messages sent at once (the conversation queues them and runs them back to back),
+to spare the 1,000 turns a client round trip each; checkpoints end a batch."""
+MAX_RUNS = 1000
+"""Runs followed back from the latest (a bound, not an expectation)."""
+
+
+@dataclass
+class Size:
+    """A conversation's history over all its runs so far."""
+
+    bytes: int
+    events: int
+    runs: int
+    at: float = 0.0
+    """``time.monotonic()`` when it was measured."""
+
+
+async def all_runs(client: Client, workflow_id: str) -> list[WorkflowHistory]:
+    """The history of every run of ``workflow_id``, oldest first."""
+    histories: list[WorkflowHistory] = []
+    run_id: str | None = None
+    for _ in range(MAX_RUNS):
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        histories.append(history)
+        started = history.events[0].workflow_execution_started_event_attributes
+        run_id = started.continued_execution_run_id or None
+        if run_id is None:
+            break
+    return histories[::-1]
+
+
+def size_of(histories: list[WorkflowHistory]) -> Size:
+    events = [e for h in histories for e in h.events]
+    return Size(sum(e.ByteSize() for e in events), len(events), len(histories))
+
+
+def window(n: int) -> int:
+    """Turns the figure at turn ``n`` averages over: the second half, so a
+    continue-as-new (whose new run carries the transcript in its input) counts as
+    often as it happens, not by the luck of where it falls."""
+    return max(1, n // 2)
+
+
+async def _drive(
+    bench: Bench, chat: AgentChat | BareChat, deadline: Deadline, result: Result
+) -> tuple[dict[int, Size], list[WorkflowHistory]]:
+    """Run the conversation to the last checkpoint: its size at every turn a checkpoint
+    needs, and its histories at the first checkpoint (the replay baseline)."""
+    checkpoints = bench.scale.history_checkpoints
+    wanted = {n for c in checkpoints for n in (c - window(c), c)}
+    texts = greetings(f"{bench.seed}/history")
+    sizes: dict[int, Size] = {}
+    early: list[WorkflowHistory] = []
+    turn = 0
+    for stop in sorted(wanted | set(range(BATCH, max(checkpoints) + 1, BATCH))):
+        batch = stop - turn
+        latency = await timed_turns(chat, texts, batch, deadline, result.problems, 1, batch)
+        if len(latency) < batch:
+            break  # the deadline passed, or a turn failed
+        turn = stop
+        if turn in wanted:
+            histories = await all_runs(bench.client, chat.id)
+            sizes[turn] = size_of(histories)
+            sizes[turn].at = time.monotonic()
+            early = early or (histories if turn == checkpoints[0] else [])
+    return sizes, early
+
+
+def _per_turn(sizes: dict[int, Size], n: int) -> tuple[float, float, float] | None:
+    """Bytes, events and wall-clock milliseconds per turn at turn ``n``."""
+    w = window(n)
+    if n not in sizes or n - w not in sizes:
+        return None
+    end, start = sizes[n], sizes[n - w]
+    return (
+        (end.bytes - start.bytes) / w,
+        (end.events - start.events) / w,
+        (end.at - start.at) * 1000 / w,
+    )
+
+
+async def _replay(histories: list[WorkflowHistory]) -> list[float]:
+    """Seconds to replay each history with the workers' replayer. A run whose first
+    workflow task has not completed has nothing to replay (and the replayer would wait
+    for that task forever), so it is skipped."""
+    replay, seconds = replayer(), []
+    for history in histories:
+        if not any(e.event_type == TASK_COMPLETED for e in history.events):
+            continue
+        started = time.perf_counter()
+        await asyncio.wait_for(replay.replay_workflow(history), REPLAY_TIMEOUT)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+async def measure(bench: Bench) -> Result:
+    """Bytes and events per turn at each checkpoint; replay time of the whole."""
+    checkpoints = bench.scale.history_checkpoints
+    first, last = checkpoints[0], checkpoints[-1]
+    result = Result("history", f"4. history per turn up to turn {last}, replay")
+    deadline = Deadline(bench.scale.history_seconds)
+    chat = await open_chat(bench.client, bench.hosts["agent"])
+    sizes, early = await _drive(bench, chat, deadline, result)
+    base = _per_turn(sizes, first)
+    for n in checkpoints:
+        measured = _per_turn(sizes, n)
+        if measured is None or base is None:
+            result.complete = False
+            continue
+        target = n == last and n != first
+        result.add(
+            Figure(
+                f"history bytes/turn @{n}",
+                "B",
+                measured[0],
+                base[0],
+                f"turn {first}",
+                "<=" if target else None,
+                BYTES_TARGET if target else None,
+            )
+        )
+        result.add(
+            Figure(f"history events/turn @{n}", "events", measured[1], base[1], f"turn {first}")
+        )
+    await chat.end()
+    await asyncio.wait_for(bench.client.get_workflow_handle(chat.id).result(), 60)
+    await asyncio.wait_for(bench.others_done.wait(), deadline.left() + 60)  # a quiet machine
+    try:
+        runs = await _replay(await all_runs(bench.client, chat.id))
+        baseline = await _replay(early)
+    except (NondeterminismError, TimeoutError) as e:
+        # E.g. workflows/agent.py changed on disk while the suite ran: the replayer
+        # loads the new code, the history was made by the old.
+        result.problems.append(f"replay failed: {type(e).__name__}: {e}"[:500])
+        runs, baseline = [math.nan], []
+    turns = max(sizes, default=0)
+    result.add(
+        Figure(
+            f"replay time, {turns} turns ({len(runs)} run{'s' if len(runs) > 1 else ''})",
+            "s",
+            sum(runs),
+            sum(baseline) or None,
+            f"turn {first}",
+            "<",
+            REPLAY_TARGET_SECONDS,
+            "value",
+        )
+    )
+    result.add(Figure("replay time, longest run", "s", max(runs, default=math.nan)))
+    result.details = {
+        "conversation": chat.id,
+        "per_turn": {
+            str(n): dict(zip(("bytes", "events", "ms"), map(round, found), strict=True))
+            for n in checkpoints
+            if (found := _per_turn(sizes, n))
+        },
+        "sizes": {str(n): asdict(s) for n, s in sorted(sizes.items())},
+        "replay_seconds_by_run": [round(r, 3) for r in runs],
+        "replay_seconds_at_first_checkpoint": round(sum(baseline), 3),
+    }
+    result.complete = result.complete and max(checkpoints) in sizes
+    return result

@@ -1,0 +1,278 @@
+"""The benchmark suite (issue 7): ``python -m bench.suite [--quick] [--json PATH]``.
+
+Starts its own Temporal dev server (in memory, 127.0.0.1), worker processes
+(``bench.host``: the shipped agent worker and the bare baseline, offline model) and a
+loopback fake Messages API, then runs each measurement and prints a table: every
+figure with its baseline measured in the same run, the ratio, the target and whether it
+is met. The same figures go to a JSON file (``bench/results/bench.json`` by default).
+
+    1. step_overhead  turn latency and worker CPU per turn: agent vs bare Temporal
+    2. throughput     turns/s and p50/p99 latency at 1, 50, 200 conversations
+    3. memory         worker RSS with 1,000 cached idle conversations
+    4. history        history bytes and events per turn at turns 10, 100, 1,000; replay
+    5. caching        prompt-cache reads and cost over 20 turns on the Claude path
+
+``--quick`` is the CI-sized run (under a minute); the full run stays under ten minutes
+on two cores. Missed targets do not fail the run; a turn that did not go as the
+benchmark expects (or a measurement that failed) does: exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import (
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.service import RPCError
+from temporalio.workflow import NondeterminismError
+
+from bench import caching, history, memory, step_overhead, throughput
+from bench.harness import FULL, QUICK, Bench, Host, Kind, Result, Scale, worker_host
+from durable_agent.client import ConversationError, connect
+from durable_agent.devserver import DevServer
+from durable_agent.process import exit_now
+from durable_agent.testing.fake_anthropic import FakeAnthropicServer
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "bench.json"
+MEASUREMENTS = ("step_overhead", "throughput", "memory", "history", "caching")
+PHASES = (("step_overhead",), ("throughput",), ("history", "memory", "caching"))
+"""Measurements run one phase after the other. Within a phase they run at once: their
+figures do not depend on timing (bytes, events, RSS, tokens; replay times are taken
+after the phase's load), and the history's long conversation is bound by latency, not
+CPU, so it overlaps the CPU-bound filling of the memory measurement's cache."""
+HOSTS: dict[str, tuple[str, ...]] = {
+    "step_overhead": ("agent", "bare"),
+    "throughput": ("agent", "bare"),
+    "memory": ("agent-memory", "bare-memory"),
+    "history": ("agent",),
+    "caching": ("claude",),
+}
+"""The worker processes each measurement needs (started together, up front)."""
+SCALE_FIELDS = [f.name for f in dataclasses.fields(Scale)]
+FAILURES = (
+    TimeoutError,
+    NondeterminismError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    RPCError,
+    ConversationError,
+    WorkflowUpdateFailedError,
+    WorkflowFailureError,
+    RuntimeError,
+)
+"""What a measurement may fail with; recorded, and the others still run."""
+
+
+@dataclass
+class Report:
+    """Everything one run measured."""
+
+    scale: str
+    seed: int
+    results: list[Result] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "suite": "durable-agent benchmark (issue 7)",
+            "scale": self.scale,
+            "seed": self.seed,
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "wall_seconds": round(self.wall_seconds, 1),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "temporalio": version("temporalio"),
+            },
+            "conditions": (
+                "one in-memory dev server, one worker process per variant, offline model "
+                "(caching: real SDK against the fake Messages API), tenant rate limit and "
+                "daily budget off"
+            ),
+            "measurements": {r.key: r.as_json() for r in self.results},
+        }
+
+    def table(self) -> str:
+        """The figures as a text table, one section per measurement."""
+        header = ("figure", "value", "baseline", "ratio", "target", "met")
+        rows: list[tuple[str, ...]] = []
+        for result in self.results:
+            note = "" if result.complete else " (INCOMPLETE: did less than planned)"
+            rows.append((f"{result.title}{note} [{result.seconds:.0f}s]",))
+            for f in result.figures:
+                met = {True: "met", False: "NOT MET", None: ""}[f.met]
+                base = f"{_num(f.baseline)} ({f.baseline_name})" if f.baseline is not None else ""
+                ratio = f"{f.ratio:.2f}x" if f.ratio is not None else ""
+                value = f"{_num(f.value)} {f.unit}"
+                rows.append((f"  {f.name}", value, base, ratio, f.target_text(), met))
+            rows += [(f"  ! {p}",) for p in result.problems]
+        widths = [max(len(r[i]) for r in [header, *rows] if len(r) > 1) for i in range(6)]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+        for row in rows:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)))
+        lines.append(f"wall time {self.wall_seconds:.0f} s ({self.scale}, seed {self.seed})")
+        return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return ""
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+async def run_suite(
+    scale: Scale,
+    *,
+    seed: int = 0,
+    only: Sequence[str] = MEASUREMENTS,
+    workdir: Path,
+    server: DevServer | None = None,
+    scale_name: str = "",
+) -> Report:
+    """Run the ``only`` measurements against ``server`` (or a dev server of its own)."""
+    report = Report(scale_name or ("quick" if scale is QUICK else "full"), seed)
+    started = time.monotonic()
+    async with contextlib.AsyncExitStack() as stack:
+        if server is None:
+            server = DevServer(log_file=workdir / "temporal.log")
+            await server.start()
+            stack.callback(server.stop)
+        fake = stack.enter_context(FakeAnthropicServer())
+        client = await connect(server.address)
+        bench = Bench(server, client, scale, seed, workdir)
+        wanted = dict.fromkeys(name for key in only for name in HOSTS[key])
+        bench.hosts = await _start_hosts(stack, bench, list(wanted), fake)
+        runs: dict[str, Callable[[], Awaitable[Result]]] = {
+            "step_overhead": lambda: step_overhead.measure(bench),
+            "throughput": lambda: throughput.measure(bench),
+            "memory": lambda: memory.measure(bench),
+            "history": lambda: history.measure(bench),
+            "caching": lambda: caching.measure(bench, fake),
+        }
+        for group in PHASES:
+            keys = [key for key in group if key in only]
+            tasks = {key: asyncio.create_task(_timed(key, runs[key])) for key in keys}
+            bench.others_done.clear()
+            others = [task for key, task in tasks.items() if key != "history"]
+            if others:
+                await asyncio.wait(others)
+            bench.others_done.set()
+            report.results += [await task for task in tasks.values()]
+    report.results.sort(key=lambda r: MEASUREMENTS.index(r.key))
+    report.wall_seconds = time.monotonic() - started
+    return report
+
+
+async def _timed(key: str, run: Callable[[], Awaitable[Result]]) -> Result:
+    began = time.monotonic()
+    try:
+        result = await run()
+    except FAILURES as e:
+        result = Result(key, key, problems=[f"failed: {type(e).__name__}: {e}"])
+    result.seconds = time.monotonic() - began
+    print(f"[bench] {result.title}: {result.seconds:.0f} s", file=sys.stderr)
+    return result
+
+
+async def _start_hosts(
+    stack: contextlib.AsyncExitStack, bench: Bench, names: list[str], fake: FakeAnthropicServer
+) -> dict[str, Host]:
+    """Start the worker processes at once (their imports take seconds each)."""
+
+    async def start(name: str) -> Host:
+        kind: Kind = "bare" if name.startswith("bare") else "agent"
+        env = caching.claude_env(fake) if name == "claude" else None
+        workdir = bench.workdir / name
+        workdir.mkdir(exist_ok=True)
+        cm = worker_host(bench.server, bench.client, kind, workdir, env)
+        return await stack.enter_async_context(cm)
+
+    started = await asyncio.gather(*(start(n) for n in names), return_exceptions=True)
+    for outcome in started:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return {name: host for name, host in zip(names, started, strict=True)}  # type: ignore[misc]
+
+
+def override(scale: Scale, assignments: Sequence[str]) -> Scale:
+    """``scale`` with ``FIELD=VALUE`` assignments applied (tuples as ``1,50,200``)."""
+    changes: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        current = getattr(scale, key, None)
+        if not sep or current is None:
+            raise ValueError(f"--set {assignment!r}: expected FIELD=VALUE, FIELD in {SCALE_FIELDS}")
+        if isinstance(current, tuple):
+            changes[key] = tuple(type(current[0])(v) for v in raw.split(","))
+        else:
+            changes[key] = type(current)(raw)
+    return dataclasses.replace(scale, **changes)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CI-sized run (under a minute)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds every message")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="write the results here")
+    parser.add_argument(
+        "--only", default=",".join(MEASUREMENTS), help=f"comma-separated subset of {MEASUREMENTS}"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a scale field, e.g. --set idle_conversations=200 "
+        "--set history_checkpoints=10,50 (see bench.harness.Scale)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the suite, print the table, write the JSON; exit 1 if a measurement failed."""
+    args = parse_args(argv)
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(only) - set(MEASUREMENTS))
+    if unknown:
+        print(f"bench: unknown measurement(s) {unknown}; known: {MEASUREMENTS}", file=sys.stderr)
+        exit_now(2)
+    try:
+        scale = override(QUICK if args.quick else FULL, args.set)
+    except ValueError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        exit_now(2)
+    name = " ".join(["quick" if args.quick else "full", *args.set])
+    with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
+        report = asyncio.run(
+            run_suite(scale, seed=args.seed, only=only, workdir=Path(workdir), scale_name=name)
+        )
+    print(report.table())
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report.as_json(), indent=2, default=str) + "\n")
+    print(f"results written to {args.json}")
+    exit_now(1 if any(r.problems for r in report.results) else 0)
+
+
+if __name__ == "__main__":
+    main()
