@@ -27,7 +27,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
 
 from bench.bare import BARE_WORKFLOW, SIGNAL_END, UPDATE_TURN
-from bench.processes import ROOT, wait_polling
+from bench.processes import ROOT, stop, wait_polling
 from durable_agent.client import Conversation, ConversationError, start_conversation
 from durable_agent.contract import ConversationInput, Reply, UserMessage
 from durable_agent.devserver import DevServer
@@ -322,13 +322,7 @@ async def worker_host(
             await wait_polling(client, queue, process, timeout=60.0)
             yield Host(kind, queue, process)
         finally:
-            if process.returncode is None:
-                process.terminate()
-                try:
-                    await asyncio.wait_for(process.wait(), 15)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
+            await stop(process)
 
 
 # --- conversations ---------------------------------------------------------------------

@@ -58,15 +58,7 @@ async def worker_process(
         try:
             yield process
         finally:
-            if process.returncode is None:
-                # A graceful stop hands cached workflows back at once; a kill would leave
-                # them on its sticky queue (~10 s) for whoever runs next.
-                process.terminate()
-                try:
-                    await asyncio.wait_for(process.wait(), 15)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
+            await stop(process)
     finally:
         if log is not None:
             log.close()
@@ -91,3 +83,16 @@ async def wait_polling(
             return
         await asyncio.sleep(0.05)
     raise TimeoutError(f"worker {process.pid} not polling {task_queue!r} after {timeout:.0f}s")
+
+
+async def stop(process: asyncio.subprocess.Process, grace: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds. A graceful stop hands cached
+    workflows back at once; a kill would leave them on its sticky queue (~10 s) for
+    whoever runs next."""
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), grace)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
