@@ -19,7 +19,7 @@ import json
 import random
 from decimal import Decimal
 
-from bench.harness import Bench, Deadline, Figure, Result, open_chat
+from bench.harness import Bench, Figure, Result, open_chat
 from durable_agent.contract import ConversationInput, Reply
 from durable_agent.pricing import cost, price_for
 from durable_agent.testing.fake_anthropic import FakeAnthropicServer
@@ -74,7 +74,7 @@ async def measure(bench: Bench, fake: FakeAnthropicServer) -> Result:
     """Share of input tokens read from cache from turn 2; cost vs no caching."""
     turns = bench.scale.caching_turns
     result = Result("caching", f"5. prompt caching over {turns} turns (Claude path, fake API)")
-    deadline = Deadline(bench.scale.caching_seconds)
+    deadline = bench.deadline(bench.scale.caching_seconds)
     fake.reset()
     chat = await open_chat(bench.client, bench.hosts["claude"], ConversationInput(model=MODEL))
     rng = random.Random(f"{bench.seed}/caching")

@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError
 
 from bench.bare import BARE_WORKFLOW, SIGNAL_END, UPDATE_TURN
 from bench.processes import ROOT, stop, wait_polling
@@ -37,8 +38,14 @@ Op = Literal["<=", ">=", "<"]
 
 TURN_TIMEOUT = 60.0
 """Seconds one turn may take before the benchmark gives up on it."""
-TURN_FAILURES = (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, ConversationError)
-"""How a turn can fail to reply (a timeout surfaces as the SDK's cancellation error)."""
+TURN_FAILURES = (
+    TimeoutError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    ConversationError,
+    RPCError,
+)
+"""How a turn can fail to reply (a timeout surfaces as the SDK's cancellation error; an
+overloaded server may abort an update in flight)."""
 CLOSED_PORT_URL = "http://127.0.0.1:9"
 """Where the HTTP tools point: nothing listens, nothing leaves the machine."""
 
@@ -78,6 +85,9 @@ class Scale:
     memory_seconds: float
     history_seconds: float
     caching_seconds: float
+    suite_seconds: float
+    """Wall-clock bound of the whole suite, start-up included: no measurement runs past
+    it (the history keeps ``REPLAY_RESERVE`` of it for its replay)."""
 
     def __post_init__(self) -> None:
         if len(self.throughput_turns) != len(self.concurrency):
@@ -96,11 +106,12 @@ FULL = Scale(
     memory_bare_conversations=200,
     history_checkpoints=(10, 100, 1000),
     caching_turns=20,
-    step_seconds=60,
-    throughput_seconds=120,
-    memory_seconds=330,
-    history_seconds=330,
+    step_seconds=45,
+    throughput_seconds=110,
+    memory_seconds=380,
+    history_seconds=380,
     caching_seconds=60,
+    suite_seconds=560,
 )
 QUICK = Scale(
     warmup_turns=1,
@@ -119,6 +130,7 @@ QUICK = Scale(
     memory_seconds=30,
     history_seconds=30,
     caching_seconds=30,
+    suite_seconds=150,
 )
 
 
@@ -214,8 +226,10 @@ def percentile(values: Sequence[float], q: float) -> float:
 class Deadline:
     """A wall-clock bound on a measurement."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, within: Deadline | None = None) -> None:
         self._end = time.monotonic() + seconds
+        if within is not None:
+            self._end = min(self._end, within._end)
 
     @property
     def expired(self) -> bool:
@@ -548,3 +562,12 @@ class Bench:
     others_done: asyncio.Event = field(default_factory=lambda: _set(asyncio.Event()))
     """Set once the other measurements running at the same time have finished: what
     times itself in a shared phase waits for it."""
+    suite: Deadline | None = None
+    """The whole suite's bound (``Scale.suite_seconds``), set when it starts."""
+
+    def deadline(self, seconds: float, reserve: float = 0.0) -> Deadline:
+        """A measurement's bound: ``seconds`` from now, and ``reserve`` seconds before
+        the suite's."""
+        if self.suite is None:
+            return Deadline(seconds)
+        return Deadline(seconds, Deadline(self.suite.left() - reserve))

@@ -44,8 +44,8 @@ from durable_agent.replay import replayer
 BYTES_TARGET = 1.2
 REPLAY_TARGET_SECONDS = 2.0
 TASK_COMPLETED = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-REPLAY_TIMEOUT = 120.0
-"""Seconds one run's replay may take before the suite gives up on it."""
+REPLAY_RESERVE = 45.0
+"""Seconds of the suite's bound kept for the replay."""
 BATCH = 5
 """Messages sent at once (the conversation queues them and runs them back to back),
 to spare the 1,000 turns a client round trip each; checkpoints end a batch."""
@@ -128,16 +128,16 @@ def _per_turn(sizes: dict[int, Size], n: int) -> tuple[float, float, float] | No
     )
 
 
-async def _replay(histories: list[WorkflowHistory]) -> list[float]:
-    """Seconds to replay each history with the workers' replayer. A run whose first
-    workflow task has not completed has nothing to replay (and the replayer would wait
-    for that task forever), so it is skipped."""
+async def _replay(histories: list[WorkflowHistory], deadline: Deadline) -> list[float]:
+    """Seconds to replay each history with the workers' replayer, as many as the
+    deadline allows. A run whose first workflow task has not completed has nothing to
+    replay (and the replayer would wait for that task forever), so it is skipped."""
     replay, seconds = replayer(), []
     for history in histories:
         if not any(e.event_type == TASK_COMPLETED for e in history.events):
             continue
         started = time.perf_counter()
-        await asyncio.wait_for(replay.replay_workflow(history), REPLAY_TIMEOUT)
+        await asyncio.wait_for(replay.replay_workflow(history), deadline.left())
         seconds.append(time.perf_counter() - started)
     return seconds
 
@@ -147,7 +147,7 @@ async def measure(bench: Bench) -> Result:
     checkpoints = bench.scale.history_checkpoints
     first, last = checkpoints[0], checkpoints[-1]
     result = Result("history", f"4. history per turn up to turn {last}, replay")
-    deadline = Deadline(bench.scale.history_seconds)
+    deadline = bench.deadline(bench.scale.history_seconds, reserve=REPLAY_RESERVE)
     chat = await open_chat(bench.client, bench.hosts["agent"])
     sizes, early = await _drive(bench, chat, deadline, result)
     base = _per_turn(sizes, first)
@@ -174,9 +174,11 @@ async def measure(bench: Bench) -> Result:
     await chat.end()
     await asyncio.wait_for(bench.client.get_workflow_handle(chat.id).result(), 60)
     await asyncio.wait_for(bench.others_done.wait(), deadline.left() + 60)  # a quiet machine
+    replaying = Deadline(REPLAY_RESERVE * 2, bench.suite)
     try:
-        runs = await _replay(await all_runs(bench.client, chat.id))
-        baseline = await _replay(early)
+        histories = await all_runs(bench.client, chat.id)
+        runs = await _replay(histories, replaying)
+        baseline = await _replay(early, replaying)
     except (NondeterminismError, TimeoutError) as e:
         # E.g. workflows/agent.py changed on disk while the suite ran: the replayer
         # loads the new code, the history was made by the old.

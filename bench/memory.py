@@ -1,7 +1,7 @@
 """Measurement 3: worker memory with many cached, idle conversations.
 
 A fresh agent worker process takes ``idle_conversations`` conversations of
-``idle_turns`` turns each (greetings, sent at once: one model call each, no tool),
+``idle_turns`` turns each (greetings: one model call each, no tool),
 which then stay open and idle (the worker keeps up to 1,000 workflows in its cache);
 the resident set size of the process is read from ``/proc/<pid>/status`` before (the
 baseline) and after.
@@ -41,7 +41,7 @@ async def measure(bench: Bench) -> Result:
     result = Result(
         "memory", f"3. worker RSS with {scale.idle_conversations} cached idle conversations"
     )
-    deadline = Deadline(scale.memory_seconds)
+    deadline = bench.deadline(scale.memory_seconds)
     counts = {"agent": scale.idle_conversations, "bare": scale.memory_bare_conversations}
     found = {}
     for kind, count in counts.items():
@@ -109,7 +109,7 @@ async def _fill(
             opened += 1
             texts = greetings(f"{bench.seed}/idle/{index}")
             turns = bench.scale.idle_turns
-            await timed_turns(chat, texts, turns, deadline, problems, 1, together=turns)
+            await timed_turns(chat, texts, turns, deadline, problems, model_calls=1)
 
     await asyncio.gather(*(one(i) for i in range(count)))
     return opened

@@ -27,7 +27,6 @@ from temporalio.testing import ActivityEnvironment
 from bench.bare import run_turn
 from bench.harness import (
     Bench,
-    Deadline,
     Figure,
     Result,
     history_profile,
@@ -55,7 +54,7 @@ CPU_TARGET = 1.5
 async def measure(bench: Bench) -> Result:
     """Turn latency and worker CPU per turn: agent vs bare (vs plain asyncio)."""
     result = Result("step_overhead", "1. agent step overhead (model → calculator → model)")
-    scale, deadline = bench.scale, Deadline(bench.scale.step_seconds)
+    scale, deadline = bench.scale, bench.deadline(bench.scale.step_seconds)
     hosts = {kind: bench.hosts[kind] for kind in ("agent", "bare")}
     texts = prompts(f"{bench.seed}/overhead")
     latencies: dict[str, list[float]] = {kind: [] for kind in hosts}

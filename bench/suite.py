@@ -29,6 +29,7 @@ import platform
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,7 +46,7 @@ from temporalio.service import RPCError
 from temporalio.workflow import NondeterminismError
 
 from bench import caching, history, memory, step_overhead, throughput
-from bench.harness import FULL, QUICK, Bench, Host, Kind, Result, Scale, worker_host
+from bench.harness import FULL, QUICK, Bench, Deadline, Host, Kind, Result, Scale, worker_host
 from durable_agent.client import ConversationError, connect
 from durable_agent.devserver import DevServer
 from durable_agent.process import exit_now
@@ -153,6 +154,7 @@ async def run_suite(
     """Run the ``only`` measurements against ``server`` (or a dev server of its own)."""
     report = Report(scale_name or ("quick" if scale is QUICK else "full"), seed)
     started = time.monotonic()
+    suite = Deadline(scale.suite_seconds)
     async with contextlib.AsyncExitStack() as stack:
         if server is None:
             server = DevServer(log_file=workdir / "temporal.log")
@@ -160,7 +162,7 @@ async def run_suite(
             stack.callback(server.stop)
         fake = stack.enter_context(FakeAnthropicServer())
         client = await connect(server.address)
-        bench = Bench(server, client, scale, seed, workdir)
+        bench = Bench(server, client, scale, seed, workdir, suite=suite)
         wanted = dict.fromkeys(name for key in only for name in HOSTS[key])
         bench.hosts = await _start_hosts(stack, bench, list(wanted), fake)
         runs: dict[str, Callable[[], Awaitable[Result]]] = {
@@ -189,7 +191,9 @@ async def _timed(key: str, run: Callable[[], Awaitable[Result]]) -> Result:
     try:
         result = await run()
     except FAILURES as e:
-        result = Result(key, key, problems=[f"failed: {type(e).__name__}: {e}"])
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if "/bench/" in f.filename]
+        where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+        result = Result(key, key, problems=[f"failed: {type(e).__name__}: {e}{where}"])
     result.seconds = time.monotonic() - began
     print(f"[bench] {result.title}: {result.seconds:.0f} s", file=sys.stderr)
     return result

@@ -48,7 +48,7 @@ PROFILED = 10
 async def measure(bench: Bench) -> Result:
     """Turns per second and p50/p99 latency, agent vs bare, at each concurrency level."""
     result = Result("throughput", "2. throughput and latency under concurrency (one worker)")
-    deadline = Deadline(bench.scale.throughput_seconds)
+    deadline = bench.deadline(bench.scale.throughput_seconds)
     levels = bench.scale.concurrency
     for index, level in enumerate(levels):
         kinds = ["agent", "bare"] if index % 2 == 0 else ["bare", "agent"]
