@@ -484,10 +484,13 @@ class AgentWorkflow:
         self._state = "thinking"
         if not self._health.allows(MODEL, self._now()):
             raise _TurnOver(self._degraded_reply(turn, MODEL))
-        await self._compact_if_needed(turn)
         request = self._model_request()
+        payload = request.model_dump_json()
+        if await self._compact_if_needed(turn, len(payload)):
+            request = self._model_request()
+            payload = request.model_dump_json()
         price = self._price()
-        request_bytes = len(request.model_dump_json().encode())
+        request_bytes = len(payload.encode())
         plan = budgets.plan_model_call(
             [("turn", turn.budget), ("conversation", self._budget)],
             input_tokens_upper=budgets.input_tokens_upper_bound(
@@ -550,14 +553,14 @@ class AgentWorkflow:
         self._messages.append(Message(role="assistant", content=response.content))
         return response
 
-    async def _compact_if_needed(self, turn: _Turn) -> None:
+    async def _compact_if_needed(self, turn: _Turn, request_chars: int) -> bool:
         """Fold the oldest turns into a summary when the transcript nears the model's
         context window; the originals stay in the blob store. A failed compaction is
-        logged and the call goes ahead uncompacted."""
+        logged and the call goes ahead uncompacted. Returns whether it compacted."""
         # About 3 bytes of request JSON per token: errs towards compacting early.
-        estimate = len(self._model_request().model_dump_json()) // 3
+        estimate = request_chars // 3
         if estimate < self._input.context_window_tokens * self._input.compact_at_fraction:
-            return
+            return False
         starts = [
             i
             for i, m in enumerate(self._messages)
@@ -565,7 +568,7 @@ class AgentWorkflow:
         ]
         keep = self._input.keep_recent_turns
         if len(starts) <= keep or starts[-keep] < 3 or not workflow.patched(COMPACTION_PATCH):
-            return  # nothing old enough to fold (or a run from before compaction)
+            return False  # nothing old enough to fold (or a run from before compaction)
         cut, info = starts[-keep], workflow.info()
         self._compactions += 1
         key = f"transcript/{info.workflow_id}/{self._compactions}"
@@ -588,7 +591,7 @@ class AgentWorkflow:
         except ActivityError as e:
             self._last_error = f"compaction: {_describe(e)}"
             workflow.logger.warning("compaction failed: %s", self._last_error)
-            return
+            return False
         price = self._price(result.model)
         for budget in (turn.budget, self._budget):
             budgets.record_model_call(budget, result.usage, price)
@@ -605,6 +608,7 @@ class AgentWorkflow:
             key,
             extra={"event": "compaction", "turn": turn.number, "archive": key},
         )
+        return True
 
     async def _tool_step(self, turn: _Turn, tool_uses: list[ToolUseBlock]) -> None:
         """Run the tool calls of one response concurrently, as far as budgets and
