@@ -23,7 +23,7 @@ from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.faults import Fault
 from durable_agent.testing.responders import offline_responder
 from tests.conftest import claude_worker
-from tests.helpers import history_events
+from tests.helpers import eventually, history_events
 from workflows.agent import MODEL_RETRY_POLICY
 
 
@@ -202,8 +202,13 @@ async def test_tenant_rate_limit_makes_calls_wait(
         assert reply.status == "ok" and "10" in reply.text
         assert time.monotonic() - started >= 0.9  # the second call waited for a token
         governor = client.get_workflow_handle(governor_id(tenant))
-        state = await governor.query("state", result_type=GovernorState)
-        assert state.granted == 2 and state.denied >= 1 and state.reservations == {}
+
+        async def governor_state() -> GovernorState:
+            return await governor.query("state", result_type=GovernorState)
+
+        # The settle signal is sent without waiting (async-settle-v1): poll until it lands.
+        state = await eventually(governor_state, until=lambda s: not s.reservations)
+        assert state.granted == 2 and state.denied >= 1
         assert "TIMER_STARTED" in await history_events(conversation.handle)
 
 
@@ -217,10 +222,13 @@ async def test_tenant_daily_budget_stops_every_conversation_of_the_tenant(
         first = await start_conversation(client, config, task_queue=queue)
         assert (await first.send_message("What is 1 + 1?")).status == "ok"
         spent = (await first.status()).cost_usd
-        state = await client.get_workflow_handle(governor_id(tenant)).query(
-            "state", result_type=GovernorState
-        )
-        assert state.spent_usd == spent  # settled with the actual cost
+        governor = client.get_workflow_handle(governor_id(tenant))
+
+        async def governor_state() -> GovernorState:
+            return await governor.query("state", result_type=GovernorState)
+
+        # settled with the actual cost (the settle signal is not awaited by the workflow)
+        await eventually(governor_state, until=lambda s: s.spent_usd == spent)
 
         replies = []
         for _ in range(15):  # bounded: each turn spends, the day's budget runs out
