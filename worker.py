@@ -77,13 +77,7 @@ def redactor(settings: Settings) -> Redactor:
 
 def secret_values(settings: Settings) -> list[str]:
     """The credentials this process holds, as plain text (to redact, never to print)."""
-    held = [
-        s.get_secret_value() for s in (settings.anthropic_api_key, settings.temporal_api_key) if s
-    ]
-    if settings.encryption_keys:  # each key, not the id:key list
-        entries = settings.encryption_keys.get_secret_value().split(",")
-        held += [entry.partition(":")[2].strip() for entry in entries]
-    return held
+    return settings.held_secrets()
 
 
 @asynccontextmanager

@@ -20,6 +20,7 @@ from durable_agent.contract import (
     DEFAULT_TASK_QUEUE,
     SafetyPolicy,
 )
+from durable_agent.gateway.keys import GatewayKey
 from durable_agent.governor import TenantLimits
 
 DEFAULT_CLAUDE_MODEL = "claude-sonnet-4-6"
@@ -141,6 +142,30 @@ class Settings(BaseSettings):
     ``{"approval_levels": ["write", "execute", "admin"], "blocked_patterns": ["(?i)secret"]}``
     (a conversation carries its policy in its start input; see ``SafetyPolicy``)."""
 
+    gateway_host: str = "127.0.0.1"
+    """Address the HTTP gateway binds (``0.0.0.0`` in containers)."""
+    gateway_port: int = Field(default=8000, ge=0, le=65535)
+    gateway_keys: list[GatewayKey] = []
+    """API keys of the gateway as JSON: ``[{"name": "billing-svc", "tenant": "acme",
+    "sha256": "<hex>"}]`` (``python -m durable_agent.gateway new-key --tenant acme``
+    makes a key and prints its entry). Only hashes are configured."""
+    gateway_cors_origins: list[str] = []
+    """Browser origins allowed to call the gateway (JSON list); empty: none."""
+    gateway_requests_per_second: float = Field(default=20.0, gt=0)
+    """Default sustained request rate of one API key, on each gateway replica."""
+    gateway_burst: int = Field(default=40, ge=1)
+    gateway_wait_seconds: float = Field(default=60.0, gt=0, le=600)
+    """How long ``POST …/messages`` waits for the reply before answering 202 with a
+    location to poll (a turn waiting for approval may take far longer)."""
+    gateway_rpc_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Deadline of each Temporal call the gateway makes (503 past it)."""
+    gateway_events_poll_seconds: float = Field(default=0.25, gt=0, le=10)
+    """How often an event stream asks its conversation for new events."""
+    gateway_stream_seconds: float = Field(default=3600.0, gt=0)
+    """Longest life of one event stream (clients reconnect with ``Last-Event-ID``)."""
+    gateway_metrics_port: int = Field(default=9465, ge=0, le=65535)
+    """Port of the gateway's Prometheus ``/metrics`` (bound on ``gateway_host``); 0: off."""
+
     @field_validator(
         "search_url",
         "anthropic_base_url",
@@ -181,6 +206,14 @@ class Settings(BaseSettings):
             model_calls_per_minute=self.tenant_model_calls_per_minute,
             burst=self.tenant_burst,
         )
+
+    def held_secrets(self) -> list[str]:
+        """The credentials configured here, as plain text (to redact, never to print)."""
+        held = [s.get_secret_value() for s in (self.anthropic_api_key, self.temporal_api_key) if s]
+        if self.encryption_keys:  # each key, not the id:key list
+            entries = self.encryption_keys.get_secret_value().split(",")
+            held += [entry.partition(":")[2].strip() for entry in entries]
+        return held
 
     def use_claude(self) -> bool:
         """Whether the model activity talks to the Messages API."""

@@ -38,6 +38,7 @@ SIGNAL_FORCE_BREAKER = "force_breaker"
 UPDATE_APPROVE = "approve"
 UPDATE_REJECT = "reject"
 QUERY_APPROVALS = "approvals"
+QUERY_EVENTS = "events"
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are durable-agent, a careful assistant. Use the tools you are given when they "
@@ -227,6 +228,9 @@ class ContinuedState(_Model):
     flags: list[SafetyFlag]
     decisions: list[ApprovalRecord]
     compactions: int = 0
+    events: list[ConversationEvent] = []
+    """The newest events, so a reader of the feed misses nothing across runs."""
+    event_seq: int = 0
 
 
 class ConversationResult(_Model):
@@ -302,6 +306,15 @@ class Reply(_Model):
     """Dependencies that were unavailable during this turn (``model``, ``tool:<name>``)."""
     cost_usd: Decimal = Decimal(0)
     """What this turn's model calls cost, by the price table."""
+    budget_scope: BudgetScope | None = None
+    """With ``budget_exceeded``: the budget that ran out (``turn``, ``conversation``, or
+    the ``tenant``'s daily budget)."""
+    retry_after_seconds: float | None = None
+    """With ``rate_limited`` or a tenant's ``budget_exceeded``: when asking again may
+    succeed (the rate limit's next permit, or the UTC day's end)."""
+
+
+BudgetScope = Literal["turn", "conversation", "tenant"]
 
 
 # --- queries ---------------------------------------------------------------------------
@@ -376,6 +389,76 @@ class Transcript(_Model):
     messages: list[Message]
     flags: list[SafetyFlag] = []
     """What screening flagged, in order."""
+
+
+# --- the event feed: what a turn does, as it happens ------------------------------------
+
+EventKind = Literal[
+    "turn_started",
+    "model_call_started",
+    "model_call_finished",
+    "tool_call_started",
+    "approval_requested",
+    "approval_decided",
+    "tool_call_finished",
+    "reply",
+    "ended",
+]
+"""``turn_started``; ``model_call_started``/``model_call_finished`` (``model_call`` is
+its number in the turn; ``outcome`` ``ok``, ``unavailable`` or ``invalid_request``);
+``tool_call_started``/``tool_call_finished`` (``call_id``, ``tool``, ``outcome``);
+``approval_requested``/``approval_decided`` (``call_id``, ``detail``: why / the
+decision); ``reply`` (the turn's ``Reply``); ``ended`` (the conversation completed)."""
+
+EVENTS_KEPT = 256
+"""Events a conversation keeps for the ``events`` query (the newest ones)."""
+
+
+class ConversationEvent(_Model):
+    """One step of a conversation, numbered in order from 1 across its whole life
+    (continue-as-new included), so a reader resumes from the last ``seq`` it saw."""
+
+    seq: int
+    at: datetime
+    """Workflow time of the step."""
+    kind: EventKind
+    turn: int
+    model_call: int | None = None
+    call_id: str | None = None
+    """The tool call's id (the model's tool_use id)."""
+    tool: str | None = None
+    arguments: dict[str, Any] | None = None
+    """``tool_call_started``: what the tool is called with."""
+    outcome: str | None = None
+    """``model_call_finished``, ``tool_call_finished``: how it went;
+    ``approval_decided``: ``approved``, ``rejected`` or ``timed_out``."""
+    detail: str | None = None
+    usage: Usage | None = None
+    """``model_call_finished``: the call's tokens."""
+    cost_usd: Decimal | None = None
+    reply: Reply | None = None
+    """``reply``: what the ``send_message`` update returned."""
+
+
+class EventsRequest(_Model):
+    """Argument of the ``events`` query."""
+
+    after: int = Field(default=0, ge=0)
+    """Return events with ``seq`` greater than this (0: from the oldest kept)."""
+    limit: int = Field(default=100, ge=1, le=EVENTS_KEPT)
+
+
+class EventPage(_Model):
+    """Result of the ``events`` query."""
+
+    events: list[ConversationEvent]
+    last_seq: int
+    """The newest event's ``seq`` (0: none yet); poll again with ``after`` = the last
+    ``seq`` received."""
+    missed: int = 0
+    """Events after ``after`` that are no longer kept (the reader fell behind)."""
+    ended: bool = False
+    """The conversation has ended: no event will follow the ones it has."""
 
 
 # --- human approval of tool calls -------------------------------------------------------
@@ -459,5 +542,12 @@ INVALID_APPROVAL = "InvalidApproval"
 the tool refuses; nothing changed."""
 
 # Models above refer to ones defined after them.
-for _model in (ContinuedState, ConversationInput, ToolCallRecord, Reply, ConversationStatus):
+for _model in (
+    ContinuedState,
+    ConversationInput,
+    ToolCallRecord,
+    Reply,
+    ConversationStatus,
+    ConversationEvent,
+):
     _model.model_rebuild()

@@ -28,6 +28,7 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.approvals import ApprovalDesk, within_deadline
+from workflows.feed import EventFeed
 from workflows.telemetry import ConversationTelemetry
 
 with workflow.unsafe.imports_passed_through():
@@ -60,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         Approvals,
         ApproveCall,
         BreakerCommand,
+        BudgetScope,
         BudgetStatus,
         ContentBlock,
         ContinuedState,
@@ -67,6 +69,8 @@ with workflow.unsafe.imports_passed_through():
         ConversationResult,
         ConversationState,
         ConversationStatus,
+        EventPage,
+        EventsRequest,
         Message,
         RejectCall,
         Reply,
@@ -162,8 +166,18 @@ class _Turn:
     tainted_by: list[str] = field(default_factory=list)
     """What in this turn was flagged as a possible prompt injection (``user``,
     ``tool:<name>``): from then on, calls that can change anything need approval."""
+    rate_limited: tuple[float, str] | None = None
+    """While waiting out the tenant's rate limit: when the wait ends, and why."""
 
-    def reply(self, text: str, status: TurnStatus = "ok", detail: str | None = None) -> Reply:
+    def reply(
+        self,
+        text: str,
+        status: TurnStatus = "ok",
+        detail: str | None = None,
+        *,
+        budget_scope: BudgetScope | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> Reply:
         response = self.last_response
         return Reply(
             text=text,
@@ -177,6 +191,8 @@ class _Turn:
             detail=detail,
             degraded=sorted(set(self.degraded)),
             cost_usd=self.budget.spent.usd,
+            budget_scope=budget_scope,
+            retry_after_seconds=retry_after_seconds,
         )
 
 
@@ -231,6 +247,7 @@ class AgentWorkflow:
         self._runs = 1
         self._compactions = 0
         self._settlements: list[asyncio.Future[None]] = []
+        self._events = EventFeed(carried.events, carried.event_seq) if carried else EventFeed()
         if carried:
             self._restore(carried)
         self._turns_at_start = self._turns
@@ -253,6 +270,7 @@ class AgentWorkflow:
             if continuing:
                 await self._settled()  # before the reply, so no message is sent meanwhile
             self._replies[pending.update_id] = reply
+            self._events.emit("reply", reply.turn, reply=reply)
             self._publish("idle" if reply.status == "ok" else reply.status)
             if continuing:
                 # Between turns, once every handler has returned (the reply just
@@ -266,6 +284,7 @@ class AgentWorkflow:
                     )
 
         self._state = "ended"
+        self._events.emit("ended", self._turns)
         self._publish("ended")
         await self._settled()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -325,6 +344,7 @@ class AgentWorkflow:
             except ValidationError as e:
                 raise ApplicationError(
                     f"edited arguments for {pending.tool}: {describe_validation_error(e)}",
+                    "arguments",  # details: what was wrong (the call still waits)
                     type=INVALID_APPROVAL,
                     non_retryable=True,
                 ) from None
@@ -409,12 +429,18 @@ class AgentWorkflow:
         """Tool calls waiting for approval, and the audit list of every decision."""
         return self._desk.snapshot()
 
+    @workflow.query(name="events")
+    def events(self, request: EventsRequest) -> EventPage:
+        """The steps of the turns, after ``request.after`` (see ``EventFeed``)."""
+        return self._events.page(request, ended=self._state == "ended")
+
     # --- one turn --------------------------------------------------------------------------
 
     async def _run_turn(self, message: UserMessage) -> Reply:
         """One user message in, one reply out; every way a turn can fail is a typed reply."""
         turn = _Turn(number=self._turns + 1, budget=Budget(limits=self._turn_limits()))
         self._append_user([TextBlock(text=message.text)])
+        self._events.emit("turn_started", turn.number)
         self._safety = workflow.patched(SAFETY_PATCH)
         if self._safety and self._input.safety.screen_user_messages != "off":
             self._screen(turn, "user", message.text)
@@ -434,12 +460,7 @@ class AgentWorkflow:
         except _TurnOver as over:
             reply = over.reply
         except TimeoutError:
-            reply = turn.reply(
-                f"This turn ran out of time ({self._input.turn_timeout_seconds:g}s) and was "
-                "stopped.",
-                "timeout",
-                detail=f"turn deadline of {self._input.turn_timeout_seconds:g}s passed",
-            )
+            reply = self._timeout_reply(turn)
         self._close_turn(reply)
         self._telemetry.breakers(self._health.snapshot(self._now()))
         log = workflow.logger.info if reply.status == "ok" else workflow.logger.warning
@@ -507,6 +528,7 @@ class AgentWorkflow:
                     f"I can't continue: {plan.reason.message}.",
                     "budget_exceeded",
                     detail=plan.reason.message,
+                    budget_scope="turn" if plan.reason.scope == "turn" else "conversation",
                 )
             )
         request = self._windowed(request.model_copy(update={"max_tokens": plan.max_tokens}))
@@ -517,6 +539,7 @@ class AgentWorkflow:
 
         turn.model_calls += 1
         self._model_calls += 1
+        self._events.emit("model_call_started", turn.number, model_call=turn.model_calls)
         started = self._now()
         try:
             response = await self._call_model(request, request_bytes // 4)
@@ -525,6 +548,13 @@ class AgentWorkflow:
                 await self._settle(reservation, Decimal(0))  # failed calls are not billed
             self._last_error = _describe(e)
             outcome = "invalid_request" if _is_request_error(e) else "unavailable"
+            self._events.emit(
+                "model_call_finished",
+                turn.number,
+                model_call=turn.model_calls,
+                outcome=outcome,
+                detail=self._last_error,
+            )
             self._telemetry.model_call(
                 turn.number, self._priced_model or "unknown", outcome, self._now() - started
             )
@@ -546,6 +576,15 @@ class AgentWorkflow:
         cost = budgets.cost_of(response.usage, actual)
         self._telemetry.model_call(
             turn.number, response.model, "ok", self._now() - started, response, cost
+        )
+        self._events.emit(
+            "model_call_finished",
+            turn.number,
+            model_call=turn.model_calls,
+            outcome="ok",
+            detail=response.stop_reason,
+            usage=response.usage,
+            cost_usd=cost,
         )
         if governed:
             await self._settle(reservation, cost)
@@ -615,6 +654,7 @@ class AgentWorkflow:
         breakers allow; every call gets a tool_result."""
         self._state = "running_tools"
         allowed = budgets.plan_tool_calls([turn.budget, self._budget], len(tool_uses))
+        turn_allows = budgets.plan_tool_calls([turn.budget], len(tool_uses))
         for budget in (turn.budget, self._budget):
             budgets.record_tool_calls(budget, allowed)
         first = len(turn.tool_calls)
@@ -655,13 +695,28 @@ class AgentWorkflow:
                     "I can't continue: the tool-call budget is exhausted.",
                     "budget_exceeded",
                     detail=f"tool-call budget: {len(tool_uses) - allowed} call(s) not run",
+                    budget_scope="turn" if turn_allows == allowed else "conversation",
                 )
             )
 
     async def _timed_tool(self, turn: _Turn, index: int, block: ToolUseBlock) -> ToolCallRecord:
         started = self._now()
+        self._events.emit(
+            "tool_call_started",
+            turn.number,
+            call_id=block.id,
+            tool=block.name,
+            arguments=block.input,
+        )
         record = await self._run_tool(turn, index, block)
         self._telemetry.tool_call(turn.number, record, self._now() - started)
+        self._events.emit(
+            "tool_call_finished",
+            turn.number,
+            call_id=block.id,
+            tool=block.name,
+            outcome=record.outcome,
+        )
         return record
 
     async def _run_tool(self, turn: _Turn, index: int, block: ToolUseBlock) -> ToolCallRecord:
@@ -681,6 +736,9 @@ class AgentWorkflow:
         reason = self._approval_reason(turn, spec, block) if self._safety else None
         if reason:
             self._publish("awaiting_approval")
+            self._events.emit(
+                "approval_requested", turn.number, call_id=block.id, tool=spec.name, detail=reason
+            )
             approval = await self._desk.request(
                 call_id=block.id,
                 tool=spec.name,
@@ -690,6 +748,14 @@ class AgentWorkflow:
                 turn=turn.number,
             )
             self._telemetry.approval(spec.name, approval.decision)
+            self._events.emit(
+                "approval_decided",
+                turn.number,
+                call_id=block.id,
+                tool=spec.name,
+                outcome=approval.decision,
+                detail=approval.by,
+            )
             if not self._desk.waiting:
                 self._publish("running_tools")
             if approval.decision != "approved":
@@ -798,10 +864,15 @@ class AgentWorkflow:
                         f"I can't continue: {decision.message}.",
                         "budget_exceeded",
                         detail=decision.message,
+                        budget_scope="tenant",
+                        retry_after_seconds=decision.retry_after_seconds,
                     )
                 )
-            # Rate limited: wait as asked; the turn's deadline bounds the wait.
+            # Rate limited: wait as asked; the turn's deadline bounds the wait (a turn
+            # whose deadline passes meanwhile ends ``rate_limited``, see _timeout_reply).
+            turn.rate_limited = (self._now() + decision.retry_after_seconds, decision.message)
             await workflow.sleep(timedelta(seconds=decision.retry_after_seconds))
+            turn.rate_limited = None
 
     async def _settle(self, reservation: str, actual: Decimal) -> None:
         """Tell the governor what a granted call cost. Newer runs do not wait for the
@@ -880,6 +951,7 @@ class AgentWorkflow:
             self._turns - self._turns_at_start,
             extra={"event": "continue_as_new", "run": self._runs},
         )
+        events, event_seq = self._events.carry()
         return ContinuedState(
             runs=self._runs,
             messages=self._messages,
@@ -892,6 +964,8 @@ class AgentWorkflow:
             flags=self._flags,
             decisions=self._desk.decisions(),
             compactions=self._compactions,
+            events=events,
+            event_seq=event_seq,
         )
 
     def _restore(self, carried: ContinuedState) -> None:
@@ -958,6 +1032,24 @@ class AgentWorkflow:
                 detail="reply withheld: it quoted the system prompt",
             )
         return turn.reply(text)
+
+    def _timeout_reply(self, turn: _Turn) -> Reply:
+        """The turn's deadline passed: while it waited out the tenant's rate limit, or
+        while it worked."""
+        if turn.rate_limited:
+            until, why = turn.rate_limited
+            return turn.reply(
+                "The tenant's rate limit outlasted this turn; try again shortly.",
+                "rate_limited",
+                detail=why,
+                retry_after_seconds=max(0.0, until - self._now()),
+            )
+        seconds = self._input.turn_timeout_seconds
+        return turn.reply(
+            f"This turn ran out of time ({seconds:g}s) and was stopped.",
+            "timeout",
+            detail=f"turn deadline of {seconds:g}s passed",
+        )
 
     def _turn_limits(self) -> BudgetLimits:
         limits = self._input.limits.turn

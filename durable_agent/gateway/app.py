@@ -1,0 +1,1000 @@
+"""The gateway's FastAPI application: REST over the conversations' Temporal contract.
+
+Each route is one or two Temporal calls through the same client API the CLI uses
+(start, the ``send_message``/``approve``/``reject`` updates, the ``status``,
+``transcript``, ``approvals`` and ``events`` queries, cancel); nothing is kept here
+between requests, so replicas are interchangeable.
+
+- **Tenants**: an API key belongs to one tenant; conversations it starts get the
+  workflow id ``<tenant>.conversation-…`` and the tenant in their input, and a key may
+  touch no other id (403, decided from the id alone, so existence is not revealed).
+- **Idempotency**: with an ``Idempotency-Key``, a start becomes the workflow id (the
+  request's fingerprint kept in the memo), and a message becomes the update id; Temporal
+  deduplicates both, so a retried request returns the first one's result.
+- **Errors** are RFC 9457 problems (``problems``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from durable_agent import contract
+from durable_agent.budget import BudgetLimits
+from durable_agent.client import has_search_attributes, new_conversation_id
+from durable_agent.config import Settings
+from durable_agent.contract import (
+    ApprovalRecord,
+    Approvals,
+    ApproveCall,
+    ConversationInput,
+    ConversationLimits,
+    ConversationResult,
+    ConversationStatus,
+    EventPage,
+    EventsRequest,
+    RejectCall,
+    Reply,
+    Transcript,
+    UserMessage,
+)
+from durable_agent.gateway import problems
+from durable_agent.gateway.keys import GatewayKey, KeyRing, RateLimits, conversation_id, owns
+from durable_agent.gateway.problems import MEDIA_TYPE, Problem, ProblemError
+from durable_agent.gateway.schemas import (
+    Accepted,
+    ApprovalRequest,
+    ConversationCreated,
+    ConversationList,
+    ConversationSummary,
+    ConversationView,
+    ExecutionStatus,
+    Health,
+    Links,
+    MessageAccepted,
+    ProblemTypeInfo,
+    StartConversation,
+)
+from durable_agent.health import CachedCheck, temporal_check
+from durable_agent.tools.registry import select_tools
+
+log = logging.getLogger("durable_agent.gateway")
+
+_T = TypeVar("_T")
+_CLOSED_MID_UPDATE = "AcceptedUpdateCompletedWorkflow"
+_UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
+_MEMO_FINGERPRINT = "gateway_request_sha256"
+_CONNECT_TIMEOUT_SECONDS = 5.0
+_KEEPALIVE_SECONDS = 15.0
+_DESCRIBE_EVERY_SECONDS = 2.0
+_IDEMPOTENCY_KEY = Header(
+    alias="Idempotency-Key",
+    min_length=1,
+    max_length=255,
+    pattern=r"^[\x21-\x7e]+$",
+    description="Makes a retried request return the first one's result, without a second effect.",
+)
+_ID_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
+ConversationId = Annotated[str, Path(pattern=_ID_PATTERN, description="`<tenant>.<id>`")]
+
+_TITLES = {
+    401: "Missing or unknown API key",
+    402: "Budget exceeded",
+    403: "Another tenant's conversation",
+    404: "No such conversation",
+    409: "Conflict: the conversation ended, or the call is not waiting",
+    422: "Invalid request, or input the conversation refused",
+    429: "Rate limited (see Retry-After)",
+    503: "Temporal unavailable (see Retry-After)",
+}
+
+
+def _errors(*extra: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the problems a route can answer with."""
+    return {
+        status: {"model": Problem, "content": {MEDIA_TYPE: {}}, "description": _TITLES[status]}
+        for status in sorted({401, 403, 422, 429, 503, *extra})
+    }
+
+
+class Gateway:
+    """What the application holds: configuration, keys, rate buckets and one lazily
+    connected Temporal client (no conversation state)."""
+
+    def __init__(
+        self, settings: Settings, connect: Callable[[], Awaitable[Client]] | None = None
+    ) -> None:
+        self.settings = settings
+        self.keys = KeyRing(settings.gateway_keys)
+        self.rates = RateLimits(settings.gateway_requests_per_second, settings.gateway_burst)
+        self.rpc_timeout = timedelta(seconds=settings.gateway_rpc_timeout_seconds)
+        self.stopping = asyncio.Event()
+        self._connect = connect or self._connect_with_settings
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+        self._ready: CachedCheck | None = None
+        self._search_attributes: bool | None = None
+
+    async def _connect_with_settings(self) -> Client:
+        from durable_agent.client import connect_with
+        from durable_agent.telemetry import tracing_interceptor
+
+        return await connect_with(self.settings, interceptors=[tracing_interceptor()])
+
+    async def client(self) -> Client:
+        """The Temporal client, connecting on first use; 503 while Temporal is down."""
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                try:
+                    async with asyncio.timeout(_CONNECT_TIMEOUT_SECONDS):
+                        self._client = await self._connect()
+                except (RuntimeError, TimeoutError, RPCError, OSError) as e:
+                    log.warning("cannot connect to Temporal: %s", type(e).__name__)
+                    raise ProblemError(
+                        problems.TEMPORAL_UNAVAILABLE,
+                        f"cannot connect to Temporal at {self.settings.temporal_address}",
+                        retry_after_seconds=1.0,
+                    ) from None
+                client = self._client
+                self._ready = CachedCheck(lambda: temporal_check(client), 1.5)
+            return self._client
+
+    async def ready(self) -> tuple[bool, str | None]:
+        if self.stopping.is_set():
+            return False, "shutting down"
+        try:
+            await self.client()
+        except ProblemError as e:
+            return False, e.detail
+        assert self._ready is not None
+        check = await self._ready()
+        return check.ok, check.reason or None
+
+    async def search_attributes(self, client: Client) -> bool:
+        if self._search_attributes is None:
+            self._search_attributes = await has_search_attributes(client)
+        return self._search_attributes
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key of the gateway.")
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> GatewayKey:
+    """The configured key the request presents (401 otherwise), within its rate (429)."""
+    gateway: Gateway = request.app.state.gateway
+    if credentials is None:
+        raise ProblemError(problems.UNAUTHORIZED, "no API key: send Authorization: Bearer <key>")
+    key = gateway.keys.find(credentials.credentials)
+    if key is None:
+        raise ProblemError(problems.UNAUTHORIZED, "unknown API key")
+    request.state.tenant = key.tenant
+    wait = gateway.rates.take(key, time.monotonic())
+    if wait > 0:
+        raise ProblemError(
+            problems.RATE_LIMITED,
+            f"API key {key.name!r} is over its request rate",
+            retry_after_seconds=wait,
+        )
+    return key
+
+
+Key = Annotated[GatewayKey, Depends(authenticate)]
+
+
+def create_app(
+    settings: Settings | None = None, *, connect: Callable[[], Awaitable[Client]] | None = None
+) -> FastAPI:
+    """The gateway application for ``settings`` (from the environment by default);
+    ``connect`` makes its Temporal client (``connect_with(settings)`` by default)."""
+    settings = settings or Settings()
+    gateway = Gateway(settings, connect)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        gateway.stopping.set()
+
+    app = FastAPI(
+        title="durable-agent gateway",
+        version="1",
+        summary="Durable Claude conversations over HTTP, each one a Temporal workflow.",
+        description=(
+            "Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457 "
+            "problem documents (`application/problem+json`); `GET /problems` lists their "
+            "types. POSTs accept an `Idempotency-Key`."
+        ),
+        lifespan=lifespan,
+        responses={500: {"model": Problem, "content": {MEDIA_TYPE: {}}}},
+    )
+    app.state.gateway = gateway
+    if settings.gateway_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.gateway_cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=["Location", "Retry-After", "Idempotent-Replayed"],
+            max_age=600,
+        )
+    _install_error_handlers(app)
+    _install_access_log(app)
+
+    async def handle_of(key: GatewayKey, conversation: str) -> WorkflowHandle[Any, Any]:
+        if not owns(key.tenant, conversation):
+            raise ProblemError(
+                problems.FORBIDDEN,
+                f"conversation {conversation!r} is not one of tenant {key.tenant!r}'s",
+                conversation_id=conversation,
+            )
+        client = await gateway.client()
+        return client.get_workflow_handle(conversation, result_type=ConversationResult)
+
+    # --- conversations -----------------------------------------------------------------
+
+    @app.post(
+        "/v1/conversations",
+        status_code=201,
+        response_model=ConversationCreated,
+        responses=_errors(),
+        tags=["conversations"],
+    )
+    async def start(
+        key: Key,
+        response: Response,
+        body: Annotated[StartConversation | None, Body()] = None,
+        idempotency_key: Annotated[str | None, _IDEMPOTENCY_KEY] = None,
+    ) -> ConversationCreated:
+        """Start a conversation of the key's tenant."""
+        body = body or StartConversation()
+        config = _conversation_input(settings, key.tenant, body)
+        client = await gateway.client()
+        fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+        if idempotency_key:
+            digest = hashlib.sha256(f"{key.tenant}\n{idempotency_key}".encode()).hexdigest()
+            local = f"conversation-{digest[:24]}"
+        else:
+            local = new_conversation_id()
+        workflow_id = conversation_id(key.tenant, local)
+        config = config.model_copy(
+            update={"search_attributes": await _call(gateway.search_attributes(client))}
+        )
+        try:
+            await _call(
+                client.start_workflow(
+                    contract.WORKFLOW_TYPE,
+                    config,
+                    id=workflow_id,
+                    task_queue=settings.task_queue,
+                    memo={_MEMO_FINGERPRINT: fingerprint},
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    static_summary=f"conversation of tenant {key.tenant} (gateway)",
+                    rpc_timeout=gateway.rpc_timeout,
+                )
+            )
+        except WorkflowAlreadyStartedError:
+            if not idempotency_key:
+                raise  # a fresh random id collided: not a client's problem
+            handle = client.get_workflow_handle(workflow_id)
+            description = await _call(handle.describe(rpc_timeout=gateway.rpc_timeout))
+            earlier = (await _call(description.memo())).get(_MEMO_FINGERPRINT)
+            if earlier != fingerprint:
+                raise ProblemError(
+                    problems.IDEMPOTENCY_REUSED,
+                    "this Idempotency-Key started a conversation with a different body",
+                    conversation_id=workflow_id,
+                ) from None
+            response.headers["Idempotent-Replayed"] = "true"
+        response.headers["Location"] = f"/v1/conversations/{workflow_id}"
+        log.info("conversation started", extra={"conversation": workflow_id, "key": key.name})
+        return ConversationCreated(id=workflow_id, tenant=key.tenant, links=_links(workflow_id))
+
+    @app.get(
+        "/v1/conversations",
+        response_model=ConversationList,
+        responses=_errors(),
+        tags=["conversations"],
+    )
+    async def list_conversations(
+        key: Key,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        page: Annotated[str | None, Query(max_length=4096)] = None,
+    ) -> ConversationList:
+        """The tenant's conversations, newest first."""
+        client = await gateway.client()
+        token = _page_token(page)
+        listing = client.list_workflows(
+            f'WorkflowType = "{contract.WORKFLOW_TYPE}" AND WorkflowId STARTS_WITH "{key.tenant}."',
+            page_size=limit,
+            next_page_token=token,
+            rpc_timeout=gateway.rpc_timeout,
+        )
+        found: list[ConversationSummary] = []
+
+        async def first_page() -> None:
+            async for execution in listing:
+                if not owns(key.tenant, execution.id):
+                    continue
+                found.append(
+                    ConversationSummary(
+                        id=execution.id,
+                        execution=_execution(execution.status),
+                        started_at=execution.start_time,
+                        closed_at=execution.close_time,
+                    )
+                )
+                if len(found) >= limit:
+                    break
+
+        await _call(first_page())
+        more = listing.next_page_token
+        return ConversationList(
+            conversations=found,
+            next_page=base64.urlsafe_b64encode(more).decode() if more else None,
+        )
+
+    @app.get(
+        "/v1/conversations/{conversation_id}",
+        response_model=ConversationView,
+        responses=_errors(404),
+        tags=["conversations"],
+    )
+    async def get_conversation(key: Key, conversation_id: ConversationId) -> ConversationView:
+        """Where the conversation is: state, usage, cost, budget, breakers, pending
+        approvals, and its workflow's status."""
+        handle = await handle_of(key, conversation_id)
+        description = await _call(handle.describe(rpc_timeout=gateway.rpc_timeout), conversation_id)
+        status = await _query(
+            handle, contract.QUERY_STATUS, ConversationStatus, gateway, conversation_id
+        )
+        return ConversationView(
+            id=conversation_id,
+            tenant=key.tenant,
+            execution=_execution(description.status),
+            started_at=description.start_time,
+            closed_at=description.close_time,
+            status=status,
+        )
+
+    @app.get(
+        "/v1/conversations/{conversation_id}/transcript",
+        response_model=Transcript,
+        responses=_errors(404),
+        tags=["conversations"],
+    )
+    async def transcript(key: Key, conversation_id: ConversationId) -> Transcript:
+        """The system prompt, every message, and what screening flagged."""
+        handle = await handle_of(key, conversation_id)
+        return await _query(handle, contract.QUERY_TRANSCRIPT, Transcript, gateway, conversation_id)
+
+    @app.delete(
+        "/v1/conversations/{conversation_id}",
+        status_code=202,
+        response_model=Accepted,
+        responses=_errors(404, 409),
+        tags=["conversations"],
+    )
+    async def cancel(key: Key, conversation_id: ConversationId) -> Accepted:
+        """Cancel: in-flight model and tool calls are cancelled, waiting messages get
+        409, and the workflow ends as cancelled."""
+        handle = await handle_of(key, conversation_id)
+        await _running(handle, gateway, conversation_id)
+        await _call(handle.cancel(rpc_timeout=gateway.rpc_timeout), conversation_id)
+        log.info("conversation cancelled", extra={"conversation": conversation_id})
+        return Accepted(id=conversation_id, action="cancel")
+
+    @app.post(
+        "/v1/conversations/{conversation_id}/end",
+        status_code=202,
+        response_model=Accepted,
+        responses=_errors(404, 409),
+        tags=["conversations"],
+    )
+    async def end(key: Key, conversation_id: ConversationId) -> Accepted:
+        """End gracefully: queued messages are answered, then the conversation completes."""
+        handle = await handle_of(key, conversation_id)
+        await _running(handle, gateway, conversation_id)
+        await _call(
+            handle.signal(contract.SIGNAL_END, rpc_timeout=gateway.rpc_timeout), conversation_id
+        )
+        return Accepted(id=conversation_id, action="end")
+
+    # --- messages ------------------------------------------------------------------------
+
+    @app.post(
+        "/v1/conversations/{conversation_id}/messages",
+        response_model=Reply,
+        responses={
+            202: {"model": MessageAccepted, "description": "Queued or still running"},
+            **_errors(402, 404, 409),
+        },
+        tags=["messages"],
+    )
+    async def send(
+        key: Key,
+        conversation_id: ConversationId,
+        message: UserMessage,
+        wait: Annotated[
+            bool, Query(description="Wait for the reply (up to the gateway's wait time).")
+        ] = True,
+        idempotency_key: Annotated[str | None, _IDEMPOTENCY_KEY] = None,
+    ) -> Any:
+        """Send a message; with ``wait`` (default) answer with the reply, else (or when
+        the turn outlasts the gateway's wait) 202 and a location to poll."""
+        handle = await handle_of(key, conversation_id)
+        if idempotency_key:
+            digest = hashlib.sha256(f"{conversation_id}\n{idempotency_key}".encode()).hexdigest()
+            message_id = f"msg-{digest[:32]}"
+        else:
+            message_id = f"msg-{uuid.uuid4().hex}"
+        try:
+            update: WorkflowUpdateHandle[Reply] = await _call(
+                handle.start_update(
+                    contract.UPDATE_SEND_MESSAGE,
+                    message,
+                    id=message_id,
+                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                    result_type=Reply,
+                    rpc_timeout=gateway.rpc_timeout,
+                ),
+                conversation_id,
+            )
+        except WorkflowUpdateFailedError as e:
+            raise _refusal(e, conversation_id) from None
+        if wait:
+            reply = await _outcome(update, settings.gateway_wait_seconds, conversation_id)
+            if reply is not None:
+                return _reply_response(reply, conversation_id)
+        return _accepted(conversation_id, message_id)
+
+    @app.get(
+        "/v1/conversations/{conversation_id}/messages/{message_id}",
+        response_model=Reply,
+        responses={
+            202: {"model": MessageAccepted, "description": "Still queued or running"},
+            **_errors(402, 404, 409),
+        },
+        tags=["messages"],
+    )
+    async def message_reply(
+        key: Key,
+        conversation_id: ConversationId,
+        message_id: Annotated[str, Path(pattern=r"^msg-[0-9a-f]{32}$")],
+        wait: Annotated[float, Query(ge=0, le=60, description="Seconds to wait for it.")] = 0,
+    ) -> Any:
+        """The reply to a message sent earlier, once its turn has run."""
+        handle = await handle_of(key, conversation_id)
+        update = handle.get_update_handle(message_id, result_type=Reply)
+        reply = await _outcome(update, max(wait, 0.5), conversation_id)
+        if reply is None:
+            return _accepted(conversation_id, message_id)
+        return _reply_response(reply, conversation_id)
+
+    # --- approvals -------------------------------------------------------------------------
+
+    @app.get(
+        "/v1/conversations/{conversation_id}/approvals",
+        response_model=Approvals,
+        responses=_errors(404),
+        tags=["approvals"],
+    )
+    async def approvals(key: Key, conversation_id: ConversationId) -> Approvals:
+        """Tool calls waiting for a person, and every decision so far."""
+        handle = await handle_of(key, conversation_id)
+        return await _query(handle, contract.QUERY_APPROVALS, Approvals, gateway, conversation_id)
+
+    @app.post(
+        "/v1/conversations/{conversation_id}/approvals/{call_id}",
+        response_model=ApprovalRecord,
+        responses=_errors(404, 409),
+        tags=["approvals"],
+    )
+    async def decide(
+        key: Key,
+        conversation_id: ConversationId,
+        call_id: Annotated[str, Path(min_length=1, max_length=200)],
+        decision: ApprovalRequest,
+        idempotency_key: Annotated[str | None, _IDEMPOTENCY_KEY] = None,
+    ) -> ApprovalRecord:
+        """Approve (optionally with edited arguments) or reject a waiting tool call;
+        answers with the audit record once the call has resumed."""
+        handle = await handle_of(key, conversation_id)
+        by = key.name + (f" for {decision.on_behalf_of}" if decision.on_behalf_of else "")
+        answer: ApproveCall | RejectCall
+        if decision.decision == "approve":
+            answer = ApproveCall(
+                call_id=call_id, by=by, arguments=decision.arguments, reason=decision.reason
+            )
+            name = contract.UPDATE_APPROVE
+        else:
+            answer = RejectCall(call_id=call_id, by=by, reason=decision.reason or "")
+            name = contract.UPDATE_REJECT
+        update_id = None
+        if idempotency_key:
+            digest = hashlib.sha256(f"{conversation_id}\n{idempotency_key}".encode()).hexdigest()
+            update_id = f"approval-{digest[:32]}"
+        try:
+            record: ApprovalRecord = await _call(
+                handle.execute_update(
+                    name,
+                    answer,
+                    id=update_id,
+                    result_type=ApprovalRecord,
+                    rpc_timeout=gateway.rpc_timeout,
+                ),
+                conversation_id,
+            )
+        except WorkflowUpdateFailedError as e:
+            raise _refusal(e, conversation_id) from None
+        log.info(
+            "tool call %s",
+            record.decision,
+            extra={"conversation": conversation_id, "call_id": call_id, "by": by},
+        )
+        return record
+
+    # --- events ------------------------------------------------------------------------------
+
+    @app.get(
+        "/v1/conversations/{conversation_id}/events",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "content": {"text/event-stream": {}},
+                "description": "Server-Sent Events: one `ConversationEvent` per event, "
+                "`id` = its `seq`; `event: end` when the conversation closes.",
+            },
+            **_errors(404),
+        },
+        tags=["events"],
+    )
+    async def events(
+        request: Request,
+        key: Key,
+        conversation_id: ConversationId,
+        after: Annotated[int | None, Query(ge=0, description="Resume after this seq.")] = None,
+        last_event_id: Annotated[
+            str | None, Header(alias="Last-Event-ID", max_length=20, pattern=r"^\d+$")
+        ] = None,
+    ) -> StreamingResponse:
+        """Turn progress as Server-Sent Events: model and tool calls started and
+        finished, approvals, replies. Reconnect with ``Last-Event-ID`` (or ``after``) to
+        resume without a gap."""
+        handle = await handle_of(key, conversation_id)
+        await _call(handle.describe(rpc_timeout=gateway.rpc_timeout), conversation_id)
+        cursor = after if after is not None else int(last_event_id or 0)
+        stream = _event_stream(request, handle, gateway, cursor)
+        return StreamingResponse(
+            stream,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    # --- operations ---------------------------------------------------------------------------
+
+    @app.get("/health/live", response_model=Health, tags=["health"])
+    async def live() -> Health:
+        """The process serves requests."""
+        return Health(status="ok")
+
+    @app.get(
+        "/health/ready",
+        response_model=Health,
+        responses={503: {"model": Health}},
+        tags=["health"],
+    )
+    async def ready() -> Any:
+        """Temporal answers and the gateway is not shutting down."""
+        ok, reason = await gateway.ready()
+        if ok:
+            return Health(status="ok")
+        return JSONResponse(Health(status="unavailable", reason=reason).model_dump(), 503)
+
+    @app.get("/problems", response_model=list[ProblemTypeInfo], tags=["errors"])
+    async def problem_types() -> list[ProblemTypeInfo]:
+        """Every problem ``type`` the gateway answers with."""
+        return [
+            ProblemTypeInfo(type=p.uri, status=p.status, title=p.title, description=p.description)
+            for p in problems.CATALOG
+        ]
+
+    return app
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _conversation_input(
+    settings: Settings, tenant: str, body: StartConversation
+) -> ConversationInput:
+    """The start input: the gateway's safety policy and tenant, the body's choices."""
+    try:
+        select_tools(body.tools)
+    except KeyError as e:
+        raise ProblemError(
+            problems.VALIDATION,
+            str(e).strip("\"'"),
+            errors=[problems.FieldError(location="body.tools", message=str(e).strip("\"'"))],
+        ) from None
+    defaults = ConversationInput()
+    limits = _limits(body.limits, defaults.limits) if body.limits else defaults.limits
+    chosen = body.model_dump(exclude_none=True, exclude={"limits"})
+    try:
+        return ConversationInput(**chosen, limits=limits, tenant=tenant, safety=settings.safety)
+    except ValidationError as e:
+        raise ProblemError(
+            problems.VALIDATION,
+            "invalid conversation settings",
+            errors=problems.field_errors([dict(err) for err in e.errors()]),
+        ) from None
+
+
+def _limits(asked: ConversationLimits, defaults: ConversationLimits) -> ConversationLimits:
+    """The gateway's limits with the ones ``asked`` for in their place; each may only
+    be lowered (``null``, unlimited, is refused where the gateway has a limit)."""
+    merged: dict[str, BudgetLimits] = {}
+    errors = []
+    for scope in ("turn", "conversation"):
+        cap: BudgetLimits = getattr(defaults, scope)
+        wanted: BudgetLimits = getattr(asked, scope)
+        given = wanted.model_fields_set if scope in asked.model_fields_set else set()
+        merged[scope] = cap.model_copy(update={name: getattr(wanted, name) for name in given})
+        for name in given:
+            most: Decimal | int | None = getattr(cap, name)
+            value: Decimal | int | None = getattr(wanted, name)
+            if most is not None and (value is None or value > most):
+                errors.append(
+                    problems.FieldError(
+                        location=f"body.limits.{scope}.{name}",
+                        message=f"may be at most {most} (the gateway's limit)",
+                    )
+                )
+    if errors:
+        raise ProblemError(problems.VALIDATION, "limits above the gateway's", errors=errors)
+    return ConversationLimits(**merged)
+
+
+def _links(workflow_id: str) -> Links:
+    base = f"/v1/conversations/{workflow_id}"
+    return Links(
+        self=base,
+        messages=f"{base}/messages",
+        events=f"{base}/events",
+        transcript=f"{base}/transcript",
+    )
+
+
+def _accepted(conversation_id: str, message_id: str) -> JSONResponse:
+    location = f"/v1/conversations/{conversation_id}/messages/{message_id}"
+    body = MessageAccepted(
+        message_id=message_id, conversation_id=conversation_id, location=location
+    )
+    return JSONResponse(
+        body.model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": location, "Retry-After": "1"},
+    )
+
+
+def _reply_response(reply: Reply, conversation_id: str) -> Reply:
+    problem = problems.reply_problem(reply, conversation_id)
+    if problem is not None:
+        raise problem
+    return reply
+
+
+async def _outcome(
+    update: WorkflowUpdateHandle[Reply], seconds: float, conversation_id: str
+) -> Reply | None:
+    """The update's reply within ``seconds``; ``None`` if it is not ready by then."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await update.result(rpc_timeout=timedelta(seconds=seconds + 5))
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return None
+    except WorkflowUpdateFailedError as e:
+        raise _refusal(e, conversation_id) from None
+    except RPCError as e:
+        raise _rpc_problem(e, conversation_id) from None
+
+
+async def _query(
+    handle: WorkflowHandle[Any, Any],
+    name: str,
+    result_type: type[_T],
+    gateway: Gateway,
+    conversation_id: str,
+    *args: Any,
+) -> _T:
+    result: _T = await _call(
+        handle.query(name, *args, result_type=result_type, rpc_timeout=gateway.rpc_timeout),
+        conversation_id,
+    )
+    return result
+
+
+async def _running(
+    handle: WorkflowHandle[Any, Any], gateway: Gateway, conversation_id: str
+) -> None:
+    description = await _call(handle.describe(rpc_timeout=gateway.rpc_timeout), conversation_id)
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise ProblemError(
+            problems.CONVERSATION_ENDED,
+            f"the conversation is {_execution(description.status)}",
+            conversation_id=conversation_id,
+        )
+
+
+async def _call(awaitable: Awaitable[_T], conversation_id: str | None = None) -> _T:
+    """Await a Temporal call; its transport errors become problems."""
+    try:
+        return await awaitable
+    except RPCError as e:
+        raise _rpc_problem(e, conversation_id) from None
+
+
+def _rpc_problem(error: RPCError, conversation_id: str | None) -> ProblemError:
+    if error.status == RPCStatusCode.NOT_FOUND:
+        if "already completed" in error.message:
+            return ProblemError(
+                problems.CONVERSATION_ENDED,
+                "the conversation has ended; start a new one",
+                conversation_id=conversation_id,
+            )
+        return ProblemError(
+            problems.NOT_FOUND,
+            f"no conversation {conversation_id!r}" if conversation_id else "not found",
+            conversation_id=conversation_id,
+        )
+    if error.status in _UNAVAILABLE:
+        return ProblemError(
+            problems.TEMPORAL_UNAVAILABLE,
+            f"Temporal did not answer ({error.status.name})",
+            conversation_id=conversation_id,
+            retry_after_seconds=1.0,
+        )
+    if error.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+        return ProblemError(
+            problems.RATE_LIMITED,
+            "Temporal is rate limiting this conversation or namespace",
+            conversation_id=conversation_id,
+            retry_after_seconds=1.0,
+        )
+    log.error("Temporal call failed: %s", error.status.name if error.status else "unknown")
+    return ProblemError(
+        problems.INTERNAL, "a Temporal call failed", conversation_id=conversation_id
+    )
+
+
+def _refusal(error: WorkflowUpdateFailedError, conversation_id: str) -> ProblemError:
+    """An update the conversation refused (its validator) or could not finish."""
+    cause = error.cause
+    if not isinstance(cause, ApplicationError):
+        return ProblemError(problems.INTERNAL, "the update failed", conversation_id=conversation_id)
+    kind = {
+        contract.INVALID_MESSAGE: problems.INVALID_MESSAGE,
+        contract.MESSAGE_BLOCKED: problems.MESSAGE_BLOCKED,
+        contract.CONVERSATION_ENDED: problems.CONVERSATION_ENDED,
+        _CLOSED_MID_UPDATE: problems.CONVERSATION_ENDED,
+        contract.INVALID_APPROVAL: problems.APPROVAL_CONFLICT,
+    }.get(cause.type or "", problems.INTERNAL)
+    if kind is problems.APPROVAL_CONFLICT and "arguments" in cause.details:
+        kind = problems.INVALID_APPROVAL
+    detail = cause.message if kind is not problems.INTERNAL else "the update failed"
+    return ProblemError(kind, detail, conversation_id=conversation_id)
+
+
+def _execution(status: WorkflowExecutionStatus | None) -> ExecutionStatus:
+    names: dict[WorkflowExecutionStatus | None, ExecutionStatus] = {
+        WorkflowExecutionStatus.RUNNING: "running",
+        WorkflowExecutionStatus.COMPLETED: "completed",
+        WorkflowExecutionStatus.FAILED: "failed",
+        WorkflowExecutionStatus.CANCELED: "cancelled",
+        WorkflowExecutionStatus.TERMINATED: "terminated",
+        WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued_as_new",
+        WorkflowExecutionStatus.TIMED_OUT: "timed_out",
+    }
+    return names.get(status, "running")
+
+
+def _page_token(page: str | None) -> bytes | None:
+    if not page:
+        return None
+    try:
+        return base64.urlsafe_b64decode(page.encode())
+    except (ValueError, TypeError):
+        raise ProblemError(
+            problems.VALIDATION,
+            "page is not a page token from a previous response",
+            errors=[problems.FieldError(location="query.page", message="not a page token")],
+        ) from None
+
+
+async def _event_stream(
+    request: Request, handle: WorkflowHandle[Any, Any], gateway: Gateway, cursor: int
+) -> AsyncIterator[bytes]:
+    """Poll the ``events`` query from ``cursor`` and write each event as SSE, until the
+    conversation closes, the client goes, the stream's time is up or the gateway stops."""
+    settings = gateway.settings
+    deadline = time.monotonic() + settings.gateway_stream_seconds
+    last_write = last_describe = time.monotonic()
+    yield b"retry: 1000\n\n"
+    while time.monotonic() < deadline and not gateway.stopping.is_set():
+        if await request.is_disconnected():
+            return
+        try:
+            page: EventPage = await handle.query(
+                contract.QUERY_EVENTS,
+                EventsRequest(after=cursor, limit=100),
+                result_type=EventPage,
+                rpc_timeout=gateway.rpc_timeout,
+            )
+        except RPCError as e:
+            problem = _rpc_problem(e, handle.id)
+            yield _sse("error", problem.document(None).model_dump_json(exclude_none=True))
+            if problem.kind in (problems.NOT_FOUND, problems.CONVERSATION_ENDED):
+                return
+            await _pause(gateway, 1.0)
+            continue
+        if page.missed:
+            yield _sse("missed", json.dumps({"missed": page.missed}))
+        for event in page.events:
+            yield _sse(event.kind, event.model_dump_json(exclude_none=True), event.seq)
+            cursor = event.seq
+        if page.events:
+            last_write = time.monotonic()
+            if cursor < page.last_seq:
+                continue  # more waiting: no pause
+        if page.ended and cursor >= page.last_seq:
+            yield _sse("end", json.dumps({"execution": "completed"}))
+            return
+        now = time.monotonic()
+        if now - last_describe >= _DESCRIBE_EVERY_SECONDS:
+            last_describe = now
+            try:
+                description = await handle.describe(rpc_timeout=gateway.rpc_timeout)
+            except RPCError:
+                description = None
+            if description and description.status != WorkflowExecutionStatus.RUNNING:
+                yield _sse("end", json.dumps({"execution": _execution(description.status)}))
+                return
+        if now - last_write >= _KEEPALIVE_SECONDS:
+            last_write = now
+            yield b": keep-alive\n\n"
+        await _pause(gateway, settings.gateway_events_poll_seconds)
+
+
+async def _pause(gateway: Gateway, seconds: float) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await gateway.stopping.wait()
+    except TimeoutError:
+        pass
+
+
+def _sse(event: str, data: str, seq: int | None = None) -> bytes:
+    head = f"id: {seq}\n" if seq is not None else ""
+    return f"{head}event: {event}\ndata: {data}\n\n".encode()
+
+
+# --- errors and access log -----------------------------------------------------------------
+
+
+def _problem_response(request: Request, error: ProblemError) -> JSONResponse:
+    document = error.document(request.url.path)
+    return JSONResponse(
+        document.model_dump(mode="json", exclude_none=True),
+        status_code=error.kind.status,
+        media_type=MEDIA_TYPE,
+        headers=error.response_headers(),
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ProblemError)
+        return _problem_response(request, error)
+
+    async def on_validation(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        errors = problems.field_errors([dict(e) for e in error.errors()])
+        detail = "; ".join(f"{e.location}: {e.message}" for e in errors[:5])
+        return _problem_response(request, ProblemError(problems.VALIDATION, detail, errors=errors))
+
+    async def on_http(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        kind = {404: problems.NOT_FOUND, 405: problems.METHOD_NOT_ALLOWED}.get(
+            error.status_code, problems.INTERNAL
+        )
+        detail = (
+            f"no route {request.method} {request.url.path}"
+            if error.status_code == 404
+            else (str(error.detail) if error.status_code < 500 else "internal error")
+        )
+        if kind is problems.INTERNAL and error.status_code < 500:
+            return JSONResponse(
+                {"type": "about:blank", "title": str(error.detail), "status": error.status_code},
+                status_code=error.status_code,
+                media_type=MEDIA_TYPE,
+            )
+        return _problem_response(request, ProblemError(kind, detail))
+
+    async def on_rpc(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RPCError)
+        return _problem_response(request, _rpc_problem(error, None))
+
+    async def on_other(request: Request, error: Exception) -> JSONResponse:
+        log.error(
+            "unhandled %s on %s %s",
+            type(error).__name__,
+            request.method,
+            request.url.path,
+            exc_info=error,
+        )
+        return _problem_response(request, ProblemError(problems.INTERNAL, "internal error"))
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(RPCError, on_rpc)
+    app.add_exception_handler(Exception, on_other)
+
+
+def _install_access_log(app: FastAPI) -> None:
+    access = logging.getLogger("durable_agent.gateway.access")
+
+    @app.middleware("http")
+    async def log_request(request: Request, call_next: Any) -> Response:
+        started = time.monotonic()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        access.info(
+            "%s %s %d",
+            request.method,
+            getattr(route, "path", request.url.path),
+            response.status_code,
+            extra={
+                "event": "request",
+                "method": request.method,
+                "route": getattr(route, "path", None),
+                "status": response.status_code,
+                "tenant": getattr(request.state, "tenant", None),
+                "seconds": round(time.monotonic() - started, 4),
+            },
+        )
+        return response

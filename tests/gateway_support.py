@@ -1,0 +1,113 @@
+"""A gateway for tests: the real FastAPI app under uvicorn on a loopback port, in this
+process (its Temporal client is the session's), plus API keys for two tenants."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from temporalio.client import Client
+
+from durable_agent.config import Settings
+from durable_agent.devserver import free_port
+from durable_agent.gateway.app import create_app
+from durable_agent.gateway.keys import GatewayKey, hash_key, new_key
+
+
+@dataclass
+class Tenant:
+    name: str
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+@dataclass
+class RunningGateway:
+    base_url: str
+    tenants: list[Tenant]
+    http: httpx.AsyncClient
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_(self, tenant: Tenant) -> httpx.AsyncClient:
+        """An HTTP client that authenticates as ``tenant``."""
+        return httpx.AsyncClient(base_url=self.base_url, headers=tenant.headers, timeout=30)
+
+
+def tenants(count: int = 2, prefix: str = "t") -> list[Tenant]:
+    """Fresh tenants (unique per test: governors outlive tests) with their keys."""
+    return [Tenant(f"{prefix}{uuid.uuid4().hex[:8]}", new_key()) for _ in range(count)]
+
+
+def key_entries(found: list[Tenant], **limits: Any) -> list[GatewayKey]:
+    return [
+        GatewayKey(name=f"{t.name}-svc", tenant=t.name, sha256=hash_key(t.key), **limits)
+        for t in found
+    ]
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings,
+    connect: Callable[[], Awaitable[Client]],
+    *,
+    port: int | None = None,
+) -> AsyncIterator[str]:
+    """Serve the gateway app for ``settings`` on 127.0.0.1; yields its base URL."""
+    port = port or free_port()
+    app = create_app(settings, connect=connect)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
+    server.config.timeout_graceful_shutdown = 2
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(200):  # bounded: up to 10 s
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.05)
+        if not server.started:
+            raise AssertionError("the gateway did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        app.state.gateway.stopping.set()
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+
+
+async def read_events(
+    response: httpx.Response, *, until: str = "reply", limit: int = 200, timeout: float = 30
+) -> list[tuple[str, dict[str, Any], str | None]]:
+    """Parse a Server-Sent Events stream into ``(event, data, id)`` until an event of
+    type ``until`` (inclusive), at most ``limit`` events, within ``timeout`` seconds."""
+    events: list[tuple[str, dict[str, Any], str | None]] = []
+    kind, data, seq = "message", "", None
+
+    async def consume() -> None:
+        nonlocal kind, data, seq
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                data += line[6:]
+            elif line.startswith("id: "):
+                seq = line[4:]
+            elif line == "" and data:
+                events.append((kind, json.loads(data), seq))
+                if kind == until or len(events) >= limit:
+                    return
+                kind, data, seq = "message", "", None
+
+    await asyncio.wait_for(consume(), timeout)
+    return events

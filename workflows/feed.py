@@ -1,0 +1,68 @@
+"""The event feed of a conversation: what each turn does, as it happens.
+
+The workflow records a ``ConversationEvent`` at every step (turn started, model call
+started/finished, tool call started/finished, approval requested/decided, reply) and
+the ``events`` query pages through them by sequence number. A reader (the HTTP
+gateway's Server-Sent Events stream) asks for what came after the last event it saw,
+so it never reads the whole transcript, and any gateway replica can serve any reader:
+the cursor is the reader's, the events are workflow state.
+
+Events are rebuilt exactly on replay (same numbers, same workflow times), so a reader
+resumes across a worker crash; the newest ones are carried across continue-as-new.
+Only the newest ``EVENTS_KEPT`` are kept: a reader that falls further behind is told
+how many it missed. Recording changes no command, so it needs no patch.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from durable_agent.contract import (
+        EVENTS_KEPT,
+        ConversationEvent,
+        EventKind,
+        EventPage,
+        EventsRequest,
+    )
+
+CARRIED_EVENTS = 32
+"""Events carried into the next run: enough for a reader polling a few times a second."""
+
+
+class EventFeed:
+    """The newest events of one conversation, numbered from 1 across its runs."""
+
+    def __init__(self, carried: Sequence[ConversationEvent] = (), seq: int = 0) -> None:
+        self._events: deque[ConversationEvent] = deque(carried, maxlen=EVENTS_KEPT)
+        self._seq = seq
+
+    def emit(self, kind: EventKind, turn: int, **fields: Any) -> None:
+        """Record one event at the current workflow time."""
+        self._seq += 1
+        self._events.append(
+            ConversationEvent(seq=self._seq, at=workflow.now(), kind=kind, turn=turn, **fields)
+        )
+
+    def page(self, request: EventsRequest, ended: bool) -> EventPage:
+        """Events after ``request.after``, oldest first, at most ``request.limit``."""
+        oldest = self._events[0].seq if self._events else self._seq + 1
+        start = max(request.after + 1, oldest)
+        skip = start - oldest
+        events = [
+            self._events[i] for i in range(skip, min(len(self._events), skip + request.limit))
+        ]
+        return EventPage(
+            events=events,
+            last_seq=self._seq,
+            missed=max(0, oldest - request.after - 1) if request.after < self._seq else 0,
+            ended=ended,
+        )
+
+    def carry(self) -> tuple[list[ConversationEvent], int]:
+        """The newest events and the sequence number, for the next run."""
+        return list(self._events)[-CARRIED_EVENTS:], self._seq
