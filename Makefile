@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 DATA   := .data
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo test check lint typecheck server stop worker chat codec-server histories bench clean
+.PHONY: help install demo test check lint typecheck server stop worker chat codec-server histories bench load eval clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -15,6 +15,10 @@ $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.bench: $(VENV)/.base
+	$(PY) -m pip install -q -e '.[bench]'
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.base
@@ -34,12 +38,19 @@ lint: $(VENV)/.dev  ## ruff
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.dev  ## mypy
-	$(BIN)/mypy durable_agent workflows activities worker.py starter.py
+	$(BIN)/mypy durable_agent workflows activities evals worker.py starter.py
 
 check: lint typecheck test  ## everything CI could ask for
 
-bench: $(VENV)/.base  ## benchmark suite, < 10 min on 2 cores: prints a table, writes bench/results/bench.json (QUICK=1: CI-sized)
+bench: $(VENV)/.bench  ## benchmark suite, < 10 min on 2 cores: prints a table, writes bench/results/bench.json and PNG charts (QUICK=1: CI-sized)
 	$(PY) -m bench.suite $(if $(QUICK),--quick)
+
+load: $(VENV)/.bench  ## load test, ~3 min: concurrent conversations with injected faults, no lost turn; writes bench/results/load.json and PNG charts (CONVERSATIONS=, DURATION=, FAULT_RATE=, VIA=client,gateway)
+	$(PY) -m bench.load $(if $(CONVERSATIONS),--conversations $(CONVERSATIONS)) $(if $(DURATION),--duration $(DURATION)) \
+	  $(if $(FAULT_RATE),--fault-rate $(FAULT_RATE)) $(if $(VIA),--via $(VIA))
+
+eval: $(VENV)/.base  ## evaluation suite (evals/cases/*.yaml) against the configured model: prints a table, writes evals/results/report.json, fails below THRESHOLD (CASES=…: a subset)
+	$(PY) -m evals $(if $(CASES),--cases $(CASES)) $(if $(THRESHOLD),--threshold $(THRESHOLD))
 
 server: $(VENV)/.base  ## Temporal dev server in the foreground (UI on http://localhost:8233; CODEC=1: UI decrypts via `make codec-server`)
 	mkdir -p $(DATA)

@@ -442,10 +442,12 @@ async def timed_turns(
     problems: list[str],
     model_calls: int = 2,
     together: int = 1,
+    finished: list[float] | None = None,
 ) -> list[float]:
     """Send up to ``turns`` messages (fewer if the deadline passes or a turn fails),
     ``together`` at a time: the conversation queues them and runs their turns back to
-    back. The latency of each, in seconds."""
+    back. The latency of each, in seconds; ``finished`` gets the ``perf_counter()``
+    moment each reply came."""
     latencies: list[float] = []
     while len(latencies) < turns and not deadline.expired:
         batch = [next(texts) for _ in range(min(together, turns - len(latencies)))]
@@ -455,21 +457,24 @@ async def timed_turns(
                 if len(problems) < 20:
                     problems.append(f"{type(chat).__name__} {chat.id}: {outcome!r}"[:300])
                 return latencies  # the conversation is stuck behind this turn
-            reply, seconds = outcome
+            reply, seconds, at = outcome
             latencies.append(seconds)
+            if finished is not None:
+                finished.append(at)
             problem = turn_problem(reply, type(chat).__name__, model_calls)
             if problem and len(problems) < 20:
                 problems.append(problem)
     return latencies
 
 
-async def _timed_send(chat: Chat, text: str) -> tuple[Reply, float] | BaseException:
+async def _timed_send(chat: Chat, text: str) -> tuple[Reply, float, float] | BaseException:
     started = time.perf_counter()
     try:
         reply = await chat.send(text)
     except TURN_FAILURES as e:
         return e
-    return reply, time.perf_counter() - started
+    finished = time.perf_counter()
+    return reply, finished - started, finished
 
 
 async def history_profile(client: Client, workflow_ids: Sequence[str]) -> dict[str, float]:

@@ -108,6 +108,10 @@ async def measure(bench: Bench) -> Result:
             kind: _summary(values)
             for kind, values in [*latencies.items(), ("asyncio", asyncio_latencies)]
         },
+        "samples_ms": {
+            kind: [round(value * 1000, 1) for value in values]
+            for kind, values in [*latencies.items(), ("asyncio", asyncio_latencies)]
+        },
         "cpu_ms_per_turn": {**per_turn, "asyncio (driver process)": asyncio_cpu},
         "history_per_turn": {
             kind: await history_profile(bench.client, [workflow_id])

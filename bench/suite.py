@@ -45,7 +45,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.workflow import NondeterminismError
 
-from bench import caching, history, memory, step_overhead, throughput
+from bench import caching, history, memory, plots, step_overhead, throughput
 from bench.harness import FULL, QUICK, Bench, Deadline, Host, Kind, Result, Scale, worker_host
 from durable_agent.client import ConversationError, connect
 from durable_agent.devserver import DevServer
@@ -219,6 +219,35 @@ async def _start_hosts(
     return {name: host for name, host in zip(names, started, strict=True)}  # type: ignore[misc]
 
 
+def write_charts(report: Report, path: Path) -> list[Path]:
+    """PNG charts beside the JSON at ``path``, from the samples the measurements kept:
+    ``<stem>_latency.png`` (turn latency distributions of the step overhead and of each
+    throughput level) and ``<stem>_throughput.png`` (replies per second during each
+    throughput level). A measurement that did not run has no panel."""
+    results = {r.key: r.details for r in report.results}
+    latency: dict[str, dict[str, list[float]]] = {}
+    timeline: dict[str, dict[str, list[float]]] = {}
+    if "samples_ms" in results.get("step_overhead", {}):
+        latency["1. step overhead, one turn at a time"] = results["step_overhead"]["samples_ms"]
+    for key, level in results.get("throughput", {}).items():
+        if not key.startswith("level_"):
+            continue
+        count = level["agent"]["conversations"]
+        name = f"2. throughput, {count} conversation{'s' * (count != 1)} at once"
+        kinds = sorted(level)  # agent, bare: the order they ran in alternates
+        latency[name] = {kind: level[kind]["samples"]["latency_ms"] for kind in kinds}
+        timeline[name] = {kind: level[kind]["samples"]["finished_s"] for kind in kinds}
+    title = f"Benchmark ({report.scale}, seed {report.seed})"
+    return [
+        plots.latency_chart(
+            latency, path.with_name(f"{path.stem}_latency.png"), f"{title}: turn latency"
+        ),
+        plots.throughput_chart(
+            timeline, path.with_name(f"{path.stem}_throughput.png"), f"{title}: turns per second"
+        ),
+    ]
+
+
 def override(scale: Scale, assignments: Sequence[str]) -> Scale:
     """``scale`` with ``FIELD=VALUE`` assignments applied (tuples as ``1,50,200``)."""
     changes: dict[str, Any] = {}
@@ -274,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(report.table())
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report.as_json(), indent=2, default=str) + "\n")
-    print(f"results written to {args.json}")
+    charts = write_charts(report, args.json)
+    print(f"results written to {args.json}; charts: {', '.join(p.name for p in charts)}")
     exit_now(1 if any(r.problems for r in report.results) else 0)
 
 

@@ -113,10 +113,18 @@ async def _level(
     tenants = [f"{host.tenant}-{i // CONVERSATIONS_PER_TENANT}" for i in range(level)]
     chats = await _open(bench, host, level, tenants)
     problems = result.problems
+    finished: list[float] = []
     started = time.perf_counter()
     runs = await asyncio.gather(
         *(
-            timed_turns(chat, prompts(f"{bench.seed}/{level}/{i}"), turns, deadline, problems)
+            timed_turns(
+                chat,
+                prompts(f"{bench.seed}/{level}/{i}"),
+                turns,
+                deadline,
+                problems,
+                finished=finished,
+            )
             for i, chat in enumerate(chats)
         )
     )
@@ -132,6 +140,10 @@ async def _level(
         "p50": percentile(latencies, 50) * 1000,
         "p99": percentile(latencies, 99) * 1000,
         "per_turn": await history_profile(bench.client, [c.id for c in chats]),
+        "samples": {
+            "latency_ms": [round(value * 1000, 1) for value in latencies],
+            "finished_s": sorted(round(at - started, 3) for at in finished),
+        },
     }
 
 

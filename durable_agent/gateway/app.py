@@ -337,7 +337,7 @@ def create_app(
     ) -> ConversationList:
         """The tenant's conversations, newest first."""
         client = await gateway.client()
-        token = _page_token(page)
+        token = _page_token(page, key.tenant)
         listing = client.list_workflows(
             f'WorkflowType = "{contract.WORKFLOW_TYPE}" AND WorkflowId STARTS_WITH "{key.tenant}."',
             page_size=limit,
@@ -362,10 +362,8 @@ def create_app(
                     break
 
         await _call(first_page())
-        more = listing.next_page_token
         return ConversationList(
-            conversations=found,
-            next_page=base64.urlsafe_b64encode(more).decode() if more else None,
+            conversations=found, next_page=_page(listing.next_page_token, key.tenant)
         )
 
     @app.get(
@@ -832,17 +830,32 @@ def _execution(status: WorkflowExecutionStatus | None) -> ExecutionStatus:
     return names.get(status, "running")
 
 
-def _page_token(page: str | None) -> bytes | None:
+def _page_token(page: str | None, tenant: str) -> bytes | None:
+    """The Temporal page token inside ``page`` (see ``_page``); 422 for anything that is
+    not one this gateway handed to ``tenant``."""
     if not page:
         return None
     try:
-        return base64.urlsafe_b64decode(page.encode())
+        raw = base64.urlsafe_b64decode(page.encode())
     except (ValueError, TypeError):
+        raw = b""
+    check, token = raw[:8], raw[8:]
+    if not token or check != hashlib.sha256(tenant.encode() + b"\n" + token).digest()[:8]:
         raise ProblemError(
             problems.VALIDATION,
             "page is not a page token from a previous response",
             errors=[problems.FieldError(location="query.page", message="not a page token")],
-        ) from None
+        )
+    return token
+
+
+def _page(token: bytes | None, tenant: str) -> str | None:
+    """A Temporal page token as ``next_page``: checksummed, so a mangled one is refused
+    here instead of failing in Temporal."""
+    if not token:
+        return None
+    check = hashlib.sha256(tenant.encode() + b"\n" + token).digest()[:8]
+    return base64.urlsafe_b64encode(check + token).decode()
 
 
 async def _event_stream(

@@ -11,9 +11,10 @@ import math
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bench.harness import QUICK
-from bench.suite import MEASUREMENTS, run_suite
+from bench.suite import MEASUREMENTS, run_suite, write_charts
 from durable_agent.devserver import DevServer
 
 EXPECTED = {
@@ -57,3 +58,17 @@ async def test_quick_suite_reports_every_measurement_with_numbers(
     assert step["turn latency p50"]["ratio"] > 0
     assert {"agent", "bare"} <= set(measurements["step_overhead"]["details"]["history_per_turn"])
     assert any(f["target"] for f in measurements["history"]["figures"] if "replay" in f["name"])
+
+    # per-turn samples, and the charts drawn from them beside the JSON
+    samples = measurements["step_overhead"]["details"]["samples_ms"]
+    assert {"agent", "bare", "asyncio"} <= set(samples) and all(samples.values())
+    for level in QUICK.concurrency:
+        for kind in ("agent", "bare"):
+            kept = measurements["throughput"]["details"][f"level_{level}"][kind]["samples"]
+            assert len(kept["latency_ms"]) == len(kept["finished_s"]) > 0
+    charts = write_charts(report, tmp_path / "results" / "bench.json")
+    assert [c.name for c in charts] == ["bench_latency.png", "bench_throughput.png"]
+    for chart in charts:
+        with Image.open(chart) as image:
+            assert image.format == "PNG"
+            image.verify()

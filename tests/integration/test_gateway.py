@@ -125,8 +125,10 @@ async def test_lifecycle_start_send_status_transcript_poll_cancel(gateway: Runni
         again = await api.get(location)  # the reply stays readable
         assert again.json() == polled.json()
 
-        listed = (await api.get("/v1/conversations")).json()
-        assert [c["id"] for c in listed["conversations"]] == [conversation]
+        listed = await eventually(  # visibility is eventually consistent
+            lambda: api.get("/v1/conversations"), until=lambda r: r.json()["conversations"]
+        )
+        assert [c["id"] for c in listed.json()["conversations"]] == [conversation]
 
         cancelled = await api.delete(f"/v1/conversations/{conversation}")
         assert cancelled.status_code == 202 and cancelled.json()["action"] == "cancel"
@@ -209,9 +211,10 @@ async def test_a_tenant_sees_only_its_own_conversations(gateway: RunningGateway)
         # An id that does not exist but is in another tenant's namespace: still 403
         # (decided from the id alone, so existence is not revealed).
         assert_problem(await as_bob.get(f"/v1/conversations/{alice.name}.nope"), 403, "forbidden")
-        assert [
-            c["id"] for c in (await as_bob.get("/v1/conversations")).json()["conversations"]
-        ] == [theirs]
+        listed = await eventually(
+            lambda: as_bob.get("/v1/conversations"), until=lambda r: r.json()["conversations"]
+        )
+        assert [c["id"] for c in listed.json()["conversations"]] == [theirs]
         status = (await as_alice.get(base)).json()["status"]
         assert status["turns"] == 0 and status["tenant"] == alice.name
 
@@ -503,3 +506,27 @@ async def test_openapi_documents_every_route(gateway: RunningGateway) -> None:
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     catalog = (await gateway.http.get("/problems")).json()
     assert {p["status"] for p in catalog} >= {401, 402, 403, 404, 409, 422, 429, 503}
+
+
+async def test_listing_pages_through_the_tenants_conversations(gateway: RunningGateway) -> None:
+    async with gateway.as_(gateway.tenants[0]) as api:
+        started = {await start(api) for _ in range(3)}
+        await eventually(  # visibility is eventually consistent
+            lambda: api.get("/v1/conversations"),
+            until=lambda r: len(r.json()["conversations"]) == 3,
+        )
+        seen: list[str] = []
+        page: str | None = None
+        for _ in range(5):  # bounded: 3 conversations, 2 per page
+            params: dict[str, Any] = {"limit": 2, **({"page": page} if page else {})}
+            listed = (await api.get("/v1/conversations", params=params)).json()
+            seen += [c["id"] for c in listed["conversations"]]
+            page = listed["next_page"]
+            if page is None:
+                break
+        assert sorted(seen) == sorted(started)  # each once, newest first per page
+        mangled = await api.get("/v1/conversations", params={"page": "bm90LWEtdG9rZW4"})
+        assert_problem(mangled, 422, "validation-error")
+    async with gateway.as_(gateway.tenants[1]) as other:
+        first = (await other.get("/v1/conversations", params={"limit": 1})).json()
+        assert first["conversations"] == [] and first["next_page"] is None
