@@ -86,6 +86,17 @@ async def serving(
             await asyncio.wait_for(task, 10)
 
 
+_LINES: dict[int, AsyncIterator[str]] = {}
+
+
+def lines_of(response: httpx.Response) -> AsyncIterator[str]:
+    """The one line iterator of a streamed response (httpx allows only one), so a test
+    can read events, do something, and read on."""
+    if id(response) not in _LINES:
+        _LINES[id(response)] = response.aiter_lines()
+    return _LINES[id(response)]
+
+
 async def read_events(
     response: httpx.Response, *, until: str = "reply", limit: int = 200, timeout: float = 30
 ) -> list[tuple[str, dict[str, Any], str | None]]:
@@ -96,7 +107,7 @@ async def read_events(
 
     async def consume() -> None:
         nonlocal kind, data, seq
-        async for line in response.aiter_lines():
+        async for line in lines_of(response):
             if line.startswith("event: "):
                 kind = line[7:]
             elif line.startswith("data: "):

@@ -42,6 +42,9 @@ class _Server(uvicorn.Server):
         for app in self._on_exit:
             app.state.gateway.stopping.set()  # type: ignore[attr-defined]
         super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal after a graceful shutdown (exit status -15); a
+        # shutdown that went as planned exits 0, like the worker.
+        self._captured_signals.clear()
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
@@ -57,7 +60,12 @@ def serve(settings: Settings, host: str, port: int) -> None:
         from durable_agent.telemetry import configure_tracing
 
         configure_tracing("durable-agent-gateway", settings.otlp_endpoint)
-    app = create_app(settings)
+    runtime = None
+    if settings.gateway_metrics_port:
+        from durable_agent.telemetry import metrics_runtime
+
+        runtime = metrics_runtime(f"{host}:{settings.gateway_metrics_port}")
+    app = create_app(settings, runtime=runtime)
     if not settings.gateway_keys:
         log.warning("no API keys configured (AGENT_GATEWAY_KEYS): every request gets 401")
     config = uvicorn.Config(

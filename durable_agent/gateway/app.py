@@ -45,8 +45,9 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import MetricMeter, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from durable_agent import contract
@@ -127,14 +128,40 @@ def _errors(*extra: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+class GatewayMetrics:
+    """The gateway's Prometheus metrics (``durable_agent_gateway_*``), served with the
+    SDK's client metrics on ``AGENT_GATEWAY_METRICS_PORT``."""
+
+    def __init__(self, meter: MetricMeter) -> None:
+        self.requests = meter.create_counter(
+            "durable_agent_gateway_requests", "HTTP requests by route, method and status."
+        )
+        self.seconds = meter.create_histogram_float(
+            "durable_agent_gateway_request_seconds", "HTTP request duration by route.", "s"
+        )
+        self.streams = meter.create_gauge(
+            "durable_agent_gateway_event_streams", "Event streams open now."
+        )
+        self._open = 0
+
+    def stream(self, delta: int) -> None:
+        self._open += delta
+        self.streams.set(self._open)
+
+
 class Gateway:
     """What the application holds: configuration, keys, rate buckets and one lazily
     connected Temporal client (no conversation state)."""
 
     def __init__(
-        self, settings: Settings, connect: Callable[[], Awaitable[Client]] | None = None
+        self,
+        settings: Settings,
+        connect: Callable[[], Awaitable[Client]] | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         self.settings = settings
+        self.runtime = runtime
+        self.metrics = GatewayMetrics(runtime.metric_meter if runtime else MetricMeter.noop)
         self.keys = KeyRing(settings.gateway_keys)
         self.rates = RateLimits(settings.gateway_requests_per_second, settings.gateway_burst)
         self.rpc_timeout = timedelta(seconds=settings.gateway_rpc_timeout_seconds)
@@ -149,7 +176,9 @@ class Gateway:
         from durable_agent.client import connect_with
         from durable_agent.telemetry import tracing_interceptor
 
-        return await connect_with(self.settings, interceptors=[tracing_interceptor()])
+        return await connect_with(
+            self.settings, runtime=self.runtime, interceptors=[tracing_interceptor()]
+        )
 
     async def client(self) -> Client:
         """The Temporal client, connecting on first use; 503 while Temporal is down."""
@@ -217,12 +246,16 @@ Key = Annotated[GatewayKey, Depends(authenticate)]
 
 
 def create_app(
-    settings: Settings | None = None, *, connect: Callable[[], Awaitable[Client]] | None = None
+    settings: Settings | None = None,
+    *,
+    connect: Callable[[], Awaitable[Client]] | None = None,
+    runtime: Runtime | None = None,
 ) -> FastAPI:
     """The gateway application for ``settings`` (from the environment by default);
-    ``connect`` makes its Temporal client (``connect_with(settings)`` by default)."""
+    ``connect`` makes its Temporal client (``connect_with(settings)`` on ``runtime`` by
+    default; a runtime with Prometheus also serves the gateway's metrics)."""
     settings = settings or Settings()
-    gateway = Gateway(settings, connect)
+    gateway = Gateway(settings, connect, runtime)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -863,6 +896,17 @@ async def _event_stream(
 ) -> AsyncIterator[bytes]:
     """Poll the ``events`` query from ``cursor`` and write each event as SSE, until the
     conversation closes, the client goes, the stream's time is up or the gateway stops."""
+    gateway.metrics.stream(+1)
+    try:
+        async for chunk in _events(request, handle, gateway, cursor):
+            yield chunk
+    finally:
+        gateway.metrics.stream(-1)
+
+
+async def _events(
+    request: Request, handle: WorkflowHandle[Any, Any], gateway: Gateway, cursor: int
+) -> AsyncIterator[bytes]:
     settings = gateway.settings
     deadline = time.monotonic() + settings.gateway_stream_seconds
     last_write = last_describe = time.monotonic()
@@ -887,7 +931,7 @@ async def _event_stream(
         if page.missed:
             yield _sse("missed", json.dumps({"missed": page.missed}))
         for event in page.events:
-            yield _sse(event.kind, event.model_dump_json(exclude_none=True), event.seq)
+            yield _sse(event.kind, event.model_dump_json(), event.seq)
             cursor = event.seq
         if page.events:
             last_write = time.monotonic()
@@ -995,7 +1039,13 @@ def _install_access_log(app: FastAPI) -> None:
     async def log_request(request: Request, call_next: Any) -> Response:
         started = time.monotonic()
         response: Response = await call_next(request)
+        seconds = time.monotonic() - started
         route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")  # templates only: bounded label values
+        metrics: GatewayMetrics = request.app.state.gateway.metrics
+        labels = {"route": path, "method": request.method}
+        metrics.requests.add(1, {**labels, "status": str(response.status_code)})
+        metrics.seconds.record(seconds, labels)
         access.info(
             "%s %s %d",
             request.method,
@@ -1007,7 +1057,7 @@ def _install_access_log(app: FastAPI) -> None:
                 "route": getattr(route, "path", None),
                 "status": response.status_code,
                 "tenant": getattr(request.state, "tenant", None),
-                "seconds": round(time.monotonic() - started, 4),
+                "seconds": round(seconds, 4),
             },
         )
         return response
