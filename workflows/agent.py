@@ -506,6 +506,7 @@ class AgentWorkflow:
         if not self._health.allows(MODEL, self._now()):
             raise _TurnOver(self._degraded_reply(turn, MODEL))
         request = self._model_request()
+        turn.degraded.extend(tool_dependency(name) for name in self._withheld())
         payload = request.model_dump_json()
         if await self._compact_if_needed(turn, len(payload)):
             request = self._model_request()
@@ -1063,14 +1064,8 @@ class AgentWorkflow:
     def _model_request(self) -> ModelRequest:
         """The next model call: optional tools whose breaker is open are withheld, and the
         model is told so it can say what it cannot do."""
-        now = self._now()
-        offered, withheld = [], []
-        for spec in self._tools.values():
-            dependency = tool_dependency(spec.name)
-            if spec.criticality == "optional" and not self._health.allows(dependency, now):
-                withheld.append(spec.name)
-            else:
-                offered.append(spec.definition())
+        withheld = self._withheld()
+        offered = [spec.definition() for spec in self._tools.values() if spec.name not in withheld]
         system = self._input.system_prompt
         if withheld:
             system += (
@@ -1084,6 +1079,16 @@ class AgentWorkflow:
             tools=offered,
             max_tokens=self._input.max_tokens,
         )
+
+    def _withheld(self) -> list[str]:
+        """Optional tools whose breaker is open: not offered to the model."""
+        now = self._now()
+        return [
+            spec.name
+            for spec in self._tools.values()
+            if spec.criticality == "optional"
+            and not self._health.allows(tool_dependency(spec.name), now)
+        ]
 
     def _degraded_reply(self, turn: _Turn, *dependencies: str) -> Reply:
         turn.degraded.extend(dependencies)

@@ -14,9 +14,16 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-from durable_agent.client import connect, start_conversation
+from durable_agent.client import Conversation, connect, start_conversation
 from durable_agent.config import Settings
-from durable_agent.contract import BreakerCommand, ConversationInput, SafetyPolicy
+from durable_agent.contract import (
+    QUERY_EVENTS,
+    BreakerCommand,
+    ConversationInput,
+    EventPage,
+    EventsRequest,
+    SafetyPolicy,
+)
 from durable_agent.devserver import DevServer
 from durable_agent.replay import replayer
 from durable_agent.stores.blobs import SqliteBlobStore
@@ -154,18 +161,35 @@ async def test_continue_as_new_when_the_server_suggests_it_keeps_everything(
         assert (await replayer().replay_workflow(history)).replay_failure is None
 
 
+async def _events(conversation: Conversation, after: int) -> EventPage:
+    page: EventPage = await conversation.handle.query(
+        QUERY_EVENTS, EventsRequest(after=after, limit=256), result_type=EventPage
+    )
+    return page
+
+
 async def test_continue_as_new_after_a_number_of_turns(
     client: Client, task_queue: str, settings: Settings
 ) -> None:
     config = ConversationInput(continue_as_new_after_turns=2)
     conversation = await start_conversation(client, config, task_queue=task_queue)
     usage = 0
+    cursor = 0
     for n in range(7):
         reply = await conversation.send_message(MESSAGES[n % 3].format(n=n))
         usage += reply.usage.input_tokens
         assert reply.turn == n + 1
+        if n == 4:  # a reader of the event feed, mid-conversation (run 3)
+            cursor = (await _events(conversation, 0)).last_seq
     status = await conversation.status()
     assert status.runs == 4 and status.turns == 7
+    # The feed carries on across runs: after the cursor, the next events, none missed.
+    page = await _events(conversation, cursor)
+    assert page.missed == 0 and [e.seq for e in page.events] == list(
+        range(cursor + 1, page.last_seq + 1)
+    )
+    replies = [e.reply for e in page.events if e.reply]
+    assert [r.turn for r in replies] == [6, 7] and replies[-1] == reply
     assert status.usage.input_tokens == usage  # counters exact across runs
     assert len(await _runs(client, conversation.id)) == 4
     await conversation.end()
