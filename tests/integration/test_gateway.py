@@ -530,3 +530,43 @@ async def test_listing_pages_through_the_tenants_conversations(gateway: RunningG
     async with gateway.as_(gateway.tenants[1]) as other:
         first = (await other.get("/v1/conversations", params={"limit": 1})).json()
         assert first["conversations"] == [] and first["next_page"] is None
+
+
+async def test_cors_is_off_unless_origins_are_configured(
+    client: Client, task_queue: str, settings: Settings
+) -> None:
+    found = tenants(1)
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,idempotency-key,content-type",
+    }
+
+    async def connect() -> Client:
+        return client
+
+    allowed = gateway_settings(
+        settings, task_queue, found, gateway_cors_origins=["http://ui.example"]
+    )
+    async with serving(allowed, connect) as url, httpx.AsyncClient(base_url=url) as http:
+        ok = await http.options(
+            "/v1/conversations", headers={**preflight, "Origin": "http://ui.example"}
+        )
+        assert ok.status_code == 200
+        assert ok.headers["access-control-allow-origin"] == "http://ui.example"
+        assert "idempotency-key" in ok.headers["access-control-allow-headers"].lower()
+        other = await http.options(
+            "/v1/conversations", headers={**preflight, "Origin": "http://evil.example"}
+        )
+        assert "access-control-allow-origin" not in other.headers
+        listed = await http.get(
+            "/v1/conversations", headers={**found[0].headers, "Origin": "http://ui.example"}
+        )
+        assert listed.headers["access-control-allow-origin"] == "http://ui.example"
+        assert "retry-after" in listed.headers["access-control-expose-headers"].lower()
+
+    closed = gateway_settings(settings, task_queue, found)
+    async with serving(closed, connect) as url, httpx.AsyncClient(base_url=url) as http:
+        listed = await http.get(
+            "/v1/conversations", headers={**found[0].headers, "Origin": "http://ui.example"}
+        )
+        assert listed.status_code == 200 and "access-control-allow-origin" not in listed.headers
