@@ -318,8 +318,7 @@ def create_app(
         client = await gateway.client()
         fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
         if idempotency_key:
-            digest = hashlib.sha256(f"{key.tenant}\n{idempotency_key}".encode()).hexdigest()
-            local = f"conversation-{digest[:24]}"
+            local = _request_id("conversation", key.tenant, idempotency_key, 24)
         else:
             local = new_conversation_id()
         workflow_id = conversation_id(key.tenant, local)
@@ -488,11 +487,7 @@ def create_app(
         """Send a message; with ``wait`` (default) answer with the reply, else (or when
         the turn outlasts the gateway's wait) 202 and a location to poll."""
         handle = await handle_of(key, conversation_id)
-        if idempotency_key:
-            digest = hashlib.sha256(f"{conversation_id}\n{idempotency_key}".encode()).hexdigest()
-            message_id = f"msg-{digest[:32]}"
-        else:
-            message_id = f"msg-{uuid.uuid4().hex}"
+        message_id = _request_id("msg", conversation_id, idempotency_key)
         try:
             update: WorkflowUpdateHandle[Reply] = await _call(
                 handle.start_update(
@@ -575,10 +570,7 @@ def create_app(
         else:
             answer = RejectCall(call_id=call_id, by=by, reason=decision.reason or "")
             name = contract.UPDATE_REJECT
-        update_id = None
-        if idempotency_key:
-            digest = hashlib.sha256(f"{conversation_id}\n{idempotency_key}".encode()).hexdigest()
-            update_id = f"approval-{digest[:32]}"
+        update_id = _request_id("approval", conversation_id, idempotency_key)
         try:
             record: ApprovalRecord = await _call(
                 handle.execute_update(
@@ -718,6 +710,16 @@ def _limits(asked: ConversationLimits, defaults: ConversationLimits) -> Conversa
     if errors:
         raise ProblemError(problems.VALIDATION, "limits above the gateway's", errors=errors)
     return ConversationLimits(**merged)
+
+
+def _request_id(kind: str, scope: str, idempotency_key: str | None, length: int = 32) -> str:
+    """The id of a request's effect (a workflow or update id): derived from the
+    ``Idempotency-Key`` within ``scope`` (the tenant, or the conversation), so a retry
+    names the same effect; random without a key."""
+    if idempotency_key is None:
+        return f"{kind}-{uuid.uuid4().hex[:length]}"
+    digest = hashlib.sha256(f"{scope}\n{idempotency_key}".encode()).hexdigest()
+    return f"{kind}-{digest[:length]}"
 
 
 def _links(workflow_id: str) -> Links:
