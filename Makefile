@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 DATA   := .data
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo test check lint typecheck server stop worker chat codec-server histories bench load eval clean
+.PHONY: help install demo test check lint typecheck server stop worker gateway gateway-key chat codec-server histories bench load eval clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -63,6 +63,13 @@ stop:  ## stop the dev server `make demo` left running
 
 worker: $(VENV)/.base  ## run a worker against 127.0.0.1:7233
 	$(PY) worker.py
+
+gateway: $(VENV)/.base  ## HTTP gateway against 127.0.0.1:7233, on http://127.0.0.1:8000 (/docs; keys: AGENT_GATEWAY_KEYS, see gateway-key)
+	$(PY) -m durable_agent.gateway
+
+gateway-key: $(VENV)/.base  ## make a gateway API key: TENANT=acme NAME=svc; prints the key and its AGENT_GATEWAY_KEYS entry
+	@test -n "$(TENANT)" -a -n "$(NAME)" || { echo "usage: make gateway-key TENANT=acme NAME=svc" >&2; exit 2; }
+	$(PY) -m durable_agent.gateway new-key --tenant "$(TENANT)" --name "$(NAME)"
 
 chat: $(VENV)/.base  ## chat interactively (CONVERSATION=id to resume one)
 	$(PY) starter.py chat $(if $(CONVERSATION),-c $(CONVERSATION))

@@ -1,11 +1,14 @@
-"""Container health probe for the worker: ``python healthcheck.py [PATH]``.
+"""Container health probe: ``python healthcheck.py [PATH | URL]``.
 
-Exits 0 when ``http://<AGENT_HEALTH_HOST>:<AGENT_HEALTH_PORT><PATH>`` answers 2xx, 1
-otherwise (refused, timed out, or any other status, e.g. 503 while not ready). PATH
-defaults to ``/health/live``. A wildcard bind address is probed on loopback.
+A PATH is on the worker's health server, ``http://<AGENT_HEALTH_HOST>:<AGENT_HEALTH_PORT>``
+(a wildcard bind address is probed on loopback); it defaults to ``/health/live``. A full
+URL is probed as given: the gateway serves its health endpoints on its own port
+(``http://127.0.0.1:8000/health/ready``). Exits 0 when the endpoint answers 2xx, 1
+otherwise (refused, timed out, or any other status, e.g. 503 while not ready).
 
 Standard library only: the slim image has no curl or wget. Used by the Dockerfile's
-``HEALTHCHECK`` (liveness) and by docker-compose.yml (readiness).
+``HEALTHCHECK`` (liveness) and by docker-compose.yml (readiness of the worker and the
+gateway).
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ _WILDCARDS = {"", "0.0.0.0", "::", "[::]"}
 
 
 def probe_url(path: str, env: Mapping[str, str]) -> str:
-    """The URL to probe for ``path``, from the worker's own health settings."""
+    """The URL to probe for ``path``: a worker health path is resolved with the worker's
+    own health settings; a full URL is taken as it is."""
+    if path.startswith(("http://", "https://")):
+        return path
     host = env.get("AGENT_HEALTH_HOST", "").strip()
     if host in _WILDCARDS:
         host = "127.0.0.1"

@@ -171,6 +171,7 @@ class Gateway:
         self._lock = asyncio.Lock()
         self._ready: CachedCheck | None = None
         self._search_attributes: bool | None = None
+        self._search_attributes_next = 0.0
 
     async def _connect_with_settings(self) -> Client:
         from durable_agent.client import connect_with
@@ -212,9 +213,13 @@ class Gateway:
         return check.ok, check.reason or None
 
     async def search_attributes(self, client: Client) -> bool:
-        if self._search_attributes is None:
+        """Whether the namespace has the ``Agent*`` search attributes: a yes is kept, a
+        no is asked again after a minute (they may be registered after we started)."""
+        now = time.monotonic()
+        if self._search_attributes is not True and now >= self._search_attributes_next:
             self._search_attributes = await has_search_attributes(client)
-        return self._search_attributes
+            self._search_attributes_next = now + 60.0
+        return bool(self._search_attributes)
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key of the gateway.")
@@ -683,7 +688,7 @@ def _conversation_input(
         raise ProblemError(
             problems.VALIDATION,
             "invalid conversation settings",
-            errors=problems.field_errors([dict(err) for err in e.errors()]),
+            errors=problems.field_errors(e.errors()),
         ) from None
 
 
@@ -991,7 +996,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
-        errors = problems.field_errors([dict(e) for e in error.errors()])
+        errors = problems.field_errors(error.errors())
         detail = "; ".join(f"{e.location}: {e.message}" for e in errors[:5])
         return _problem_response(request, ProblemError(problems.VALIDATION, detail, errors=errors))
 

@@ -81,7 +81,8 @@ class TokenBucket:
     rate: float
     burst: int
     tokens: float = field(init=False)
-    updated: float = field(default=0.0)
+    updated: float | None = None
+    """When the bucket was last used (``None``: never; it starts full)."""
 
     def __post_init__(self) -> None:
         self.tokens = float(self.burst)
@@ -89,7 +90,7 @@ class TokenBucket:
     def take(self, now: float) -> float:
         """Take one token at ``now`` (seconds); returns 0 when granted, else how long
         until one is available."""
-        if self.updated:
+        if self.updated is not None:
             self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
         self.updated = now
         if self.tokens >= 1:
@@ -118,7 +119,7 @@ class RateLimits:
         return bucket.take(now)
 
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
 def conversation_id(tenant: str, local: str) -> str:
@@ -129,4 +130,4 @@ def conversation_id(tenant: str, local: str) -> str:
 def owns(tenant: str, conversation: str) -> bool:
     """Whether ``conversation`` (a workflow id) belongs to ``tenant``."""
     prefix, dot, local = conversation.partition(".")
-    return bool(dot) and prefix == tenant and bool(_ID.match(local))
+    return bool(dot) and prefix == tenant and bool(_ID.fullmatch(local))

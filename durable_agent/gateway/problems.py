@@ -9,6 +9,7 @@ codes, never from stack traces or exception text that could carry a secret.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,7 +195,7 @@ def reply_problem(reply: Reply, conversation_id: str) -> ProblemError | None:
             TENANT_BUDGET_EXCEEDED if tenant else BUDGET_EXCEEDED,
             reply.detail or "a budget ran out",
             conversation_id=conversation_id,
-            retry_after_seconds=reply.retry_after_seconds if tenant else None,
+            retry_after_seconds=(reply.retry_after_seconds or 60.0) if tenant else None,
             reply=reply,
         )
     if reply.status == "rate_limited":
@@ -208,7 +209,7 @@ def reply_problem(reply: Reply, conversation_id: str) -> ProblemError | None:
     return None
 
 
-def field_errors(errors: list[dict[str, Any]]) -> list[FieldError]:
+def field_errors(errors: Sequence[Mapping[str, Any]]) -> list[FieldError]:
     """Pydantic/FastAPI validation errors as ``FieldError``s (input values left out:
     they may be secrets)."""
     return [

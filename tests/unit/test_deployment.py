@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -31,6 +32,7 @@ from durable_agent import search_attributes
 from durable_agent.client import connect
 from durable_agent.config import Settings
 from durable_agent.devserver import DevServer, free_port, temporal_binary
+from durable_agent.gateway.__main__ import SHUTDOWN_GRACE_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -46,6 +48,7 @@ REQUIRED_SERVICES = {
     "otel-collector",
     "jaeger",
     "codec-server",
+    "gateway",
 }
 # Long-running services whose image has no shell or HTTP client to run a probe with.
 NO_HEALTHCHECK_POSSIBLE = {"otel-collector"}
@@ -67,6 +70,7 @@ AGENT_METRICS = [
     "durable_agent_model_latency_seconds",
     "durable_agent_tool_latency_seconds",
 ]
+GATEWAY_METRICS_PORT = 9465
 SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PWD", re.IGNORECASE)
 INTERPOLATION = re.compile(r"^\$\{[A-Z_][A-Z0-9_]*(:?[-?][^}]*)?\}$")
 
@@ -141,6 +145,27 @@ def host_port(address: str) -> tuple[str, int]:
     """``temporal:7233`` or ``http://otel-collector:4317`` → (host, port)."""
     host, _, port = address.split("://")[-1].rstrip("/").rpartition(":")
     return host, int(port)
+
+
+def container_settings(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The settings a service's container reads when the host sets none of the variables:
+    ``${NAME:-default}`` is its default, and pass-through entries stay unset."""
+    for name, value in environment(service).items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, re.sub(r"\$\{\w+:?-([^}]*)\}", r"\1", value))
+    return Settings(_env_file=None)
+
+
+def builds_from_the_dockerfile(service: dict[str, Any]) -> bool:
+    build = service["build"]
+    context, dockerfile = (
+        (build, "Dockerfile")
+        if isinstance(build, str)
+        else (build.get("context", "."), build.get("dockerfile", "Dockerfile"))
+    )
+    return bool((ROOT / context / dockerfile).resolve() == ROOT / "Dockerfile")
 
 
 def healthcheck_command(service: dict[str, Any]) -> str:
@@ -382,13 +407,7 @@ def test_no_literal_secrets(services: dict[str, dict[str, Any]]) -> None:
 
 
 def test_worker_builds_from_the_dockerfile(services: dict[str, dict[str, Any]]) -> None:
-    build = services["worker"]["build"]
-    context, dockerfile = (
-        (build, "Dockerfile")
-        if isinstance(build, str)
-        else (build.get("context", "."), build.get("dockerfile", "Dockerfile"))
-    )
-    assert (ROOT / context / dockerfile).resolve() == ROOT / "Dockerfile"
+    assert builds_from_the_dockerfile(services["worker"])
 
 
 def test_worker_healthcheck_probes_readiness(services: dict[str, dict[str, Any]]) -> None:
@@ -443,6 +462,82 @@ def test_worker_ports_are_exposed_by_the_image(services: dict[str, dict[str, Any
     exposed = " ".join(rest for keyword, rest in final_stage() if keyword == "EXPOSE").split()
     for port in services["worker"].get("expose", []):
         assert str(port) in exposed
+
+
+# --- the gateway -----------------------------------------------------------------------
+
+
+def test_gateway_runs_the_workers_image(services: dict[str, dict[str, Any]]) -> None:
+    gateway = services["gateway"]
+    assert builds_from_the_dockerfile(gateway)
+    assert gateway["image"] == services["worker"]["image"]
+    assert gateway["command"] == ["python", "-m", "durable_agent.gateway"]
+    assert gateway.get("restart") == "unless-stopped" and gateway.get("init") is True
+
+
+def test_gateway_environment_points_at_the_stack(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = container_settings(services["gateway"], monkeypatch)
+    worker = container_settings(services["worker"], monkeypatch)
+    assert host_port(settings.temporal_address) == ("temporal", 7233)
+    assert settings.temporal_namespace == worker.temporal_namespace
+    assert settings.task_queue == worker.task_queue  # it starts the workers' workflows
+    assert settings.gateway_host == "0.0.0.0"  # its default, loopback, is unreachable
+    assert settings.gateway_metrics_port == GATEWAY_METRICS_PORT
+    host, port = host_port(settings.otlp_endpoint or "")
+    assert host in services and port == 4317
+
+
+def test_gateway_publishes_its_port_on_loopback_only(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway = services["gateway"]
+    settings = container_settings(gateway, monkeypatch)
+    assert f"127.0.0.1:8000:{settings.gateway_port}" in gateway["ports"]
+    assert all(str(port).startswith("127.0.0.1:") for port in gateway["ports"])
+    assert str(settings.gateway_metrics_port) in [str(p) for p in gateway.get("expose", [])]
+
+
+def test_gateway_keys_come_from_the_environment_and_default_to_an_empty_list(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    value = environment(services["gateway"])["AGENT_GATEWAY_KEYS"]
+    # `${AGENT_GATEWAY_KEYS:-[]}`: an empty list when unset or empty on the host (an
+    # empty string is not JSON, and the gateway would refuse to start).
+    assert value == "${AGENT_GATEWAY_KEYS:-[]}"
+    assert container_settings(services["gateway"], monkeypatch).gateway_keys == []
+
+
+def test_gateway_healthcheck_probes_readiness_on_its_port(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway = services["gateway"]
+    settings = container_settings(gateway, monkeypatch)
+    test = gateway["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"]
+    assert dockerfile_copy_targets()[test[2]] == "deploy/healthcheck.py"
+    url = urlsplit(test[3])
+    assert (url.hostname, url.port, url.path) == (
+        "127.0.0.1",
+        settings.gateway_port,
+        "/health/ready",
+    )
+
+
+def test_gateway_waits_for_temporal_and_search_attributes(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    deps = depends_on(services["gateway"])
+    assert deps["temporal"] == "service_healthy"
+    # It checks once whether the search attributes exist, so after they are registered.
+    assert deps["temporal-admin-tools"] == "service_completed_successfully"
+
+
+def test_gateway_gets_time_to_shut_down_gracefully(services: dict[str, dict[str, Any]]) -> None:
+    gateway = services["gateway"]
+    assert gateway.get("stop_signal", "SIGTERM") == "SIGTERM"
+    assert seconds(gateway["stop_grace_period"]) > SHUTDOWN_GRACE_SECONDS
 
 
 # --- Temporal --------------------------------------------------------------------
@@ -506,10 +601,7 @@ def test_ui_decrypts_through_the_codec_server(
     """The browser calls the codec server: at a host port it publishes, from the UI's
     origin, which the server allows; it runs the project's image with the workers' keys."""
     codec = services["codec-server"]
-    for name, value in environment(codec).items():  # read as the container reads them
-        if value is not None:
-            monkeypatch.setenv(name, value)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = container_settings(codec, monkeypatch)
     assert "durable_agent.codec_server" in " ".join(codec["command"])
     assert codec["image"] == services["worker"]["image"]
     assert settings.codec_host == "0.0.0.0"
@@ -519,7 +611,7 @@ def test_ui_decrypts_through_the_codec_server(
     assert f"127.0.0.1:{port}:{settings.codec_port}" in codec["ports"]
     assert {"http://localhost:8080", "http://127.0.0.1:8080"} <= set(settings.codec_cors_origins)
     assert f":{settings.codec_port}/health" in healthcheck_command(codec)
-    for service in (codec, services["worker"]):  # passed through, never written here
+    for service in (codec, services["worker"], services["gateway"]):  # passed through
         assert environment(service)["AGENT_ENCRYPTION_KEYS"] is None
 
 
@@ -542,6 +634,7 @@ def test_prometheus_scrapes_every_worker_metrics_port(
         for dns in job.get("dns_sd_configs", []):
             targets.update(f"{name}:{dns['port']}" for name in dns["names"])
     assert f"worker:{METRICS_PORT}" in targets
+    assert f"gateway:{GATEWAY_METRICS_PORT}" in targets
     assert all(host_port(t)[0] in services | {"localhost": {}} for t in targets), targets
 
 
@@ -631,6 +724,16 @@ def test_probe_exit_status_follows_the_endpoint(health_server: int) -> None:
     assert probe.main([], env) == 0  # liveness by default
     assert probe.main(["/health/ready"], env) == 1
     assert probe.main(["/health/live"], {"AGENT_HEALTH_PORT": str(free_port())}) == 1
+
+
+def test_probe_takes_a_full_url_as_given(health_server: int) -> None:
+    """The gateway's health endpoints are on its API port, not AGENT_HEALTH_PORT."""
+    probe = load_probe()
+    env = {"AGENT_HEALTH_HOST": "10.0.0.5", "AGENT_HEALTH_PORT": str(free_port())}
+    url = f"http://127.0.0.1:{health_server}/health/ready"
+    assert probe.probe_url(url, env) == url
+    assert probe.main([url], env) == 1  # not ready
+    assert probe.main([url.replace("ready", "live")], env) == 0
 
 
 def test_probe_url_from_the_workers_settings() -> None:
