@@ -531,7 +531,12 @@ def create_app(
         """The reply to a message sent earlier, once its turn has run."""
         handle = await handle_of(key, conversation_id)
         update = handle.get_update_handle(message_id, result_type=Reply)
-        reply = await _outcome(update, max(wait, 0.5), conversation_id)
+        try:
+            reply = await _outcome(update, max(wait, 0.5), conversation_id)
+        except ProblemError as e:
+            if e.kind is problems.NOT_FOUND:  # the conversation, or this message in it
+                e.detail = f"no message {message_id!r} in conversation {conversation_id!r}"
+            raise
         if reply is None:
             return _accepted(conversation_id, message_id)
         return _reply_response(reply, conversation_id)

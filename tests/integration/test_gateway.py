@@ -124,6 +124,8 @@ async def test_lifecycle_start_send_status_transcript_poll_cancel(gateway: Runni
         assert polled.json()["turn"] == 2
         again = await api.get(location)  # the reply stays readable
         assert again.json() == polled.json()
+        unknown = await api.get(f"/v1/conversations/{conversation}/messages/msg-{'0' * 32}")
+        assert "no message" in assert_problem(unknown, 404, "not-found")["detail"]
 
         listed = await eventually(  # visibility is eventually consistent
             lambda: api.get("/v1/conversations"), until=lambda r: r.json()["conversations"]
