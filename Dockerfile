@@ -39,7 +39,10 @@ ENV PYTHONUNBUFFERED=1 \
     AGENT_HEALTH_PORT=8081 \
     AGENT_METRICS_HOST=0.0.0.0 \
     AGENT_METRICS_PORT=9464 \
-    AGENT_NOTES_DB=/data/notes.sqlite3
+    AGENT_NOTES_DB=/data/notes.sqlite3 \
+    AGENT_BLOB_DB=/data/blobs.sqlite3
+# The stores default to SQLite files in /data (one host); set AGENT_NOTES_DB and
+# AGENT_BLOB_DB to a postgresql:// URL for workers on several (asyncpg is installed).
 # A fixed uid so files on shared volumes have one owner across rebuilds and replicas.
 # /data is created here, owned by that user, so a new named volume mounted on it
 # inherits the ownership.

@@ -2,8 +2,9 @@
 
 A worker hosts ``AgentWorkflow`` and its activities. Run as many as you like, on as
 many machines as you like, against one Temporal service: they share nothing but
-Temporal and the notes store. Configuration comes from ``AGENT_*`` environment
-variables (see ``durable_agent.config.Settings``); flags override the common ones.
+Temporal and the notes and blob stores (PostgreSQL across machines). Configuration
+comes from ``AGENT_*`` environment variables (see ``durable_agent.config.Settings``);
+flags override the common ones.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from durable_agent.config import Settings
 from durable_agent.health import Health, model_probe, serve_health
 from durable_agent.logs import Redactor, configure_logging
 from durable_agent.process import exit_now
-from durable_agent.stores.blobs import SqliteBlobStore
+from durable_agent.stores.blobs import open_blob_store
 from durable_agent.stores.notes import open_note_store
 from durable_agent.telemetry import configure_tracing, metrics_runtime, tracing_interceptor
 from workflows import CONVERSATION_WORKFLOWS, GOVERNOR_WORKFLOWS, WORKFLOW_RUNNER
@@ -82,11 +83,12 @@ def secret_values(settings: Settings) -> list[str]:
 
 @asynccontextmanager
 async def worker_resources(settings: Settings, client: Client) -> AsyncIterator[WorkerResources]:
-    """Open the model client, the HTTP client and the notes store; close them after.
-    ``client`` is the worker's Temporal client (the governor activity uses it)."""
+    """Open the model client, the HTTP client, the notes and blob stores (SQLite or
+    PostgreSQL, as configured); close them after. ``client`` is the worker's Temporal
+    client (the governor activity uses it)."""
     backend, claude = build_backend(settings)
     notes = open_note_store(settings.notes_db)
-    blobs = SqliteBlobStore(settings.blob_db)
+    blobs = open_blob_store(settings.blob_db)
     try:
         async with httpx.AsyncClient(
             timeout=settings.http_timeout_seconds, follow_redirects=False

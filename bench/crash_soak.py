@@ -63,7 +63,7 @@ from durable_agent.devserver import DevServer
 from durable_agent.governor import governor_id
 from durable_agent.process import exit_now
 from durable_agent.replay import replayer
-from durable_agent.stores.notes import SqliteNoteStore
+from durable_agent.stores.notes import open_note_store
 from durable_agent.testing.fake_tools import CITIES, FakeToolServer
 from durable_agent.testing.faults import Fault, FaultScript
 
@@ -432,7 +432,7 @@ def _check_breakers(
 
 async def _check_notes(notes_db: Path, tenant: str, sent: list[Sent], report: SoakReport) -> None:
     """Exactly one note per "Remember" message, matched by text."""
-    store = SqliteNoteStore(notes_db)
+    store = open_note_store(notes_db)
     try:
         notes = await store.list(tenant=tenant, query=None, limit=10 * MAX_MESSAGES)
     finally:

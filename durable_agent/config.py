@@ -22,6 +22,7 @@ from durable_agent.contract import (
 )
 from durable_agent.gateway.keys import GatewayKey
 from durable_agent.governor import TenantLimits
+from durable_agent.stores._location import store_location, url_passwords
 
 DEFAULT_CLAUDE_MODEL = "claude-sonnet-4-6"
 
@@ -112,11 +113,14 @@ class Settings(BaseSettings):
     """Transcripts the model activity keeps per worker, so a model call is sent only the
     newest messages; a miss asks the workflow (a query). 0: always ask."""
 
-    notes_db: Path = Path(".data/notes.sqlite3")
-    """SQLite file of the notes store."""
-    blob_db: Path = Path(".data/blobs.sqlite3")
-    """SQLite file of the blob store (large tool results, compacted turns), shared by the
-    workers of one machine."""
+    notes_db: Path | str = Field(default=Path(".data/notes.sqlite3"), repr=False)
+    """Where the notes store lives: a SQLite file (a path or ``sqlite:///path``), shared
+    by the workers of one machine, or a ``postgresql://user:password@host:5432/db`` URL,
+    shared by workers on many (its password is redacted from logs, and the setting is
+    left out of ``repr``). Read as a ``Path`` for SQLite, the URL text for PostgreSQL."""
+    blob_db: Path | str = Field(default=Path(".data/blobs.sqlite3"), repr=False)
+    """Where the blob store (large tool results, compacted turns) lives: a SQLite file or
+    a PostgreSQL URL, as ``notes_db`` (which it may equal)."""
     tool_result_inline_bytes: int = Field(default=16 * 1024, ge=256)
     """Tool results larger than this go to the blob store; history keeps a preview."""
     weather_url: str = "https://api.open-meteo.com"
@@ -184,6 +188,11 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("notes_db", "blob_db", mode="before")
+    @classmethod
+    def _store_location(cls, value: object) -> object:
+        return store_location(value) if isinstance(value, str) else value
+
     @field_validator("encryption_keys")
     @classmethod
     def _valid_keys(cls, value: SecretStr | None) -> SecretStr | None:
@@ -213,6 +222,9 @@ class Settings(BaseSettings):
         if self.encryption_keys:  # each key, not the id:key list
             entries = self.encryption_keys.get_secret_value().split(",")
             held += [entry.partition(":")[2].strip() for entry in entries]
+        for location in (self.notes_db, self.blob_db):
+            if isinstance(location, str):  # a database URL
+                held += url_passwords(location)
         return held
 
     def use_claude(self) -> bool:

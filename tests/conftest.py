@@ -1,5 +1,6 @@
 """Shared fixtures: a real Temporal dev server for the session, loopback fakes for the
-Messages API and the tool APIs, and a worker per test on a fresh task queue."""
+Messages API and the tool APIs, a real PostgreSQL server (started on first use), and a
+worker per test on a fresh task queue."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from durable_agent.config import Settings
 from durable_agent.devserver import DevServer
 from durable_agent.testing.fake_anthropic import FakeAnthropicServer
 from durable_agent.testing.fake_tools import FakeToolServer
+from durable_agent.testing.postgres import PostgresServer
 from tests.helpers import running_worker
 
 
@@ -51,6 +53,21 @@ def anthropic_server() -> Iterator[FakeAnthropicServer]:
     """A loopback Messages API (echo responder) for the session; its users reset it."""
     with FakeAnthropicServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server (the ``pgserver`` wheel's binaries) for the session, started
+    by the first test that needs it."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A URL on the session's PostgreSQL server whose tables no other test sees (a
+    fresh schema)."""
+    return postgres_server.create_schema()
 
 
 @pytest.fixture

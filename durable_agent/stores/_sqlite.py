@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -20,6 +21,8 @@ _T = TypeVar("_T")
 
 BUSY_TIMEOUT_SECONDS = 10.0
 """How long a write waits for another process's write lock before failing."""
+INIT_ATTEMPTS = 20
+"""Tries at creating the file's schema while other processes do the same (~4 s)."""
 
 
 class SqliteFile:
@@ -51,11 +54,24 @@ class SqliteFile:
             with self._init_lock:
                 if not self._ready:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
-                    with closing(self._open()) as conn:
-                        conn.execute("PRAGMA journal_mode=WAL")
-                        conn.executescript(self._schema)
+                    self._create()
                     self._ready = True
         return closing(self._open())
+
+    def _create(self) -> None:
+        """WAL mode and the schema. Switching the journal mode while another process
+        does the same can fail at once with "database is locked" (SQLite does not call
+        the busy handler there), so that is retried, a bounded number of times."""
+        for attempt in range(INIT_ATTEMPTS):
+            try:
+                with closing(self._open()) as conn:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.executescript(self._schema)
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or attempt == INIT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
 
     def close(self) -> None:
         self._closed = True

@@ -7,7 +7,8 @@ turns keep their originals here under ``transcript/<workflow id>/<n>``. Keys are
 written once (a retried activity writes the same bytes under the same key).
 
 ``SqliteBlobStore`` is the embedded default, shared by the workers of one machine;
-``BlobStore`` is the protocol a server-backed store implements for many machines.
+``PostgresBlobStore`` serves workers on many machines. ``open_blob_store`` picks one
+from the ``AGENT_BLOB_DB`` setting.
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from durable_agent.stores._location import store_location
+from durable_agent.stores._postgres import PostgresDatabase
 from durable_agent.stores._sqlite import SqliteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
     key TEXT PRIMARY KEY,
     data BLOB NOT NULL
+);
+"""
+_PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blobs (
+    key TEXT PRIMARY KEY,
+    data BYTEA NOT NULL
 );
 """
 
@@ -76,3 +85,38 @@ class SqliteBlobStore:
         with self._db.connect() as conn:
             row = conn.execute("SELECT data FROM blobs WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
+
+
+class PostgresBlobStore:
+    """``BlobStore`` on a PostgreSQL database (see ``PostgresDatabase``)."""
+
+    def __init__(self, url: str) -> None:
+        self._db = PostgresDatabase(url, _PG_SCHEMA, BlobStoreError, "blob store")
+
+    async def put(self, key: str, data: bytes) -> None:
+        async with self._db.connect() as conn:
+            await conn.execute(
+                "INSERT INTO blobs (key, data) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                key,
+                data,
+            )
+
+    async def get(self, key: str) -> bytes:
+        async with self._db.connect() as conn:
+            found = await conn.fetchval("SELECT data FROM blobs WHERE key = $1", key)
+        if found is None:
+            raise BlobNotFound(key)
+        return bytes(found)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+
+def open_blob_store(url_or_path: str | Path) -> BlobStore:
+    """The store for a setting: a path or ``sqlite:///path`` opens a
+    ``SqliteBlobStore``, a ``postgresql://`` URL a ``PostgresBlobStore``. Nothing
+    connects before the first call."""
+    location = store_location(url_or_path, "blob store")
+    if isinstance(location, Path):
+        return SqliteBlobStore(location)
+    return PostgresBlobStore(location)

@@ -5,9 +5,9 @@ must not write twice: a note is keyed by the tool call's idempotency key, unique
 the store, so the database (not the worker) decides which write wins.
 
 ``SqliteNoteStore`` is the embedded default: one file, shared by the worker processes
-of one machine (WAL mode, a busy timeout). ``NoteStore`` is the protocol a
-server-backed store (PostgreSQL: ``INSERT … ON CONFLICT (key) DO NOTHING``, the same
-statement) implements for workers on several machines.
+of one machine (WAL mode, a busy timeout). ``PostgresNoteStore`` serves workers on
+several machines with the same statement, ``INSERT … ON CONFLICT (key) DO NOTHING``.
+``open_note_store`` picks one from the ``AGENT_NOTES_DB`` setting.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from durable_agent.stores._location import store_location
+from durable_agent.stores._postgres import PostgresDatabase
 from durable_agent.stores._sqlite import SqliteFile
 
 
@@ -160,19 +162,79 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+_PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS notes (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    tenant TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notes_tenant_id ON notes (tenant, id);
+"""
+
+
+class PostgresNoteStore:
+    """``NoteStore`` on a PostgreSQL database (see ``PostgresDatabase``)."""
+
+    def __init__(self, url: str, *, clock: Callable[[], datetime] | None = None) -> None:
+        self._db = PostgresDatabase(url, _PG_SCHEMA, NoteStoreError, "notes store")
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    async def save(self, *, key: str, tenant: str, conversation_id: str, text: str) -> SavedNote:
+        created_at = self._clock().astimezone(UTC)
+        async with self._db.connect() as conn:
+            row = await conn.fetchrow(
+                "INSERT INTO notes (key, tenant, conversation_id, text, created_at)"
+                f" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING RETURNING {_COLUMNS}",
+                key,
+                tenant,
+                conversation_id,
+                _pg_text(text),
+                created_at,
+            )
+            if row is not None:
+                return SavedNote(note=Note.model_validate(dict(row)), created=True)
+            # A separate statement sees the row the winning writer committed.
+            row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM notes WHERE key = $1", key)
+        return SavedNote(note=Note.model_validate(dict(row)), created=False)
+
+    async def list(self, *, tenant: str, query: str | None, limit: int) -> builtins.list[Note]:
+        select = f"SELECT {_COLUMNS} FROM notes WHERE tenant = $1"
+        async with self._db.connect() as conn:
+            if query:  # strpos, not LIKE: nothing in the query is a wildcard
+                rows = await conn.fetch(
+                    f"{select} AND strpos(lower(text), lower($2)) > 0 ORDER BY id DESC LIMIT $3",
+                    tenant,
+                    _pg_text(query),
+                    limit,
+                )
+            else:
+                rows = await conn.fetch(f"{select} ORDER BY id DESC LIMIT $2", tenant, limit)
+        return [Note.model_validate(dict(row)) for row in rows]
+
+    async def count(self, *, tenant: str | None = None) -> int:
+        async with self._db.connect() as conn:
+            if tenant is None:
+                return int(await conn.fetchval("SELECT count(*) FROM notes"))
+            return int(await conn.fetchval("SELECT count(*) FROM notes WHERE tenant = $1", tenant))
+
+    async def close(self) -> None:
+        await self._db.close()
+
+
+def _pg_text(text: str) -> str:
+    """PostgreSQL text cannot hold NUL, which SQLite keeps: store U+FFFD instead of
+    failing the save on every retry."""
+    return text.replace("\x00", "\ufffd")
+
+
 def open_note_store(url_or_path: str | Path) -> NoteStore:
     """The store for a setting: a path or ``sqlite:///path`` (``sqlite:////abs/path``
-    for an absolute one) opens a ``SqliteNoteStore``."""
-    if isinstance(url_or_path, Path):
-        return SqliteNoteStore(url_or_path)
-    scheme, sep, rest = url_or_path.partition("://")
-    if not sep:
-        return SqliteNoteStore(Path(url_or_path))
-    if scheme == "sqlite" and rest.startswith("/") and len(rest) > 1:
-        return SqliteNoteStore(Path(rest[1:]))
-    if scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
-        raise NotImplementedError(
-            "a PostgreSQL notes store is not built in yet: the server-backed store arrives "
-            "with multi-machine deployment; use a SQLite path for now"
-        )
-    raise ValueError(f"unsupported notes store {scheme!r}: use a path or sqlite:///path")
+    for an absolute one) opens a ``SqliteNoteStore``, a ``postgresql://`` URL a
+    ``PostgresNoteStore``. Nothing connects before the first call."""
+    location = store_location(url_or_path, "notes store")
+    if isinstance(location, Path):
+        return SqliteNoteStore(location)
+    return PostgresNoteStore(location)

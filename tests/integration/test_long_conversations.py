@@ -26,7 +26,7 @@ from durable_agent.contract import (
 )
 from durable_agent.devserver import DevServer
 from durable_agent.replay import replayer
-from durable_agent.stores.blobs import SqliteBlobStore
+from durable_agent.stores.blobs import open_blob_store
 from durable_agent.testing.fake_tools import FakeToolServer
 from tests.conftest import make_settings
 from tests.helpers import run_command, running_worker, saved_notes
@@ -219,7 +219,7 @@ async def test_old_turns_are_compacted_and_the_originals_archived(
     ]
     assert compactions  # a model.compact activity ran
     latest = first.split("originals archived as ")[1].split("]")[0]
-    blobs = SqliteBlobStore(settings.blob_db)
+    blobs = open_blob_store(settings.blob_db)
     oldest = json.loads(await blobs.get(f"transcript/{conversation.id}/1"))
     assert oldest[0]["content"][0]["text"] == "What is 0 * 7?"  # verbatim
     if latest != f"transcript/{conversation.id}/1":  # compacted again: the summary folds in

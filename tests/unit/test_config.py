@@ -11,7 +11,7 @@ from temporalio.service import TLSConfig
 from activities.llm import ClaudeBackend
 from durable_agent.client import tls_config
 from durable_agent.config import Settings
-from worker import build_backend
+from worker import build_backend, redactor
 
 
 def test_defaults_need_no_environment() -> None:
@@ -63,6 +63,24 @@ def test_api_key_implies_tls_and_stays_secret(monkeypatch: pytest.MonkeyPatch) -
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert tls_config(settings) is True
     assert "tmprl-canary-key" not in repr(settings) and "tmprl-canary-key" not in str(settings)
+
+
+def test_stores_take_a_path_or_a_postgres_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql://agent:pg%2Fcanary-pw@db.internal:5432/agent"
+    monkeypatch.setenv("AGENT_NOTES_DB", url)
+    monkeypatch.setenv("AGENT_BLOB_DB", "sqlite:////data/blobs.sqlite3")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.notes_db == url  # the URL as given, `//` and all
+    assert settings.blob_db == Path("/data/blobs.sqlite3")
+    assert Settings(_env_file=None, blob_db="data/b.db").blob_db == Path("data/b.db")  # type: ignore[call-arg]
+    # The password, as written and decoded, is a secret: redacted from logs, not in repr.
+    assert {"pg%2Fcanary-pw", "pg/canary-pw"} <= set(settings.held_secrets())
+    assert "canary-pw" not in redactor(settings)(f"connecting to {url}")
+    assert "canary-pw" not in repr(settings) and "canary-pw" not in str(settings)
+    monkeypatch.setenv("AGENT_BLOB_DB", "mysql://agent:my-canary-pw@db/agent")
+    with pytest.raises(ValidationError, match="unsupported store 'mysql'") as error:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    assert "canary-pw" not in str(error.value)
 
 
 def test_client_certificate_gives_mtls(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import re
+import subprocess
 import threading
 from collections.abc import Iterator
 from fnmatch import fnmatch
@@ -33,12 +34,15 @@ from durable_agent.client import connect
 from durable_agent.config import Settings
 from durable_agent.devserver import DevServer, free_port, temporal_binary
 from durable_agent.gateway.__main__ import SHUTDOWN_GRACE_SECONDS
+from durable_agent.testing.postgres import USER as POSTGRES_USER
+from durable_agent.testing.postgres import PostgresServer, postgres_bin
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 
 REQUIRED_SERVICES = {
     "postgresql",
+    "agent-database",
     "temporal",
     "temporal-admin-tools",
     "temporal-ui",
@@ -391,7 +395,7 @@ def test_named_volumes_are_declared(
     declared = set(compose.get("volumes") or {})
     used = {volume for service in services.values() for volume in named_volumes(service)}
     assert used <= declared
-    assert {"postgresql-data", "notes-data"} <= used
+    assert "postgresql-data" in used
 
 
 def test_no_literal_secrets(services: dict[str, dict[str, Any]]) -> None:
@@ -456,6 +460,25 @@ def test_worker_waits_for_temporal_and_search_attributes(
     deps = depends_on(services["worker"])
     assert deps["temporal"] == "service_healthy"
     assert deps["temporal-admin-tools"] == "service_completed_successfully"
+
+
+def test_worker_stores_are_the_agent_database_on_the_stacks_postgres(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker, postgres = environment(services["worker"]), environment(services["postgresql"])
+    database = services["agent-database"]["entrypoint"][-1]
+    for name in ("AGENT_NOTES_DB", "AGENT_BLOB_DB"):
+        url = urlsplit(worker[name] or "")
+        assert url.scheme == "postgresql" and (url.hostname, url.port) == ("postgresql", 5432)
+        assert url.path == f"/{database}" and url.username == postgres["POSTGRES_USER"]
+        # The server's own password variable, never a literal.
+        assert url.password == postgres["POSTGRES_PASSWORD"]
+        assert INTERPOLATION.match(url.password or ""), url.password
+    assert depends_on(services["worker"])["agent-database"] == "service_completed_successfully"
+    settings = container_settings(services["worker"], monkeypatch)
+    default_url = f"postgresql://temporal:temporal@postgresql:5432/{database}"
+    assert settings.notes_db == settings.blob_db == default_url
+    assert "temporal" in settings.held_secrets()  # the default password, redacted from logs
 
 
 def test_worker_ports_are_exposed_by_the_image(services: dict[str, dict[str, Any]]) -> None:
@@ -587,6 +610,47 @@ def test_admin_tools_run_the_registration_once(services: dict[str, dict[str, Any
     script = mounts["./deploy/temporal/register-search-attributes.sh"]
     assert script in tools["entrypoint"]
     assert host_port(environment(tools)["TEMPORAL_ADDRESS"] or "") == ("temporal", 7233)
+
+
+def test_agent_database_is_created_once_with_the_servers_credentials(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    setup, postgres = services["agent-database"], services["postgresql"]
+    assert setup["restart"] == "no" and setup["image"] == postgres["image"]
+    assert depends_on(setup)["postgresql"] == "service_healthy"
+    env, server = environment(setup), environment(postgres)
+    assert env["PGHOST"] == "postgresql" and env["PGUSER"] == server["POSTGRES_USER"]
+    assert env["PGPASSWORD"] == server["POSTGRES_PASSWORD"]
+    script = dict(bind_mounts(setup))["./deploy/postgres/create-agent-database.sh"]
+    assert setup["entrypoint"][:2] == ["/bin/sh", script]
+
+
+def test_database_script_creates_the_database_idempotently(
+    postgres_server: PostgresServer,
+) -> None:
+    """The script agent-database runs, with the `psql` of the pgserver wheel, against the
+    session's PostgreSQL server."""
+    env = {
+        **os.environ,
+        "PATH": f"{postgres_bin()}{os.pathsep}{os.environ['PATH']}",
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(postgres_server.port),
+        "PGUSER": POSTGRES_USER,
+        "PGPASSWORD": postgres_server.password,
+    }
+    name = f"agent-{free_port()}"
+    for _ in range(2):  # a second run (the stack restarted) finds it and changes nothing
+        result = subprocess.run(
+            ["sh", str(DEPLOY / "postgres/create-agent-database.sh"), name],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"database {name} is ready" in result.stdout
+    postgres_server.psql("SELECT 1", database=name)  # raises if it does not exist
 
 
 def test_temporal_ui_is_on_8080_and_talks_to_temporal(services: dict[str, dict[str, Any]]) -> None:

@@ -70,6 +70,19 @@ def test_manifest_env_names_are_settings_and_the_key_comes_from_a_secret(
             Settings(_env_file=None, **{field: entry["value"]})  # type: ignore[arg-type]
 
 
+def test_worker_stores_are_one_database_url_from_the_secret() -> None:
+    env = {e["name"]: e for e in _container()["env"]}
+    for name in ("AGENT_NOTES_DB", "AGENT_BLOB_DB"):  # a URL holds its password
+        assert "value" not in env[name], name
+        assert env[name]["valueFrom"]["secretKeyRef"] == {
+            "name": "durable-agent",
+            "key": "database-url",
+        }
+    # Nothing kept on the pod: replicas on any node share the database.
+    volumes = yaml.safe_load(MANIFEST.read_text())["spec"]["template"]["spec"]["volumes"]
+    assert [v["name"] for v in volumes] == ["tmp"]
+
+
 def test_pod_runs_non_root_and_outlives_the_shutdown_grace() -> None:
     spec = yaml.safe_load(MANIFEST.read_text())["spec"]["template"]["spec"]
     assert spec["securityContext"]["runAsNonRoot"] is True
