@@ -16,43 +16,35 @@ between requests, so replicas are interchangeable.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
-import json
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateHandle,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
-from temporalio.common import MetricMeter, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime
-from temporalio.service import RPCError, RPCStatusCode
 
 from durable_agent import contract
 from durable_agent.budget import BudgetLimits
-from durable_agent.client import has_search_attributes, new_conversation_id
+from durable_agent.client import new_conversation_id
 from durable_agent.config import Settings
 from durable_agent.contract import (
     ApprovalRecord,
@@ -62,15 +54,14 @@ from durable_agent.contract import (
     ConversationLimits,
     ConversationResult,
     ConversationStatus,
-    EventPage,
-    EventsRequest,
     RejectCall,
     Reply,
     Transcript,
     UserMessage,
 )
-from durable_agent.gateway import problems
-from durable_agent.gateway.keys import GatewayKey, KeyRing, RateLimits, conversation_id, owns
+from durable_agent.gateway import calls, problems
+from durable_agent.gateway.keys import GatewayKey, conversation_id, owns
+from durable_agent.gateway.middleware import install_access_log, install_error_handlers
 from durable_agent.gateway.problems import MEDIA_TYPE, Problem, ProblemError
 from durable_agent.gateway.schemas import (
     Accepted,
@@ -79,25 +70,19 @@ from durable_agent.gateway.schemas import (
     ConversationList,
     ConversationSummary,
     ConversationView,
-    ExecutionStatus,
     Health,
     Links,
     MessageAccepted,
     ProblemTypeInfo,
     StartConversation,
 )
-from durable_agent.health import CachedCheck, temporal_check
+from durable_agent.gateway.service import Gateway
+from durable_agent.gateway.stream import event_stream
 from durable_agent.tools.registry import select_tools
 
 log = logging.getLogger("durable_agent.gateway")
 
-_T = TypeVar("_T")
-_CLOSED_MID_UPDATE = "AcceptedUpdateCompletedWorkflow"
-_UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 _MEMO_FINGERPRINT = "gateway_request_sha256"
-_CONNECT_TIMEOUT_SECONDS = 5.0
-_KEEPALIVE_SECONDS = 15.0
-_DESCRIBE_EVERY_SECONDS = 2.0
 _IDEMPOTENCY_KEY = Header(
     alias="Idempotency-Key",
     min_length=1,
@@ -126,100 +111,6 @@ def _errors(*extra: int) -> dict[int | str, dict[str, Any]]:
         status: {"model": Problem, "content": {MEDIA_TYPE: {}}, "description": _TITLES[status]}
         for status in sorted({401, 403, 422, 429, 503, *extra})
     }
-
-
-class GatewayMetrics:
-    """The gateway's Prometheus metrics (``durable_agent_gateway_*``), served with the
-    SDK's client metrics on ``AGENT_GATEWAY_METRICS_PORT``."""
-
-    def __init__(self, meter: MetricMeter) -> None:
-        self.requests = meter.create_counter(
-            "durable_agent_gateway_requests", "HTTP requests by route, method and status."
-        )
-        self.seconds = meter.create_histogram_float(
-            "durable_agent_gateway_request_seconds", "HTTP request duration by route.", "s"
-        )
-        self.streams = meter.create_gauge(
-            "durable_agent_gateway_event_streams", "Event streams open now."
-        )
-        self._open = 0
-
-    def stream(self, delta: int) -> None:
-        self._open += delta
-        self.streams.set(self._open)
-
-
-class Gateway:
-    """What the application holds: configuration, keys, rate buckets and one lazily
-    connected Temporal client (no conversation state)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        connect: Callable[[], Awaitable[Client]] | None = None,
-        runtime: Runtime | None = None,
-    ) -> None:
-        self.settings = settings
-        self.runtime = runtime
-        self.metrics = GatewayMetrics(runtime.metric_meter if runtime else MetricMeter.noop)
-        self.keys = KeyRing(settings.gateway_keys)
-        self.rates = RateLimits(settings.gateway_requests_per_second, settings.gateway_burst)
-        self.rpc_timeout = timedelta(seconds=settings.gateway_rpc_timeout_seconds)
-        self.stopping = asyncio.Event()
-        self._connect = connect or self._connect_with_settings
-        self._client: Client | None = None
-        self._lock = asyncio.Lock()
-        self._ready: CachedCheck | None = None
-        self._search_attributes: bool | None = None
-        self._search_attributes_next = 0.0
-
-    async def _connect_with_settings(self) -> Client:
-        from durable_agent.client import connect_with
-        from durable_agent.telemetry import tracing_interceptor
-
-        return await connect_with(
-            self.settings, runtime=self.runtime, interceptors=[tracing_interceptor()]
-        )
-
-    async def client(self) -> Client:
-        """The Temporal client, connecting on first use; 503 while Temporal is down."""
-        if self._client is not None:
-            return self._client
-        async with self._lock:
-            if self._client is None:
-                try:
-                    async with asyncio.timeout(_CONNECT_TIMEOUT_SECONDS):
-                        self._client = await self._connect()
-                except (RuntimeError, TimeoutError, RPCError, OSError) as e:
-                    log.warning("cannot connect to Temporal: %s", type(e).__name__)
-                    raise ProblemError(
-                        problems.TEMPORAL_UNAVAILABLE,
-                        f"cannot connect to Temporal at {self.settings.temporal_address}",
-                        retry_after_seconds=1.0,
-                    ) from None
-                client = self._client
-                self._ready = CachedCheck(lambda: temporal_check(client), 1.5)
-            return self._client
-
-    async def ready(self) -> tuple[bool, str | None]:
-        if self.stopping.is_set():
-            return False, "shutting down"
-        try:
-            await self.client()
-        except ProblemError as e:
-            return False, e.detail
-        assert self._ready is not None
-        check = await self._ready()
-        return check.ok, check.reason or None
-
-    async def search_attributes(self, client: Client) -> bool:
-        """Whether the namespace has the ``Agent*`` search attributes: a yes is kept, a
-        no is asked again after a minute (they may be registered after we started)."""
-        now = time.monotonic()
-        if self._search_attributes is not True and now >= self._search_attributes_next:
-            self._search_attributes = await has_search_attributes(client)
-            self._search_attributes_next = now + 60.0
-        return bool(self._search_attributes)
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key of the gateway.")
@@ -289,8 +180,8 @@ def create_app(
             expose_headers=["Location", "Retry-After", "Idempotent-Replayed"],
             max_age=600,
         )
-    _install_error_handlers(app)
-    _install_access_log(app)
+    install_error_handlers(app)
+    install_access_log(app)
 
     async def handle_of(key: GatewayKey, conversation: str) -> WorkflowHandle[Any, Any]:
         if not owns(key.tenant, conversation):
@@ -328,10 +219,10 @@ def create_app(
             local = new_conversation_id()
         workflow_id = conversation_id(key.tenant, local)
         config = config.model_copy(
-            update={"search_attributes": await _call(gateway.search_attributes(client))}
+            update={"search_attributes": await calls.call(gateway.search_attributes(client))}
         )
         try:
-            await _call(
+            await calls.call(
                 client.start_workflow(
                     contract.WORKFLOW_TYPE,
                     config,
@@ -348,8 +239,8 @@ def create_app(
             if not idempotency_key:
                 raise  # a fresh random id collided: not a client's problem
             handle = client.get_workflow_handle(workflow_id)
-            description = await _call(handle.describe(rpc_timeout=gateway.rpc_timeout))
-            earlier = (await _call(description.memo())).get(_MEMO_FINGERPRINT)
+            description = await calls.call(handle.describe(rpc_timeout=gateway.rpc_timeout))
+            earlier = (await calls.call(description.memo())).get(_MEMO_FINGERPRINT)
             if earlier != fingerprint:
                 raise ProblemError(
                     problems.IDEMPOTENCY_REUSED,
@@ -390,7 +281,7 @@ def create_app(
                 found.append(
                     ConversationSummary(
                         id=execution.id,
-                        execution=_execution(execution.status),
+                        execution=calls.execution_status(execution.status),
                         started_at=execution.start_time,
                         closed_at=execution.close_time,
                     )
@@ -398,7 +289,7 @@ def create_app(
                 if len(found) >= limit:
                     break
 
-        await _call(first_page())
+        await calls.call(first_page())
         return ConversationList(
             conversations=found, next_page=_page(listing.next_page_token, key.tenant)
         )
@@ -413,14 +304,16 @@ def create_app(
         """Where the conversation is: state, usage, cost, budget, breakers, pending
         approvals, and its workflow's status."""
         handle = await handle_of(key, conversation_id)
-        description = await _call(handle.describe(rpc_timeout=gateway.rpc_timeout), conversation_id)
-        status = await _query(
+        description = await calls.call(
+            handle.describe(rpc_timeout=gateway.rpc_timeout), conversation_id
+        )
+        status = await calls.query(
             handle, contract.QUERY_STATUS, ConversationStatus, gateway, conversation_id
         )
         return ConversationView(
             id=conversation_id,
             tenant=key.tenant,
-            execution=_execution(description.status),
+            execution=calls.execution_status(description.status),
             started_at=description.start_time,
             closed_at=description.close_time,
             status=status,
@@ -435,7 +328,9 @@ def create_app(
     async def transcript(key: Key, conversation_id: ConversationId) -> Transcript:
         """The system prompt, every message, and what screening flagged."""
         handle = await handle_of(key, conversation_id)
-        return await _query(handle, contract.QUERY_TRANSCRIPT, Transcript, gateway, conversation_id)
+        return await calls.query(
+            handle, contract.QUERY_TRANSCRIPT, Transcript, gateway, conversation_id
+        )
 
     @app.delete(
         "/v1/conversations/{conversation_id}",
@@ -448,8 +343,8 @@ def create_app(
         """Cancel: in-flight model and tool calls are cancelled, waiting messages get
         409, and the workflow ends as cancelled."""
         handle = await handle_of(key, conversation_id)
-        await _running(handle, gateway, conversation_id)
-        await _call(handle.cancel(rpc_timeout=gateway.rpc_timeout), conversation_id)
+        await calls.ensure_running(handle, gateway, conversation_id)
+        await calls.call(handle.cancel(rpc_timeout=gateway.rpc_timeout), conversation_id)
         log.info("conversation cancelled", extra={"conversation": conversation_id})
         return Accepted(id=conversation_id, action="cancel")
 
@@ -463,8 +358,8 @@ def create_app(
     async def end(key: Key, conversation_id: ConversationId) -> Accepted:
         """End gracefully: queued messages are answered, then the conversation completes."""
         handle = await handle_of(key, conversation_id)
-        await _running(handle, gateway, conversation_id)
-        await _call(
+        await calls.ensure_running(handle, gateway, conversation_id)
+        await calls.call(
             handle.signal(contract.SIGNAL_END, rpc_timeout=gateway.rpc_timeout), conversation_id
         )
         return Accepted(id=conversation_id, action="end")
@@ -494,7 +389,7 @@ def create_app(
         handle = await handle_of(key, conversation_id)
         message_id = _request_id("msg", conversation_id, idempotency_key)
         try:
-            update: WorkflowUpdateHandle[Reply] = await _call(
+            update: WorkflowUpdateHandle[Reply] = await calls.call(
                 handle.start_update(
                     contract.UPDATE_SEND_MESSAGE,
                     message,
@@ -506,9 +401,9 @@ def create_app(
                 conversation_id,
             )
         except WorkflowUpdateFailedError as e:
-            raise _refusal(e, conversation_id) from None
+            raise calls.refusal(e, conversation_id) from None
         if wait:
-            reply = await _outcome(update, settings.gateway_wait_seconds, conversation_id)
+            reply = await calls.outcome(update, settings.gateway_wait_seconds, conversation_id)
             if reply is not None:
                 return _reply_response(reply, conversation_id)
         return _accepted(conversation_id, message_id)
@@ -532,7 +427,7 @@ def create_app(
         handle = await handle_of(key, conversation_id)
         update = handle.get_update_handle(message_id, result_type=Reply)
         try:
-            reply = await _outcome(update, max(wait, 0.5), conversation_id)
+            reply = await calls.outcome(update, max(wait, 0.5), conversation_id)
         except ProblemError as e:
             if e.kind is problems.NOT_FOUND:  # the conversation, or this message in it
                 e.detail = f"no message {message_id!r} in conversation {conversation_id!r}"
@@ -552,7 +447,9 @@ def create_app(
     async def approvals(key: Key, conversation_id: ConversationId) -> Approvals:
         """Tool calls waiting for a person, and every decision so far."""
         handle = await handle_of(key, conversation_id)
-        return await _query(handle, contract.QUERY_APPROVALS, Approvals, gateway, conversation_id)
+        return await calls.query(
+            handle, contract.QUERY_APPROVALS, Approvals, gateway, conversation_id
+        )
 
     @app.post(
         "/v1/conversations/{conversation_id}/approvals/{call_id}",
@@ -582,7 +479,7 @@ def create_app(
             name = contract.UPDATE_REJECT
         update_id = _request_id("approval", conversation_id, idempotency_key)
         try:
-            record: ApprovalRecord = await _call(
+            record: ApprovalRecord = await calls.call(
                 handle.execute_update(
                     name,
                     answer,
@@ -593,7 +490,7 @@ def create_app(
                 conversation_id,
             )
         except WorkflowUpdateFailedError as e:
-            raise _refusal(e, conversation_id) from None
+            raise calls.refusal(e, conversation_id) from None
         log.info(
             "tool call %s",
             record.decision,
@@ -629,9 +526,9 @@ def create_app(
         finished, approvals, replies. Reconnect with ``Last-Event-ID`` (or ``after``) to
         resume without a gap."""
         handle = await handle_of(key, conversation_id)
-        await _call(handle.describe(rpc_timeout=gateway.rpc_timeout), conversation_id)
+        await calls.call(handle.describe(rpc_timeout=gateway.rpc_timeout), conversation_id)
         cursor = after if after is not None else int(last_event_id or 0)
-        stream = _event_stream(request, handle, gateway, cursor)
+        stream = event_stream(request, handle, gateway, cursor)
         return StreamingResponse(
             stream,
             media_type="text/event-stream",
@@ -761,120 +658,6 @@ def _reply_response(reply: Reply, conversation_id: str) -> Reply:
     return reply
 
 
-async def _outcome(
-    update: WorkflowUpdateHandle[Reply], seconds: float, conversation_id: str
-) -> Reply | None:
-    """The update's reply within ``seconds``; ``None`` if it is not ready by then."""
-    try:
-        async with asyncio.timeout(seconds):
-            return await update.result(rpc_timeout=timedelta(seconds=seconds + 5))
-    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        return None
-    except WorkflowUpdateFailedError as e:
-        raise _refusal(e, conversation_id) from None
-    except RPCError as e:
-        raise _rpc_problem(e, conversation_id) from None
-
-
-async def _query(
-    handle: WorkflowHandle[Any, Any],
-    name: str,
-    result_type: type[_T],
-    gateway: Gateway,
-    conversation_id: str,
-    *args: Any,
-) -> _T:
-    result: _T = await _call(
-        handle.query(name, *args, result_type=result_type, rpc_timeout=gateway.rpc_timeout),
-        conversation_id,
-    )
-    return result
-
-
-async def _running(
-    handle: WorkflowHandle[Any, Any], gateway: Gateway, conversation_id: str
-) -> None:
-    description = await _call(handle.describe(rpc_timeout=gateway.rpc_timeout), conversation_id)
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        raise ProblemError(
-            problems.CONVERSATION_ENDED,
-            f"the conversation is {_execution(description.status)}",
-            conversation_id=conversation_id,
-        )
-
-
-async def _call(awaitable: Awaitable[_T], conversation_id: str | None = None) -> _T:
-    """Await a Temporal call; its transport errors become problems."""
-    try:
-        return await awaitable
-    except RPCError as e:
-        raise _rpc_problem(e, conversation_id) from None
-
-
-def _rpc_problem(error: RPCError, conversation_id: str | None) -> ProblemError:
-    if error.status == RPCStatusCode.NOT_FOUND:
-        if "already completed" in error.message:
-            return ProblemError(
-                problems.CONVERSATION_ENDED,
-                "the conversation has ended; start a new one",
-                conversation_id=conversation_id,
-            )
-        return ProblemError(
-            problems.NOT_FOUND,
-            f"no conversation {conversation_id!r}" if conversation_id else "not found",
-            conversation_id=conversation_id,
-        )
-    if error.status in _UNAVAILABLE:
-        return ProblemError(
-            problems.TEMPORAL_UNAVAILABLE,
-            f"Temporal did not answer ({error.status.name})",
-            conversation_id=conversation_id,
-            retry_after_seconds=1.0,
-        )
-    if error.status == RPCStatusCode.RESOURCE_EXHAUSTED:
-        return ProblemError(
-            problems.RATE_LIMITED,
-            "Temporal is rate limiting this conversation or namespace",
-            conversation_id=conversation_id,
-            retry_after_seconds=1.0,
-        )
-    log.error("Temporal call failed: %s", error.status.name if error.status else "unknown")
-    return ProblemError(
-        problems.INTERNAL, "a Temporal call failed", conversation_id=conversation_id
-    )
-
-
-def _refusal(error: WorkflowUpdateFailedError, conversation_id: str) -> ProblemError:
-    """An update the conversation refused (its validator) or could not finish."""
-    cause = error.cause
-    if not isinstance(cause, ApplicationError):
-        return ProblemError(problems.INTERNAL, "the update failed", conversation_id=conversation_id)
-    kind = {
-        contract.INVALID_MESSAGE: problems.INVALID_MESSAGE,
-        contract.MESSAGE_BLOCKED: problems.MESSAGE_BLOCKED,
-        contract.CONVERSATION_ENDED: problems.CONVERSATION_ENDED,
-        _CLOSED_MID_UPDATE: problems.CONVERSATION_ENDED,
-        contract.INVALID_APPROVAL: problems.APPROVAL_CONFLICT,
-    }.get(cause.type or "", problems.INTERNAL)
-    if kind is problems.APPROVAL_CONFLICT and "arguments" in cause.details:
-        kind = problems.INVALID_APPROVAL
-    detail = cause.message if kind is not problems.INTERNAL else "the update failed"
-    return ProblemError(kind, detail, conversation_id=conversation_id)
-
-
-def _execution(status: WorkflowExecutionStatus | None) -> ExecutionStatus:
-    names: dict[WorkflowExecutionStatus | None, ExecutionStatus] = {
-        WorkflowExecutionStatus.RUNNING: "running",
-        WorkflowExecutionStatus.COMPLETED: "completed",
-        WorkflowExecutionStatus.FAILED: "failed",
-        WorkflowExecutionStatus.CANCELED: "cancelled",
-        WorkflowExecutionStatus.TERMINATED: "terminated",
-        WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued_as_new",
-        WorkflowExecutionStatus.TIMED_OUT: "timed_out",
-    }
-    return names.get(status, "running")
-
-
 def _page_token(page: str | None, tenant: str) -> bytes | None:
     """The Temporal page token inside ``page`` (see ``_page``); 422 for anything that is
     not one this gateway handed to ``tenant``."""
@@ -901,175 +684,3 @@ def _page(token: bytes | None, tenant: str) -> str | None:
         return None
     check = hashlib.sha256(tenant.encode() + b"\n" + token).digest()[:8]
     return base64.urlsafe_b64encode(check + token).decode()
-
-
-async def _event_stream(
-    request: Request, handle: WorkflowHandle[Any, Any], gateway: Gateway, cursor: int
-) -> AsyncIterator[bytes]:
-    """Poll the ``events`` query from ``cursor`` and write each event as SSE, until the
-    conversation closes, the client goes, the stream's time is up or the gateway stops."""
-    gateway.metrics.stream(+1)
-    try:
-        async for chunk in _events(request, handle, gateway, cursor):
-            yield chunk
-    finally:
-        gateway.metrics.stream(-1)
-
-
-async def _events(
-    request: Request, handle: WorkflowHandle[Any, Any], gateway: Gateway, cursor: int
-) -> AsyncIterator[bytes]:
-    settings = gateway.settings
-    deadline = time.monotonic() + settings.gateway_stream_seconds
-    last_write = last_describe = time.monotonic()
-    yield b"retry: 1000\n\n"
-    while time.monotonic() < deadline and not gateway.stopping.is_set():
-        if await request.is_disconnected():
-            return
-        try:
-            page: EventPage = await handle.query(
-                contract.QUERY_EVENTS,
-                EventsRequest(after=cursor, limit=100),
-                result_type=EventPage,
-                rpc_timeout=gateway.rpc_timeout,
-            )
-        except RPCError as e:
-            problem = _rpc_problem(e, handle.id)
-            yield _sse("error", problem.document(None).model_dump_json(exclude_none=True))
-            if problem.kind in (problems.NOT_FOUND, problems.CONVERSATION_ENDED):
-                return
-            await _pause(gateway, 1.0)
-            continue
-        if page.missed:
-            yield _sse("missed", json.dumps({"missed": page.missed}))
-        for event in page.events:
-            yield _sse(event.kind, event.model_dump_json(), event.seq)
-            cursor = event.seq
-        if page.events:
-            last_write = time.monotonic()
-            if cursor < page.last_seq:
-                continue  # more waiting: no pause
-        if page.ended and cursor >= page.last_seq:
-            yield _sse("end", json.dumps({"execution": "completed"}))
-            return
-        now = time.monotonic()
-        if now - last_describe >= _DESCRIBE_EVERY_SECONDS:
-            last_describe = now
-            try:
-                description = await handle.describe(rpc_timeout=gateway.rpc_timeout)
-            except RPCError:
-                description = None
-            if description and description.status != WorkflowExecutionStatus.RUNNING:
-                yield _sse("end", json.dumps({"execution": _execution(description.status)}))
-                return
-        if now - last_write >= _KEEPALIVE_SECONDS:
-            last_write = now
-            yield b": keep-alive\n\n"
-        await _pause(gateway, settings.gateway_events_poll_seconds)
-
-
-async def _pause(gateway: Gateway, seconds: float) -> None:
-    try:
-        async with asyncio.timeout(seconds):
-            await gateway.stopping.wait()
-    except TimeoutError:
-        pass
-
-
-def _sse(event: str, data: str, seq: int | None = None) -> bytes:
-    head = f"id: {seq}\n" if seq is not None else ""
-    return f"{head}event: {event}\ndata: {data}\n\n".encode()
-
-
-# --- errors and access log -----------------------------------------------------------------
-
-
-def _problem_response(request: Request, error: ProblemError) -> JSONResponse:
-    document = error.document(request.url.path)
-    return JSONResponse(
-        document.model_dump(mode="json", exclude_none=True),
-        status_code=error.kind.status,
-        media_type=MEDIA_TYPE,
-        headers=error.response_headers(),
-    )
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    async def on_problem(request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, ProblemError)
-        return _problem_response(request, error)
-
-    async def on_validation(request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, RequestValidationError)
-        errors = problems.field_errors(error.errors())
-        detail = "; ".join(f"{e.location}: {e.message}" for e in errors[:5])
-        return _problem_response(request, ProblemError(problems.VALIDATION, detail, errors=errors))
-
-    async def on_http(request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, StarletteHTTPException)
-        kind = {404: problems.NOT_FOUND, 405: problems.METHOD_NOT_ALLOWED}.get(
-            error.status_code, problems.INTERNAL
-        )
-        detail = (
-            f"no route {request.method} {request.url.path}"
-            if error.status_code == 404
-            else (str(error.detail) if error.status_code < 500 else "internal error")
-        )
-        if kind is problems.INTERNAL and error.status_code < 500:
-            return JSONResponse(
-                {"type": "about:blank", "title": str(error.detail), "status": error.status_code},
-                status_code=error.status_code,
-                media_type=MEDIA_TYPE,
-            )
-        return _problem_response(request, ProblemError(kind, detail))
-
-    async def on_rpc(request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, RPCError)
-        return _problem_response(request, _rpc_problem(error, None))
-
-    async def on_other(request: Request, error: Exception) -> JSONResponse:
-        log.error(
-            "unhandled %s on %s %s",
-            type(error).__name__,
-            request.method,
-            request.url.path,
-            exc_info=error,
-        )
-        return _problem_response(request, ProblemError(problems.INTERNAL, "internal error"))
-
-    app.add_exception_handler(ProblemError, on_problem)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(RPCError, on_rpc)
-    app.add_exception_handler(Exception, on_other)
-
-
-def _install_access_log(app: FastAPI) -> None:
-    access = logging.getLogger("durable_agent.gateway.access")
-
-    @app.middleware("http")
-    async def log_request(request: Request, call_next: Any) -> Response:
-        started = time.monotonic()
-        response: Response = await call_next(request)
-        seconds = time.monotonic() - started
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")  # templates only: bounded label values
-        metrics: GatewayMetrics = request.app.state.gateway.metrics
-        labels = {"route": path, "method": request.method}
-        metrics.requests.add(1, {**labels, "status": str(response.status_code)})
-        metrics.seconds.record(seconds, labels)
-        access.info(
-            "%s %s %d",
-            request.method,
-            getattr(route, "path", request.url.path),
-            response.status_code,
-            extra={
-                "event": "request",
-                "method": request.method,
-                "route": getattr(route, "path", None),
-                "status": response.status_code,
-                "tenant": getattr(request.state, "tenant", None),
-                "seconds": round(seconds, 4),
-            },
-        )
-        return response

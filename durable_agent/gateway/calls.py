@@ -1,0 +1,148 @@
+"""The gateway's Temporal calls, and what their failures mean over HTTP: transport
+errors, refused updates and closed conversations become ``ProblemError``s."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from durable_agent import contract
+from durable_agent.contract import Reply
+from durable_agent.gateway import problems
+from durable_agent.gateway.problems import ProblemError
+from durable_agent.gateway.schemas import ExecutionStatus
+from durable_agent.gateway.service import Gateway
+
+log = logging.getLogger("durable_agent.gateway")
+
+_T = TypeVar("_T")
+_CLOSED_MID_UPDATE = "AcceptedUpdateCompletedWorkflow"
+"""The server's failure type for an accepted update whose workflow closed first."""
+_UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
+
+
+async def outcome(
+    update: WorkflowUpdateHandle[Reply], seconds: float, conversation_id: str
+) -> Reply | None:
+    """The update's reply within ``seconds``; ``None`` if it is not ready by then."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await update.result(rpc_timeout=timedelta(seconds=seconds + 5))
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return None
+    except WorkflowUpdateFailedError as e:
+        raise refusal(e, conversation_id) from None
+    except RPCError as e:
+        raise rpc_problem(e, conversation_id) from None
+
+
+async def query(
+    handle: WorkflowHandle[Any, Any],
+    name: str,
+    result_type: type[_T],
+    gateway: Gateway,
+    conversation_id: str,
+    *args: Any,
+) -> _T:
+    result: _T = await call(
+        handle.query(name, *args, result_type=result_type, rpc_timeout=gateway.rpc_timeout),
+        conversation_id,
+    )
+    return result
+
+
+async def ensure_running(
+    handle: WorkflowHandle[Any, Any], gateway: Gateway, conversation_id: str
+) -> None:
+    description = await call(handle.describe(rpc_timeout=gateway.rpc_timeout), conversation_id)
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise ProblemError(
+            problems.CONVERSATION_ENDED,
+            f"the conversation is {execution_status(description.status)}",
+            conversation_id=conversation_id,
+        )
+
+
+async def call(awaitable: Awaitable[_T], conversation_id: str | None = None) -> _T:
+    """Await a Temporal call; its transport errors become problems."""
+    try:
+        return await awaitable
+    except RPCError as e:
+        raise rpc_problem(e, conversation_id) from None
+
+
+def rpc_problem(error: RPCError, conversation_id: str | None) -> ProblemError:
+    if error.status == RPCStatusCode.NOT_FOUND:
+        if "already completed" in error.message:
+            return ProblemError(
+                problems.CONVERSATION_ENDED,
+                "the conversation has ended; start a new one",
+                conversation_id=conversation_id,
+            )
+        return ProblemError(
+            problems.NOT_FOUND,
+            f"no conversation {conversation_id!r}" if conversation_id else "not found",
+            conversation_id=conversation_id,
+        )
+    if error.status in _UNAVAILABLE:
+        return ProblemError(
+            problems.TEMPORAL_UNAVAILABLE,
+            f"Temporal did not answer ({error.status.name})",
+            conversation_id=conversation_id,
+            retry_after_seconds=1.0,
+        )
+    if error.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+        return ProblemError(
+            problems.RATE_LIMITED,
+            "Temporal is rate limiting this conversation or namespace",
+            conversation_id=conversation_id,
+            retry_after_seconds=1.0,
+        )
+    log.error("Temporal call failed: %s", error.status.name if error.status else "unknown")
+    return ProblemError(
+        problems.INTERNAL, "a Temporal call failed", conversation_id=conversation_id
+    )
+
+
+def refusal(error: WorkflowUpdateFailedError, conversation_id: str) -> ProblemError:
+    """An update the conversation refused (its validator) or could not finish."""
+    cause = error.cause
+    if not isinstance(cause, ApplicationError):
+        return ProblemError(problems.INTERNAL, "the update failed", conversation_id=conversation_id)
+    kind = {
+        contract.INVALID_MESSAGE: problems.INVALID_MESSAGE,
+        contract.MESSAGE_BLOCKED: problems.MESSAGE_BLOCKED,
+        contract.CONVERSATION_ENDED: problems.CONVERSATION_ENDED,
+        _CLOSED_MID_UPDATE: problems.CONVERSATION_ENDED,
+        contract.INVALID_APPROVAL: problems.APPROVAL_CONFLICT,
+    }.get(cause.type or "", problems.INTERNAL)
+    if kind is problems.APPROVAL_CONFLICT and "arguments" in cause.details:
+        kind = problems.INVALID_APPROVAL
+    detail = cause.message if kind is not problems.INTERNAL else "the update failed"
+    return ProblemError(kind, detail, conversation_id=conversation_id)
+
+
+def execution_status(status: WorkflowExecutionStatus | None) -> ExecutionStatus:
+    names: dict[WorkflowExecutionStatus | None, ExecutionStatus] = {
+        WorkflowExecutionStatus.RUNNING: "running",
+        WorkflowExecutionStatus.COMPLETED: "completed",
+        WorkflowExecutionStatus.FAILED: "failed",
+        WorkflowExecutionStatus.CANCELED: "cancelled",
+        WorkflowExecutionStatus.TERMINATED: "terminated",
+        WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued_as_new",
+        WorkflowExecutionStatus.TIMED_OUT: "timed_out",
+    }
+    return names.get(status, "running")
