@@ -231,6 +231,15 @@ class ContinuedState(_Model):
     events: list[ConversationEvent] = []
     """The newest events, so a reader of the feed misses nothing across runs."""
     event_seq: int = 0
+    answered: list[AnsweredMessage] = []
+    """The newest replies by update id, so a retried message is answered, not rerun."""
+
+
+class AnsweredMessage(_Model):
+    """A message's update id and the reply it got (carried across continue-as-new)."""
+
+    update_id: str
+    reply: Reply
 
 
 class ConversationResult(_Model):
@@ -543,6 +552,7 @@ the tool refuses; nothing changed."""
 
 # Models above refer to ones defined after them.
 for _model in (
+    AnsweredMessage,
     ContinuedState,
     ConversationInput,
     ToolCallRecord,

@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         INVALID_MESSAGE,
         MESSAGE_BLOCKED,
         WORKFLOW_TYPE,
+        AnsweredMessage,
         ApprovalRecord,
         Approvals,
         ApproveCall,
@@ -118,6 +119,9 @@ GOVERNOR_RETRY_POLICY = RetryPolicy(
 )
 GOVERNOR_START_TO_CLOSE = timedelta(seconds=10)
 GOVERNOR_SCHEDULE_TO_CLOSE = timedelta(minutes=1)
+
+ANSWERED_KEPT = 16
+"""Replies kept by update id for retries that arrive after continue-as-new."""
 
 MIN_OUTPUT_TOKENS = 64
 """A model call that could not produce at least this many tokens is not worth making."""
@@ -214,6 +218,12 @@ class AgentWorkflow:
         self._messages: list[Message] = []
         self._pending: list[_Pending] = []
         self._replies: dict[str, Reply] = {}
+        # Replies of recent messages by update id, carried across continue-as-new: a
+        # retried update (the gateway's Idempotency-Key) that reaches the next run gets
+        # the reply it had (Temporal deduplicates update ids only within a run).
+        self._answered: dict[str, Reply] = (
+            {a.update_id: a.reply for a in input.continued.answered} if input.continued else {}
+        )
         self._state: ConversationState = "idle"
         self._turns = 0
         self._model_calls = 0
@@ -270,6 +280,9 @@ class AgentWorkflow:
             if continuing:
                 await self._settled()  # before the reply, so no message is sent meanwhile
             self._replies[pending.update_id] = reply
+            self._answered[pending.update_id] = reply
+            if len(self._answered) > ANSWERED_KEPT:
+                del self._answered[next(iter(self._answered))]
             self._events.emit("reply", reply.turn, reply=reply)
             self._publish("idle" if reply.status == "ok" else reply.status)
             if continuing:
@@ -303,6 +316,8 @@ class AgentWorkflow:
         has run. Taken raw so a malformed payload gets a precise rejection, not a
         generic decoding failure."""
         update_id = workflow.current_update_info().id  # type: ignore[union-attr]
+        if update_id in self._answered and self._runs > 1:
+            return self._answered[update_id]  # a retry from before continue-as-new
         self._pending.append(_Pending(update_id, _parse_message(message)))
         await workflow.wait_condition(lambda: update_id in self._replies)
         return self._replies.pop(update_id)
@@ -967,6 +982,10 @@ class AgentWorkflow:
             compactions=self._compactions,
             events=events,
             event_seq=event_seq,
+            answered=[
+                AnsweredMessage(update_id=update_id, reply=reply)
+                for update_id, reply in self._answered.items()
+            ],
         )
 
     def _restore(self, carried: ContinuedState) -> None:

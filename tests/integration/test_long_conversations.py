@@ -18,18 +18,21 @@ from durable_agent.client import Conversation, connect, start_conversation
 from durable_agent.config import Settings
 from durable_agent.contract import (
     QUERY_EVENTS,
+    UPDATE_SEND_MESSAGE,
     BreakerCommand,
     ConversationInput,
     EventPage,
     EventsRequest,
+    Reply,
     SafetyPolicy,
+    UserMessage,
 )
 from durable_agent.devserver import DevServer
 from durable_agent.replay import replayer
 from durable_agent.stores.blobs import open_blob_store
 from durable_agent.testing.fake_tools import FakeToolServer
 from tests.conftest import make_settings
-from tests.helpers import run_command, running_worker, saved_notes
+from tests.helpers import eventually, run_command, running_worker, saved_notes
 from tests.integration.test_approvals import _ask
 
 MESSAGES = [
@@ -276,3 +279,25 @@ async def test_export_and_replay_every_run_from_the_cli(
     path.write_text(out)
     code, out, err = await run_command(sys.executable, "starter.py", "replay", str(path))
     assert code == 0 and f"replayed {path}: ok" in out, err
+
+
+async def test_a_retried_message_after_continue_as_new_gets_its_reply_not_a_new_turn(
+    client: Client, task_queue: str
+) -> None:
+    config = ConversationInput(continue_as_new_after_turns=1)
+    conversation = await start_conversation(client, config, task_queue=task_queue)
+
+    async def send(update_id: str, text: str) -> Reply:
+        reply: Reply = await conversation.handle.execute_update(
+            UPDATE_SEND_MESSAGE, UserMessage(text=text), id=update_id, result_type=Reply
+        )
+        return reply
+
+    first = await send("msg-retried", "What is 6 * 7?")
+    await eventually(conversation.status, until=lambda s: s.runs == 2)  # continued as new
+    again = await send("msg-retried", "What is 6 * 7?")  # e.g. the gateway's retry
+    assert again == first
+    status = await conversation.status()
+    assert status.turns == 1 and status.runs == 2  # no second turn
+    other = await send("msg-other", "What is 6 * 7?")
+    assert other.turn == 2  # a new id is a new message
