@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -59,11 +60,19 @@ def key_entries(found: list[Tenant], **limits: Any) -> list[GatewayKey]:
 @asynccontextmanager
 async def serving(
     settings: Settings,
-    connect: Callable[[], Awaitable[Client]],
+    connect: Client | Callable[[], Awaitable[Client]],
     *,
     port: int | None = None,
 ) -> AsyncIterator[str]:
-    """Serve the gateway app for ``settings`` on 127.0.0.1; yields its base URL."""
+    """Serve the gateway app for ``settings`` on 127.0.0.1 with ``connect``'s client (or
+    that client itself); yields its base URL."""
+    if isinstance(connect, Client):
+        client = connect
+
+        async def reuse() -> Client:
+            return client
+
+        connect = reuse
     port = port or free_port()
     app = create_app(settings, connect=connect)
     server = uvicorn.Server(
@@ -86,15 +95,15 @@ async def serving(
             await asyncio.wait_for(task, 10)
 
 
-_LINES: dict[int, AsyncIterator[str]] = {}
+_LINES: weakref.WeakKeyDictionary[httpx.Response, AsyncIterator[str]] = weakref.WeakKeyDictionary()
 
 
 def lines_of(response: httpx.Response) -> AsyncIterator[str]:
     """The one line iterator of a streamed response (httpx allows only one), so a test
     can read events, do something, and read on."""
-    if id(response) not in _LINES:
-        _LINES[id(response)] = response.aiter_lines()
-    return _LINES[id(response)]
+    if response not in _LINES:
+        _LINES[response] = response.aiter_lines()
+    return _LINES[response]
 
 
 async def read_events(

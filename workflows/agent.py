@@ -520,8 +520,9 @@ class AgentWorkflow:
         self._state = "thinking"
         if not self._health.allows(MODEL, self._now()):
             raise _TurnOver(self._degraded_reply(turn, MODEL))
-        request = self._model_request()
-        turn.degraded.extend(tool_dependency(name) for name in self._withheld())
+        withheld = self._withheld()
+        turn.degraded.extend(tool_dependency(name) for name in withheld)
+        request = self._model_request(withheld)
         payload = request.model_dump_json()
         if await self._compact_if_needed(turn, len(payload)):
             request = self._model_request()
@@ -1080,10 +1081,11 @@ class AgentWorkflow:
     def _price(self, model: str | None = None) -> Price:
         return price_for(model or self._priced_model or "")
 
-    def _model_request(self) -> ModelRequest:
-        """The next model call: optional tools whose breaker is open are withheld, and the
-        model is told so it can say what it cannot do."""
-        withheld = self._withheld()
+    def _model_request(self, withheld: list[str] | None = None) -> ModelRequest:
+        """The next model call: optional tools whose breaker is open (``withheld``, if
+        just computed) are withheld, and the model is told so it can say what it cannot
+        do."""
+        withheld = self._withheld() if withheld is None else withheld
         offered = [spec.definition() for spec in self._tools.values() if spec.name not in withheld]
         system = self._input.system_prompt
         if withheld:

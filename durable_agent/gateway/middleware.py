@@ -44,21 +44,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
-        kind = {404: problems.NOT_FOUND, 405: problems.METHOD_NOT_ALLOWED}.get(
-            error.status_code, problems.INTERNAL
-        )
-        detail = (
-            f"no route {request.method} {request.url.path}"
-            if error.status_code == 404
-            else (str(error.detail) if error.status_code < 500 else "internal error")
-        )
-        if kind is problems.INTERNAL and error.status_code < 500:
+        status = error.status_code
+        if status == 404:
+            problem = ProblemError(
+                problems.NOT_FOUND, f"no route {request.method} {request.url.path}"
+            )
+        elif status == 405:
+            problem = ProblemError(problems.METHOD_NOT_ALLOWED, str(error.detail))
+        elif status >= 500:
+            problem = ProblemError(problems.INTERNAL, "internal error")
+        else:  # a status with no problem type of its own
             return JSONResponse(
-                {"type": "about:blank", "title": str(error.detail), "status": error.status_code},
-                status_code=error.status_code,
+                {"type": "about:blank", "title": str(error.detail), "status": status},
+                status_code=status,
                 media_type=MEDIA_TYPE,
             )
-        return _problem_response(request, ProblemError(kind, detail))
+        return _problem_response(request, problem)
 
     async def on_rpc(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RPCError)
@@ -89,21 +90,21 @@ def install_access_log(app: FastAPI) -> None:
         started = time.monotonic()
         response: Response = await call_next(request)
         seconds = time.monotonic() - started
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")  # templates only: bounded label values
+        template: str | None = getattr(request.scope.get("route"), "path", None)
         metrics: GatewayMetrics = request.app.state.gateway.metrics
-        labels = {"route": path, "method": request.method}
+        # Route templates only (or "unmatched"): bounded label values.
+        labels = {"route": template or "unmatched", "method": request.method}
         metrics.requests.add(1, {**labels, "status": str(response.status_code)})
         metrics.seconds.record(seconds, labels)
         access.info(
             "%s %s %d",
             request.method,
-            getattr(route, "path", request.url.path),
+            template or request.url.path,
             response.status_code,
             extra={
                 "event": "request",
                 "method": request.method,
-                "route": getattr(route, "path", None),
+                "route": template,
                 "status": response.status_code,
                 "tenant": getattr(request.state, "tenant", None),
                 "seconds": round(seconds, 4),

@@ -54,11 +54,8 @@ async def gateway(
 ) -> AsyncIterator[RunningGateway]:
     found = tenants(2)
 
-    async def connect() -> Client:
-        return client
-
     async with (
-        serving(gateway_settings(settings, task_queue, found), connect) as url,
+        serving(gateway_settings(settings, task_queue, found), client) as url,
         httpx.AsyncClient(base_url=url, timeout=30) as http,
     ):
         yield RunningGateway(url, found, http)
@@ -405,10 +402,7 @@ async def test_rate_limits_answer_429_with_retry_after(
         gateway_keys=key_entries(found, requests_per_second=0.01, burst=2),
     )
 
-    async def connect() -> Client:
-        return client
-
-    async with serving(limited, connect) as url, httpx.AsyncClient(base_url=url) as http:
+    async with serving(limited, client) as url, httpx.AsyncClient(base_url=url) as http:
         headers = found[0].headers
         assert (await http.get("/v1/conversations", headers=headers)).status_code == 200
         assert (await http.get("/v1/conversations", headers=headers)).status_code == 200
@@ -437,10 +431,7 @@ async def test_tenant_limits_from_the_governor_map_to_429(
     ) as queue:
         settings = gateway_settings(make_settings(tmp_path, tool_server), queue, [poor, slow])
 
-        async def connect() -> Client:
-            return client
-
-        async with serving(settings, connect) as url, httpx.AsyncClient(base_url=url) as http:
+        async with serving(settings, client) as url, httpx.AsyncClient(base_url=url) as http:
             created = await http.post("/v1/conversations", json={}, headers=poor.headers)
             broke = await http.post(
                 f"/v1/conversations/{created.json()['id']}/messages",
@@ -543,13 +534,10 @@ async def test_cors_is_off_unless_origins_are_configured(
         "Access-Control-Request-Headers": "authorization,idempotency-key,content-type",
     }
 
-    async def connect() -> Client:
-        return client
-
     allowed = gateway_settings(
         settings, task_queue, found, gateway_cors_origins=["http://ui.example"]
     )
-    async with serving(allowed, connect) as url, httpx.AsyncClient(base_url=url) as http:
+    async with serving(allowed, client) as url, httpx.AsyncClient(base_url=url) as http:
         ok = await http.options(
             "/v1/conversations", headers={**preflight, "Origin": "http://ui.example"}
         )
@@ -567,7 +555,7 @@ async def test_cors_is_off_unless_origins_are_configured(
         assert "retry-after" in listed.headers["access-control-expose-headers"].lower()
 
     closed = gateway_settings(settings, task_queue, found)
-    async with serving(closed, connect) as url, httpx.AsyncClient(base_url=url) as http:
+    async with serving(closed, client) as url, httpx.AsyncClient(base_url=url) as http:
         listed = await http.get(
             "/v1/conversations", headers={**found[0].headers, "Origin": "http://ui.example"}
         )

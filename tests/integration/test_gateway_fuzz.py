@@ -88,10 +88,7 @@ async def test_fuzzed_requests_never_get_a_server_error(
         gateway_stream_seconds=0.5,
     )
 
-    async def connect() -> Client:
-        return client
-
-    async with serving(config, connect) as url:
+    async with serving(config, client) as url:
         async with httpx.AsyncClient(base_url=url, headers=found[0].headers) as http:
             created = await http.post("/v1/conversations", json={})
             conversation = created.json()["id"]

@@ -60,13 +60,10 @@ async def test_replicas_share_nothing_and_sigterm_is_graceful(
     )
     first = f"http://127.0.0.1:{port}"
 
-    async def connect() -> Client:
-        return client
-
     try:
         async with (
             httpx.AsyncClient(base_url=first, headers=acme.headers, timeout=30) as a,
-            serving(gateway_settings(settings, task_queue, [acme]), connect) as second,
+            serving(gateway_settings(settings, task_queue, [acme]), client) as second,
             httpx.AsyncClient(base_url=second, headers=acme.headers, timeout=30) as b,
         ):
 
