@@ -54,10 +54,11 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from bench.harness import user_texts
 from bench.processes import wait_polling, worker_process
 from durable_agent.breaker import BreakerConfig
 from durable_agent.client import Conversation, ConversationError, connect, start_conversation
-from durable_agent.contract import ConversationInput, ConversationStatus, Reply, TextBlock
+from durable_agent.contract import ConversationInput, ConversationStatus, Reply
 from durable_agent.dependencies import MODEL, tool_dependency
 from durable_agent.devserver import DevServer
 from durable_agent.governor import governor_id
@@ -360,13 +361,7 @@ async def _check_conversation(
         problems.append(f"{name}: a message was answered before an earlier burst's")
     status = await conversation.status()
     transcript = await conversation.transcript()
-    said = [
-        block.text
-        for message in transcript.messages
-        if message.role == "user"
-        for block in message.content
-        if isinstance(block, TextBlock)
-    ]
+    said = user_texts(transcript)
     if said != [s.text for s, _ in answered] or len(said) != len(sent):
         problems.append(f"{name}: transcript user messages differ from the messages sent")
     if status.turns != len(sent) or status.state != "idle":

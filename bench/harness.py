@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import platform
 import random
 import sys
 import time
@@ -19,6 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -30,7 +32,7 @@ from temporalio.service import RPCError
 from bench.bare import BARE_WORKFLOW, SIGNAL_END, UPDATE_TURN
 from bench.processes import ROOT, stop, wait_polling
 from durable_agent.client import Conversation, ConversationError, start_conversation
-from durable_agent.contract import ConversationInput, Reply, UserMessage
+from durable_agent.contract import ConversationInput, Reply, TextBlock, Transcript, UserMessage
 from durable_agent.devserver import DevServer
 
 Kind = Literal["agent", "bare"]
@@ -212,6 +214,26 @@ class Result:
             "details": self.details,
             "problems": self.problems,
         }
+
+
+def machine() -> dict[str, Any]:
+    """What a result was measured on, for its JSON report."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "temporalio": version("temporalio"),
+    }
+
+
+def user_texts(transcript: Transcript) -> list[str]:
+    """The text blocks users sent, in order (tool results left out)."""
+    return [
+        block.text
+        for message in transcript.messages
+        if message.role == "user"
+        for block in message.content
+        if isinstance(block, TextBlock)
+    ]
 
 
 def percentile(values: Sequence[float], q: float) -> float:

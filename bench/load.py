@@ -48,7 +48,7 @@ from temporalio.service import RPCError
 
 from bench import plots
 from bench.caching import claude_env
-from bench.harness import Host, worker_host
+from bench.harness import Host, user_texts, worker_host
 from bench.load_drivers import (
     ClientDriver,
     Driver,
@@ -63,7 +63,7 @@ from bench.load_report import OK, LoadReport, Phase, Turn, Violation, check_conv
 from bench.progress import Counts, progress
 from bench.throughput import CONVERSATIONS_PER_TENANT
 from durable_agent.client import ConversationError, connect, get_conversation
-from durable_agent.contract import ConversationStatus, TextBlock
+from durable_agent.contract import ConversationStatus
 from durable_agent.devserver import DevServer
 from durable_agent.process import exit_now
 from durable_agent.testing.fake_anthropic import FakeAnthropicServer
@@ -304,13 +304,7 @@ async def _check(
             await conversation.end()
         except (ConversationError, RPCError) as e:
             return [Violation("mismatch", f"{name}: cannot be checked: {e!r}"[:300])]
-    said = [
-        block.text
-        for entry in transcript.messages
-        if entry.role == "user"
-        for block in entry.content
-        if isinstance(block, TextBlock)
-    ]
+    said = user_texts(transcript)
     found = check_conversation(name, sent, said, status.turns)
     if status.state != "idle" or status.queued_messages:
         detail = f"{name}: still {status.state} with {status.queued_messages} queued"

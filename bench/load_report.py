@@ -13,16 +13,13 @@ turns and findings and print them as a table or JSON.
 from __future__ import annotations
 
 import math
-import os
-import platform
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, Literal
 
-from bench.harness import percentile
+from bench.harness import machine, percentile
 
 if TYPE_CHECKING:
     from bench.load import LoadConfig
@@ -256,11 +253,7 @@ class LoadReport:
             "config": asdict(self.config),
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "wall_seconds": round(self.wall_seconds, 1),
-            "machine": {
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
-                "temporalio": version("temporalio"),
-            },
+            "machine": machine(),
             "conditions": (
                 "one in-memory dev server, one worker process on the Claude path (real SDK) "
                 "against the loopback fake Messages API answering as the offline planner "

@@ -24,8 +24,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -33,7 +31,6 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +43,18 @@ from temporalio.service import RPCError
 from temporalio.workflow import NondeterminismError
 
 from bench import caching, history, memory, plots, step_overhead, throughput
-from bench.harness import FULL, QUICK, Bench, Deadline, Host, Kind, Result, Scale, worker_host
+from bench.harness import (
+    FULL,
+    QUICK,
+    Bench,
+    Deadline,
+    Host,
+    Kind,
+    Result,
+    Scale,
+    machine,
+    worker_host,
+)
 from durable_agent.client import ConversationError, connect
 from durable_agent.devserver import DevServer
 from durable_agent.process import exit_now
@@ -97,11 +105,7 @@ class Report:
             "seed": self.seed,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "wall_seconds": round(self.wall_seconds, 1),
-            "machine": {
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
-                "temporalio": version("temporalio"),
-            },
+            "machine": machine(),
             "conditions": (
                 "one in-memory dev server, one worker process per variant, offline model "
                 "(caching: real SDK against the fake Messages API), tenant rate limit and "
