@@ -281,26 +281,19 @@ def _turn_checks(label: str, want: TurnExpectation, seen: TurnSeen) -> list[Chec
     for description, held in answer_results(want.answer, seen.text):
         checks.append(Check(name=f"{label}: answer {description}", passed=held))
     if want.degraded is not None:
-        absent = [d for d in want.degraded if d not in seen.degraded]
-        extra_down = [] if want.degraded else seen.degraded
-        checks.append(
-            Check(
-                name=f"{label}: degraded",
-                passed=not absent and not extra_down,
-                detail=f"expected {want.degraded}, got {seen.degraded}",
-            )
-        )
+        checks.append(_listed(f"{label}: degraded", want.degraded, seen.degraded))
     if want.flags is not None:
-        absent = [f for f in want.flags if f not in seen.flags]
-        unexpected = [] if want.flags else seen.flags
-        checks.append(
-            Check(
-                name=f"{label}: flags",
-                passed=not absent and not unexpected,
-                detail=f"expected {want.flags}, got {seen.flags}",
-            )
-        )
+        checks.append(_listed(f"{label}: flags", want.flags, seen.flags))
     return checks
+
+
+def _listed(name: str, expected: list[str], seen: list[str]) -> Check:
+    """Every expected name is among ``seen``; an empty expectation means none at all."""
+    absent = [x for x in expected if x not in seen]
+    unexpected = [] if expected else seen
+    return Check(
+        name=name, passed=not absent and not unexpected, detail=f"expected {expected}, got {seen}"
+    )
 
 
 def forbidden_calls(case: Case, run: CaseRun) -> list[CallSeen]:
