@@ -2,11 +2,22 @@
 and a token-bucket rate limit on model calls.
 
 Pure decision logic (time passed in, no I/O) held by one long-lived
-``TenantGovernorWorkflow`` per tenant, which every conversation asks before each model
-call. Serialisable, so it survives crashes and continue-as-new exactly.
+``TenantGovernorWorkflow`` per tenant. Serialisable, so it survives crashes and
+continue-as-new exactly.
 
-A grant reserves the call's worst-case cost until the conversation settles it with the
-actual cost, so concurrent conversations cannot jointly overspend the day's budget.
+**Leases** (conversations recorded since ``governor-lease``): a conversation asks the
+governor for a lease — up to N model calls and $X, until T — and spends it in its own
+workflow state, one model call at a time, with no round trip. It asks again when the
+lease runs out or expires, reporting what it spent in the same request; it reports
+(``release``) when the lease expires while it holds it and when it ends. A lease's
+dollars count against the day's budget from grant to report, its calls are taken from
+the token bucket at grant (unused ones return on report), so the day's budget and the
+rate hold exactly. A lease never reported (its conversation was terminated) returns to
+the tenant ``grace_seconds`` after it expires, as if unspent; spend reported after that
+still counts. Tenants with no limits never reach the governor (``unlimited_lease``).
+
+**Permits** (older conversations): one grant per model call reserving its worst-case
+cost until the conversation settles it with the actual cost.
 """
 
 from __future__ import annotations
@@ -17,8 +28,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_EXPIRED_KEPT = 1_000
+"""Unreported, returned leases remembered for a late report (oldest forgotten first)."""
+
 GOVERNOR_ACTIVITY = "governor.acquire"
 """Registered name of the activity that asks a tenant's governor for a permit."""
+LEASE_ACTIVITY = "governor.lease"
+"""Registered name of the (local) activity that asks a tenant's governor for a lease."""
 
 
 def governor_id(tenant: str) -> str:
@@ -71,6 +87,99 @@ class Settlement(_Model):
     actual_usd: Decimal
 
 
+class LeaseSizing(_Model):
+    """How big a lease the governor grants; from the worker's configuration."""
+
+    calls: int = Field(default=16, ge=1)
+    """Model calls per lease (fewer when the token bucket holds fewer)."""
+    usd: Decimal = Field(default=Decimal("0.50"), gt=0)
+    """Dollars per lease (more if the next call's worst case needs it; less near the
+    end of the day's budget)."""
+    seconds: float = Field(default=60.0, gt=0)
+    """How long a lease may be spent from."""
+    grace_seconds: float = Field(default=900.0, ge=0)
+    """After expiry, how long an unreported lease still counts against the budget (a
+    model call started just before expiry may run this long)."""
+
+
+class LeaseReport(_Model):
+    """What a conversation did with a lease."""
+
+    lease_id: str
+    spent_usd: Decimal = Field(default=Decimal(0), ge=0)
+    """Actual spend, plus the worst case of any call still running (conservative)."""
+    calls_used: int = Field(default=0, ge=0)
+
+
+class LeaseRequest(_Model):
+    """A conversation asks for a lease (and reports the one it held)."""
+
+    tenant: str
+    conversation_id: str
+    lease_id: str
+    """Unique per lease and stable across retries: asking twice is answered once."""
+    min_usd: Decimal = Field(default=Decimal(0), ge=0)
+    """The next call's worst-case cost: a smaller lease is of no use."""
+    previous: LeaseReport | None = None
+    limits: TenantLimits | None = None
+    """Set by the activity from the worker's configuration; the latest one applies."""
+    sizing: LeaseSizing | None = None
+    """Set by the activity from the worker's configuration."""
+
+
+class Lease(_Model):
+    """A grant: spend up to ``usd`` on up to ``calls`` model calls until ``expires_at``;
+    ``None`` means unlimited. A refusal says why and when to ask again."""
+
+    lease_id: str
+    granted: bool
+    calls: int | None = None
+    usd: Decimal | None = None
+    expires_at: float = 0.0
+    """Unix time; the conversation starts no call on the lease from then on."""
+    reason: Literal["ok", "rate_limited", "daily_budget"] = "ok"
+    retry_after_seconds: float = 0.0
+    message: str = ""
+
+    @property
+    def unlimited(self) -> bool:
+        """A lease of a tenant without limits (nothing to report)."""
+        return self.calls is None and self.usd is None
+
+
+class LeaseBatch(_Model):
+    """Lease requests of one tenant, sent together (one update per batch)."""
+
+    requests: list[LeaseRequest]
+
+
+class LeaseBatchResult(_Model):
+    """The answers, in request order."""
+
+    leases: list[Lease]
+
+
+class OpenLease(_Model):
+    """A granted lease the governor has not had reported yet."""
+
+    conversation_id: str
+    usd: Decimal | None
+    calls: int | None
+    expires_at: float
+    grant: Lease
+    """The answer given, repeated to a retried request."""
+
+
+def unlimited_lease(lease_id: str, now: float, sizing: LeaseSizing) -> Lease:
+    """The lease of a tenant without limits: nothing to count, nothing to report."""
+    return Lease(lease_id=lease_id, granted=True, expires_at=now + sizing.seconds)
+
+
+def is_unlimited(limits: TenantLimits) -> bool:
+    """Whether ``limits`` limit nothing (the tenant needs no governor)."""
+    return limits.daily_usd is None and limits.model_calls_per_minute is None
+
+
 class GovernorState(_Model):
     """Everything a governor knows; carried across continue-as-new."""
 
@@ -86,6 +195,127 @@ class GovernorState(_Model):
     bucket_updated_at: float = 0.0
     granted: int = 0
     denied: int = 0
+    sizing: LeaseSizing = LeaseSizing()
+    leases: dict[str, OpenLease] = {}
+    """Granted leases not yet reported: lease id → what was granted."""
+    expired: dict[str, Decimal] = {}
+    """Leases returned unreported after their grace (lease id → dollars granted): a late
+    report still counts its spend. Cleared when the day rolls over."""
+    leased_calls: int = 0
+    """Model calls granted by leases (today and before)."""
+
+    def committed_usd(self) -> Decimal:
+        """Spent today plus everything granted and not yet settled or reported."""
+        open_usd = sum((lease.usd or Decimal(0) for lease in self.leases.values()), Decimal(0))
+        return self.spent_usd + sum(self.reservations.values(), Decimal(0)) + open_usd
+
+    def lease(self, request: LeaseRequest, now: datetime) -> Lease:
+        """Report the previous lease (if any) and grant or refuse a new one at ``now``."""
+        if request.limits is not None:
+            self.limits = request.limits
+        if request.sizing is not None:
+            self.sizing = request.sizing
+        self._roll_day(now)
+        self._expire(now.timestamp())
+        held = self.leases.get(request.lease_id)
+        if held is not None:
+            return held.grant  # a retry of a request already answered
+        if request.previous is not None:
+            self.report(request.previous, now)
+        at = now.timestamp()
+        limits, sizing = self.limits, self.sizing
+        if is_unlimited(limits):
+            grant = unlimited_lease(request.lease_id, at, sizing)
+            self._open(request, grant)
+            return grant
+        usd: Decimal | None = None
+        if limits.daily_usd is not None:
+            available = limits.daily_usd - self.committed_usd()
+            if available < request.min_usd or available <= 0:
+                self.denied += 1
+                return self._refused_for_budget(request, now, available)
+            usd = min(max(sizing.usd, request.min_usd), available)
+        calls: int | None = None
+        if limits.model_calls_per_minute is not None:
+            tokens = self._tokens(at)
+            if tokens < 1.0:
+                self.denied += 1
+                self.bucket_tokens, self.bucket_updated_at = tokens, at
+                wait = (1.0 - tokens) / (limits.model_calls_per_minute / 60.0)
+                return Lease(
+                    lease_id=request.lease_id,
+                    granted=False,
+                    reason="rate_limited",
+                    retry_after_seconds=wait,
+                    message=(
+                        f"tenant {self.tenant!r} is over {limits.model_calls_per_minute} "
+                        f"model calls per minute; retry in {wait:.2f}s"
+                    ),
+                )
+            calls = min(sizing.calls, int(tokens))
+            self.bucket_tokens, self.bucket_updated_at = tokens - calls, at
+            self.leased_calls += calls
+        grant = Lease(
+            lease_id=request.lease_id,
+            granted=True,
+            calls=calls,
+            usd=usd,
+            expires_at=at + sizing.seconds,
+        )
+        self._open(request, grant)
+        return grant
+
+    def report(self, report: LeaseReport, now: datetime) -> None:
+        """A conversation says what it did with a lease: its spend counts, its unused
+        calls return to the bucket. A report of an unknown lease (already reported)
+        changes nothing."""
+        self._roll_day(now)
+        held = self.leases.pop(report.lease_id, None)
+        if held is not None:
+            self.spent_usd += report.spent_usd
+            if held.calls is not None and self.limits.model_calls_per_minute is not None:
+                unused = max(0, held.calls - report.calls_used)
+                tokens = self._tokens(now.timestamp())
+                self.bucket_tokens = min(float(self.limits.burst), tokens + unused)
+                self.bucket_updated_at = now.timestamp()
+        elif self.expired.pop(report.lease_id, None) is not None:
+            self.spent_usd += report.spent_usd  # late: it was returned as unspent
+
+    def _open(self, request: LeaseRequest, grant: Lease) -> None:
+        self.granted += 1
+        self.leases[request.lease_id] = OpenLease(
+            conversation_id=request.conversation_id,
+            usd=grant.usd,
+            calls=grant.calls,
+            expires_at=grant.expires_at,
+            grant=grant,
+        )
+
+    def _expire(self, now: float) -> None:
+        """Return leases unreported past their grace (their conversation is gone)."""
+        for lease_id, held in list(self.leases.items()):
+            if held.expires_at + self.sizing.grace_seconds <= now:
+                del self.leases[lease_id]
+                if held.usd is not None:
+                    self.expired[lease_id] = held.usd
+        while len(self.expired) > MAX_EXPIRED_KEPT:
+            del self.expired[next(iter(self.expired))]
+
+    def _refused_for_budget(
+        self, request: LeaseRequest, now: datetime, available: Decimal
+    ) -> Lease:
+        midnight = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo) + timedelta(days=1)
+        return Lease(
+            lease_id=request.lease_id,
+            granted=False,
+            reason="daily_budget",
+            retry_after_seconds=(midnight - now).total_seconds(),
+            message=(
+                f"tenant {self.tenant!r} daily budget: limit {self.limits.daily_usd} USD, "
+                f"spent {self.spent_usd}, committed {self.committed_usd() - self.spent_usd}, "
+                f"this call may cost up to {request.min_usd}"
+            ),
+        )
 
     def acquire(self, request: PermitRequest, now: datetime) -> PermitDecision:
         """Grant or refuse one model call at ``now`` (UTC)."""
@@ -96,7 +326,7 @@ class GovernorState(_Model):
             return PermitDecision(granted=True, message="already granted")
         limits = self.limits
         if limits.daily_usd is not None:
-            committed = self.spent_usd + sum(self.reservations.values(), Decimal(0))
+            committed = self.committed_usd()
             if committed + request.reserved_usd > limits.daily_usd:
                 self.denied += 1
                 midnight = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo) + timedelta(
@@ -139,6 +369,16 @@ class GovernorState(_Model):
         if today != self.day:
             self.day = today
             self.spent_usd = Decimal(0)
+            self.expired = {}
+
+    def _tokens(self, now: float) -> float:
+        """Tokens in the bucket at ``now`` (refilled at the rate, up to the burst)."""
+        rate_per_minute = self.limits.model_calls_per_minute or 0.0
+        capacity = float(self.limits.burst)
+        if self.bucket_tokens < 0:
+            return capacity
+        elapsed = max(0.0, now - self.bucket_updated_at)
+        return min(capacity, self.bucket_tokens + elapsed * rate_per_minute / 60.0)
 
     def _take_token(self, now: float) -> float:
         """Take one token; 0 if taken, else seconds until one is available."""
@@ -146,15 +386,71 @@ class GovernorState(_Model):
         if rate_per_minute is None:
             return 0.0
         rate = rate_per_minute / 60.0
-        capacity = float(self.limits.burst)
-        if self.bucket_tokens < 0:
-            tokens = capacity
-        else:
-            elapsed = max(0.0, now - self.bucket_updated_at)
-            tokens = min(capacity, self.bucket_tokens + elapsed * rate)
+        tokens = self._tokens(now)
         self.bucket_updated_at = now
         if tokens >= 1.0:
             self.bucket_tokens = tokens - 1.0
             return 0.0
         self.bucket_tokens = tokens
         return (1.0 - tokens) / rate
+
+
+class HeldLease(_Model):
+    """A lease as its conversation holds and spends it, in workflow state (carried
+    across continue-as-new); ``None`` fields are unlimited."""
+
+    lease_id: str
+    calls_left: int | None = None
+    usd_left: Decimal | None = None
+    expires_at: float = 0.0
+    spent_usd: Decimal = Decimal(0)
+    calls_used: int = 0
+    in_flight_usd: Decimal = Decimal(0)
+    """Worst case of the call running on the lease now, if any."""
+
+    @classmethod
+    def of(cls, lease: Lease) -> HeldLease:
+        """The conversation's copy of a granted lease."""
+        return cls(
+            lease_id=lease.lease_id,
+            calls_left=lease.calls,
+            usd_left=lease.usd,
+            expires_at=lease.expires_at,
+        )
+
+    @property
+    def unlimited(self) -> bool:
+        """Nothing to count, nothing to report."""
+        return self.calls_left is None and self.usd_left is None
+
+    def covers(self, reserved_usd: Decimal, now: float) -> bool:
+        """Whether one more call of worst case ``reserved_usd`` may start at ``now``."""
+        return (
+            now < self.expires_at
+            and (self.calls_left is None or self.calls_left >= 1)
+            and (self.usd_left is None or self.usd_left >= reserved_usd)
+        )
+
+    def take(self, reserved_usd: Decimal) -> None:
+        """A call starts: its worst case is set aside."""
+        self.calls_used += 1
+        if self.calls_left is not None:
+            self.calls_left -= 1
+        if self.usd_left is not None:
+            self.usd_left -= reserved_usd
+        self.in_flight_usd += reserved_usd
+
+    def settle(self, reserved_usd: Decimal, actual_usd: Decimal) -> None:
+        """The call ended and cost ``actual_usd`` (0 if it failed)."""
+        self.in_flight_usd = max(Decimal(0), self.in_flight_usd - reserved_usd)
+        self.spent_usd += actual_usd
+        if self.usd_left is not None:
+            self.usd_left += reserved_usd - actual_usd
+
+    def report(self) -> LeaseReport:
+        """What to tell the governor: spend so far plus any call still running."""
+        return LeaseReport(
+            lease_id=self.lease_id,
+            spent_usd=self.spent_usd + self.in_flight_usd,
+            calls_used=self.calls_used,
+        )

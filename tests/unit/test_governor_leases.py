@@ -1,0 +1,181 @@
+"""Governor leases: a conversation spends a lease in its own state; the tenant's daily
+budget and rate hold exactly, unreported leases return after their grace."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from durable_agent.governor import (
+    GovernorState,
+    HeldLease,
+    LeaseReport,
+    LeaseRequest,
+    LeaseSizing,
+    TenantLimits,
+)
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+SIZING = LeaseSizing(calls=4, usd=Decimal("0.40"), seconds=60, grace_seconds=600)
+
+
+def ask(
+    state: GovernorState,
+    lease_id: str,
+    now: datetime,
+    *,
+    min_usd: str = "0.10",
+    previous: LeaseReport | None = None,
+    conversation: str = "c",
+) -> HeldLease | None:
+    grant = state.lease(
+        LeaseRequest(
+            tenant="acme",
+            conversation_id=conversation,
+            lease_id=lease_id,
+            min_usd=Decimal(min_usd),
+            previous=previous,
+            sizing=SIZING,
+        ),
+        now,
+    )
+    return HeldLease.of(grant) if grant.granted else None
+
+
+def test_a_lease_counts_against_the_budget_until_reported() -> None:
+    state = GovernorState(
+        tenant="acme", limits=TenantLimits(daily_usd=Decimal("1.00"), model_calls_per_minute=None)
+    )
+    first = ask(state, "c/1", T0)
+    assert first and first.usd_left == Decimal("0.40") and first.calls_left is None
+    assert ask(state, "d/1", T0, conversation="d")
+    third = state.lease(LeaseRequest(tenant="acme", conversation_id="e", lease_id="e/1",
+                                     min_usd=Decimal("0.30")), T0)  # fmt: skip
+    assert not third.granted and third.reason == "daily_budget"
+    assert "committed 0.80" in third.message
+    # Reporting frees the unspent part; the next lease folds the report in.
+    first.take(Decimal("0.10"))
+    first.settle(Decimal("0.10"), Decimal("0.02"))
+    renewed = ask(state, "c/2", T0, previous=first.report())
+    assert renewed and state.spent_usd == Decimal("0.02") and set(state.leases) == {"c/2", "d/1"}
+    assert state.committed_usd() == Decimal("0.82")
+    last = ask(state, "e/2", T0, min_usd="0.10", conversation="e")
+    assert last and last.usd_left == Decimal("0.18")  # the rest of the day, not a full lease
+
+
+def test_a_retried_request_gets_the_same_lease_and_counts_its_report_once() -> None:
+    state = GovernorState(tenant="acme", limits=TenantLimits(daily_usd=Decimal("5")))
+    first = ask(state, "c/1", T0)
+    assert first
+    report = LeaseReport(lease_id="c/1", spent_usd=Decimal("0.25"), calls_used=2)
+    again = [ask(state, "c/2", T0, previous=report) for _ in range(3)]
+    assert again[0] == again[1] == again[2]
+    assert state.spent_usd == Decimal("0.25") and state.granted == 2
+    state.report(report, T0)  # a release signal after the renewal: already counted
+    assert state.spent_usd == Decimal("0.25")
+
+
+def test_leased_calls_come_from_the_bucket_and_unused_ones_return() -> None:
+    limits = TenantLimits(daily_usd=None, model_calls_per_minute=60, burst=6)
+    state = GovernorState(tenant="acme", limits=limits)
+    first = ask(state, "c/1", T0)
+    second = ask(state, "d/1", T0, conversation="d")
+    assert first and second and first.calls_left == 4 and second.calls_left == 2
+    refused = state.lease(LeaseRequest(tenant="acme", conversation_id="e", lease_id="e/1"), T0)
+    assert not refused.granted and refused.reason == "rate_limited"
+    assert refused.retry_after_seconds == 1.0
+    first.take(Decimal(0))
+    state.report(first.report(), T0)  # used 1 of 4: 3 return
+    third = ask(state, "e/1", T0, conversation="e")
+    assert third and third.calls_left == 3
+
+
+def test_an_unreported_lease_returns_after_its_grace_and_a_late_report_still_counts() -> None:
+    state = GovernorState(tenant="acme", limits=TenantLimits(daily_usd=Decimal("0.50")))
+    orphan = ask(state, "c/1", T0)
+    assert orphan and not ask(state, "d/1", T0, min_usd="0.20", conversation="d")
+    after = T0 + timedelta(seconds=SIZING.seconds + SIZING.grace_seconds)
+    assert ask(state, "d/1", after, min_usd="0.20", conversation="d")
+    assert state.expired == {"c/1": Decimal("0.40")}
+    state.report(LeaseReport(lease_id="c/1", spent_usd=Decimal("0.05")), after)
+    assert state.spent_usd == Decimal("0.05") and not state.expired
+
+
+def test_a_tenant_without_limits_gets_unlimited_leases() -> None:
+    state = GovernorState(
+        tenant="acme", limits=TenantLimits(daily_usd=None, model_calls_per_minute=None)
+    )
+    lease = ask(state, "c/1", T0, min_usd="1000")
+    assert lease and lease.unlimited and lease.covers(Decimal("1000"), T0.timestamp())
+    assert not lease.covers(Decimal(0), T0.timestamp() + SIZING.seconds)
+
+
+def test_a_held_lease_covers_calls_until_it_runs_out_or_expires() -> None:
+    lease = HeldLease(lease_id="c/1", calls_left=2, usd_left=Decimal("0.30"), expires_at=100)
+    assert lease.covers(Decimal("0.30"), 99) and not lease.covers(Decimal("0.31"), 99)
+    lease.take(Decimal("0.20"))
+    assert lease.report() == LeaseReport(lease_id="c/1", spent_usd=Decimal("0.20"), calls_used=1)
+    lease.settle(Decimal("0.20"), Decimal("0.05"))
+    assert lease.usd_left == Decimal("0.25") and lease.spent_usd == Decimal("0.05")
+    lease.take(Decimal("0.01"))
+    assert not lease.covers(Decimal(0), 50)  # no calls left
+    assert not HeldLease(lease_id="x", expires_at=100).covers(Decimal(0), 100)
+
+
+def test_governor_state_with_leases_survives_a_json_round_trip() -> None:
+    state = GovernorState(tenant="acme")
+    ask(state, "c/1", T0)
+    copy = GovernorState.model_validate_json(state.model_dump_json())
+    assert copy == state and set(copy.leases) == {"c/1"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=3),  # which conversation acts
+            st.floats(min_value=0, max_value=40),  # seconds since the previous step
+            st.decimals(min_value=0, max_value=Decimal("0.5"), places=2),  # worst case
+            st.floats(min_value=0, max_value=1),  # actual as a fraction of worst case
+            st.booleans(),  # whether the conversation reports when its lease is done
+        ),
+        max_size=80,
+    )
+)
+def test_spend_never_exceeds_the_daily_budget_nor_calls_the_rate(steps: list) -> None:
+    limits = TenantLimits(daily_usd=Decimal("3"), model_calls_per_minute=30, burst=4)
+    state = GovernorState(tenant="acme", limits=limits)
+    held: dict[int, HeldLease | None] = {}
+    unreported = Decimal(0)  # spend of leases dropped without a report (orphans)
+    spent = Decimal(0)
+    calls: list[datetime] = []
+    now = T0
+    for n, (who, gap, worst, fraction, reports) in enumerate(steps):
+        now += timedelta(seconds=gap)
+        lease = held.get(who)
+        if lease is None or not lease.covers(worst, now.timestamp()):
+            previous = lease.report() if lease and reports else None
+            if lease and not reports:
+                unreported += lease.spent_usd  # an orphan: never reported
+            lease = ask(state, f"{who}/{n}", now, min_usd=str(worst), previous=previous,
+                        conversation=str(who))  # fmt: skip
+            held[who] = lease
+            if lease is None:
+                continue
+        lease.take(worst)
+        actual = (worst * Decimal(str(fraction))).quantize(Decimal("0.0001"))
+        lease.settle(worst, actual)
+        spent += actual
+        calls.append(now)
+        # What the governor knows is never over the budget; the spend it does not know
+        # of is only that of leases nobody reported (orphans), at most one lease each.
+        assert state.committed_usd() <= limits.daily_usd
+        assert spent <= limits.daily_usd + unreported
+    # Calls in any window of w seconds: at most burst + w * rate.
+    for i, start in enumerate(calls):
+        for j in range(i, len(calls)):
+            window = (calls[j] - start).total_seconds()
+            assert j - i + 1 <= 4 + window * 0.5 + 1e-6
