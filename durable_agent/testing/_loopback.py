@@ -276,9 +276,13 @@ def serve_until_interrupted(
     parser.add_argument("--port", type=int, default=default_port, help="0 picks a free port")
     args = parser.parse_args(argv)
     with fake(port=args.port, verbose=True) as srv:
-        print(f"{label} at {srv.base_url} (Ctrl-C to stop)", flush=True)
         try:
+            print(f"{label} at {srv.base_url} (Ctrl-C to stop)", flush=True)
             while True:
-                time.sleep(3600)
+                # Short sleeps, not one long one: CPython runs a signal's handler between
+                # bytecodes, so a Ctrl-C that lands after the last check but before the
+                # sleep starts (the GIL handed to a request thread in between) would wait
+                # for the whole sleep.
+                time.sleep(0.2)
         except KeyboardInterrupt:
             pass

@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import select
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -497,29 +491,3 @@ async def test_restart_serves_on_same_port() -> None:
         with srv:
             assert srv.base_url == url
             assert (await raw.get(f"{url}/health")).status_code == 200
-
-
-@pytest.mark.slow
-def test_main_serves_until_interrupted() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "durable_agent.testing.fake_anthropic", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 10.0)
-        line = proc.stdout.readline() if ready else ""
-        found = re.search(r"http://127\.0\.0\.1:\d+", line)
-        assert found, line
-        url = found.group()
-        assert httpx.get(f"{url}/health", timeout=5).json() == {"ok": True}
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=5) == 0
-    finally:
-        proc.kill()
-        proc.wait(timeout=5)
-        if proc.stdout is not None:
-            proc.stdout.close()
