@@ -64,8 +64,7 @@ async def test_worker_killed_during_slow_tool_call(
     results = [b.tool_use_id for b in messages[2].content if isinstance(b, ToolResultBlock)]
     assert sorted(uses) == sorted(results) and len(uses) == 2
 
-    # The weather activity ran twice (the killed attempt timed out on heartbeat); the
-    # note activity once.
+    # The weather activity ran twice (the killed attempt timed out on heartbeat).
     history = await conversation.handle.fetch_history()
     scheduled = {
         e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
@@ -79,13 +78,14 @@ async def test_worker_killed_during_slow_tool_call(
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
     )  # fmt: skip
-    assert attempts == [
-        ("governor.acquire", 1),
-        ("governor.acquire", 1),
+    # The note activity ran once, or twice if the kill came after the row was written but
+    # before its completion reached the server: either way the note exists once (above).
+    note_attempts = [n for name, n in attempts if name == "tool.save_note"]
+    assert note_attempts in ([1], [2])
+    assert [a for a in attempts if a[0] in ("model.invoke", "tool.get_weather")] == [
         ("model.invoke", 1),
         ("model.invoke", 1),
         ("tool.get_weather", 2),  # the killed attempt timed out on its heartbeat
-        ("tool.save_note", 1),  # written once, never re-run
     ]
     assert status.turns == 1 and status.tool_calls == 2 and status.model_calls == 2
 
