@@ -124,3 +124,14 @@ async def test_a_malformed_case_file_exits_2_naming_the_field(tmp_path: Path) ->
     assert code == 2 and out == ""
     assert f"{bad}: invalid case file" in err
     assert "cases.0(oops).turns.0.expect.staus: Extra inputs are not permitted" in err
+
+
+async def test_the_pure_modules_import_no_temporal_or_network_client() -> None:
+    code = (
+        "import sys, evals.cases, evals.scoring, evals.report; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'temporalio', 'httpx', 'anthropic', 'worker'}))"
+    )
+    status, out, err = await run_command(sys.executable, "-c", code)
+    assert status == 0, err
+    assert out.strip() == "[]"
