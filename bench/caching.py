@@ -1,4 +1,4 @@
-"""Measurement 5: prompt caching on the Claude path.
+"""Measurement 6: prompt caching on the Claude path.
 
 A conversation of ``caching_turns`` turns runs on a worker whose model backend is
 Claude (the real SDK) talking to the loopback ``FakeAnthropicServer``. The usage each
@@ -73,7 +73,7 @@ def uncached(usage: Usage) -> Usage:
 async def measure(bench: Bench, fake: FakeAnthropicServer) -> Result:
     """Share of input tokens read from cache from turn 2; cost vs no caching."""
     turns = bench.scale.caching_turns
-    result = Result("caching", f"5. prompt caching over {turns} turns (Claude path, fake API)")
+    result = Result("caching", f"6. prompt caching over {turns} turns (Claude path, fake API)")
     deadline = bench.deadline(bench.scale.caching_seconds)
     fake.reset()
     chat = await open_chat(bench.client, bench.hosts["claude"], ConversationInput(model=MODEL))

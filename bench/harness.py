@@ -13,10 +13,10 @@ import math
 import os
 import platform
 import random
+import signal
 import sys
 import time
 import uuid
-from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -24,8 +24,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
@@ -66,27 +64,39 @@ class Scale:
     """Throughput: conversations at once on one worker."""
     throughput_turns: tuple[int, ...]
     """Throughput: turns of each conversation, per level."""
-    hot_tenant: int
-    """Throughput: conversations of one tenant sending at once, past its governor's
-    limit of updates in flight (0: no probe)."""
+    one_tenant: int
+    """One tenant: conversations of one tenant on one worker, all at once."""
+    one_tenant_turns: int
+    """One tenant: turns of each of its conversations."""
     idle_conversations: int
     """Memory: conversations left cached and idle."""
     idle_turns: int
     """Memory: turns of each idle conversation."""
     memory_bare_conversations: int
     """Memory: conversations of the bare worker, for memory per conversation."""
+    heap_conversations: int
+    """Memory: conversations of each worker that traces its heap (``tracemalloc``
+    slows a worker down: fewer than the RSS measurement's)."""
     history_checkpoints: tuple[int, ...]
     """History: turns at which bytes and events per turn are measured; the first is
     the baseline, the last is held to the target and replayed."""
     caching_turns: int
     """Prompt caching: turns of the conversation on the Claude path."""
+    tuning_settings: tuple[str, ...]
+    """Tuning sweep (``--tuning``): the ``bench.tuning.SETTINGS`` to measure."""
+    tuning_concurrency: tuple[int, ...]
+    """Tuning sweep: conversations at once on one worker, per level."""
+    tuning_turns: tuple[int, ...]
+    """Tuning sweep: turns of each conversation, per level."""
     step_seconds: float
     """Wall-clock bounds of each measurement (the history's replay comes after its
     bound, on the conversation as far as it got)."""
     throughput_seconds: float
+    one_tenant_seconds: float
     memory_seconds: float
     history_seconds: float
     caching_seconds: float
+    tuning_seconds: float
     suite_seconds: float
     """Wall-clock bound of the whole suite, start-up included: no measurement runs past
     it (the history keeps ``REPLAY_RESERVE`` of it for its replay)."""
@@ -94,6 +104,8 @@ class Scale:
     def __post_init__(self) -> None:
         if len(self.throughput_turns) != len(self.concurrency):
             raise ValueError("throughput_turns needs one entry per concurrency level")
+        if len(self.tuning_turns) != len(self.tuning_concurrency):
+            raise ValueError("tuning_turns needs one entry per tuning_concurrency level")
 
 
 FULL = Scale(
@@ -102,18 +114,33 @@ FULL = Scale(
     overhead_turns=10,
     concurrency=(1, 50, 200),
     throughput_turns=(8, 2, 1),
-    hot_tenant=40,
+    one_tenant=200,
+    one_tenant_turns=1,
     idle_conversations=1000,
     idle_turns=2,
     memory_bare_conversations=200,
+    heap_conversations=100,
     history_checkpoints=(10, 100, 1000),
     caching_turns=20,
+    tuning_settings=(
+        "SDK defaults",
+        "workflow task slots 20",
+        "workflow task slots 400",
+        "activity slots 400",
+        "pollers 16/16",
+        "pollers autoscaling",
+        "sticky cache 100",
+    ),
+    tuning_concurrency=(1, 50, 200),
+    tuning_turns=(4, 2, 1),
     step_seconds=45,
     throughput_seconds=110,
+    one_tenant_seconds=60,
     memory_seconds=380,
     history_seconds=380,
     caching_seconds=60,
-    suite_seconds=560,
+    tuning_seconds=480,
+    suite_seconds=600,
 )
 QUICK = Scale(
     warmup_turns=1,
@@ -121,17 +148,24 @@ QUICK = Scale(
     overhead_turns=3,
     concurrency=(1, 3, 6),
     throughput_turns=(3, 1, 1),
-    hot_tenant=11,
+    one_tenant=20,
+    one_tenant_turns=1,
     idle_conversations=10,
     idle_turns=2,
     memory_bare_conversations=10,
+    heap_conversations=5,
     history_checkpoints=(4, 10),
     caching_turns=3,
+    tuning_settings=("SDK defaults", "workflow task slots 20"),
+    tuning_concurrency=(1, 5),
+    tuning_turns=(2, 1),
     step_seconds=30,
     throughput_seconds=30,
+    one_tenant_seconds=30,
     memory_seconds=30,
     history_seconds=30,
     caching_seconds=30,
+    tuning_seconds=40,
     suite_seconds=150,
 )
 
@@ -298,6 +332,8 @@ class Host:
     kind: Kind
     task_queue: str
     process: asyncio.subprocess.Process
+    heap_file: Path | None = None
+    """Where it writes its traced heap on SIGUSR1 (``bench.host``), if it traces it."""
 
     @property
     def pid(self) -> int:
@@ -323,6 +359,20 @@ class Host:
                 return int(line.split()[1]) * 1024
         raise RuntimeError(f"no VmRSS for process {self.pid}")
 
+    async def traced_bytes(self, timeout: float = 30.0) -> int:
+        """Bytes allocated and still held, by ``tracemalloc`` in the process, after a
+        garbage collection."""
+        if self.heap_file is None:
+            raise RuntimeError(f"worker {self.pid} does not trace its heap")
+        self.heap_file.unlink(missing_ok=True)
+        os.kill(self.pid, signal.SIGUSR1)
+        deadline = Deadline(timeout)
+        while not self.heap_file.exists():
+            if deadline.expired:
+                raise TimeoutError(f"worker {self.pid} wrote no heap size in {timeout:.0f}s")
+            await asyncio.sleep(0.05)
+        return int(self.heap_file.read_text())
+
     async def settle(self, seconds: float = 0.3) -> float:
         """Wait for trailing work (a settle signal, a last workflow task) to finish,
         then return the CPU time."""
@@ -337,11 +387,16 @@ async def worker_host(
     kind: Kind,
     workdir: Path,
     env: Mapping[str, str] | None = None,
+    *,
+    trace_heap: bool = False,
 ) -> AsyncIterator[Host]:
     """A ``bench.host`` process of ``kind`` polling a fresh task queue of its own;
     stopped with SIGTERM (killed after 15 s) on exit. Its output goes to
-    ``workdir/<queue>.log``."""
+    ``workdir/<queue>.log``. With ``trace_heap`` it traces its heap (``Host.traced_bytes``)."""
     queue = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
+    heap_file = workdir / f"{queue}.heap" if trace_heap else None
+    if heap_file is not None:
+        env = {**(env or {}), "BENCH_HEAP_FILE": str(heap_file)}
     environment = worker_env(
         workdir,
         AGENT_TEMPORAL_ADDRESS=server.address,
@@ -356,7 +411,7 @@ async def worker_host(
         )  # fmt: skip
         try:
             await wait_polling(client, queue, process, timeout=60.0)
-            yield Host(kind, queue, process)
+            yield Host(kind, queue, process, heap_file)
         finally:
             await stop(process)
 
@@ -499,77 +554,6 @@ async def _timed_send(chat: Chat, text: str) -> tuple[Reply, float, float] | Bas
     return reply, finished - started, finished
 
 
-async def history_profile(client: Client, workflow_ids: Sequence[str]) -> dict[str, float]:
-    """What the conversations' histories (latest runs) hold per turn: events by type,
-    activities scheduled by type (``activity:model.invoke``) and their attempts
-    (``attempts:governor.acquire``; more than scheduled means retries), bytes, and
-    where the time went (``ms:…``, see ``waits``). Turns are counted by completed
-    updates."""
-    counts: Counter[str] = Counter()
-    waited: defaultdict[str, float] = defaultdict(float)
-    size = 0
-    for workflow_id in workflow_ids:
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
-        size += sum(e.ByteSize() for e in history.events)
-        scheduled: dict[int, str] = {}
-        for event in history.events:
-            counts[EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")] += 1
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                name = event.activity_task_scheduled_event_attributes.activity_type.name
-                scheduled[event.event_id] = name
-                counts[f"activity:{name}"] += 1
-            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-                started = event.activity_task_started_event_attributes
-                counts[f"attempts:{scheduled[started.scheduled_event_id]}"] += started.attempt
-        for name, ms in waits(history.events).items():
-            waited[name] += ms
-    turns = counts["WORKFLOW_EXECUTION_UPDATE_COMPLETED"] or 1
-    profile = {name: round(n / turns, 2) for name, n in sorted(counts.items())}
-    profile |= {f"ms:{name}": round(ms / turns, 1) for name, ms in sorted(waited.items())}
-    profile["events"] = round(sum(n for k, n in counts.items() if ":" not in k) / turns, 2)
-    profile["bytes"] = round(size / turns)
-    profile["turns"] = turns
-    return profile
-
-
-def waits(events: Sequence[HistoryEvent]) -> dict[str, float]:
-    """Milliseconds a workflow spent, by what it waited on: each activity type (from
-    scheduled to closed, retries included), workflow tasks queued (scheduled to started:
-    waiting for a worker) and running (started to completed), and signals to other
-    workflows (initiated to delivered). Concurrent waits are summed."""
-    spent: defaultdict[str, float] = defaultdict(float)
-    opened: dict[int, tuple[str, float]] = {}
-    task_scheduled = task_started = 0.0
-    closes = {
-        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
-        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
-        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
-    }
-    for event in events:
-        at = event.event_time.ToMicroseconds() / 1000
-        kind = event.event_type
-        if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            name = event.activity_task_scheduled_event_attributes.activity_type.name
-            opened[event.event_id] = (f"activity {name}", at)
-        elif kind in closes:
-            name, since = opened.pop(getattr(event, closes[kind]).scheduled_event_id)
-            spent[name] += at - since
-        elif kind == EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
-            opened[event.event_id] = ("signal to another workflow", at)
-        elif kind == EventType.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED:
-            attributes = event.external_workflow_execution_signaled_event_attributes
-            name, since = opened.pop(attributes.initiated_event_id)
-            spent[name] += at - since
-        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-            task_scheduled = at
-        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-            task_started = at
-            spent["workflow task queued"] += at - task_scheduled
-        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-            spent["workflow task running"] += at - task_started
-    return spent
-
-
 def _set(event: asyncio.Event) -> asyncio.Event:
     event.set()
     return event
@@ -591,6 +575,9 @@ class Bench:
     times itself in a shared phase waits for it."""
     suite: Deadline | None = None
     """The whole suite's bound (``Scale.suite_seconds``), set when it starts."""
+    metrics_url: str | None = None
+    """The server's Prometheus endpoint, when the suite started the server (a server
+    passed in has none: what needs it is left out)."""
 
     def deadline(self, seconds: float, reserve: float = 0.0) -> Deadline:
         """A measurement's bound: ``seconds`` from now, and ``reserve`` seconds before

@@ -1,6 +1,7 @@
-"""Measurement 4: history growth per turn over a long conversation, and its replay.
+"""Measurement 5: history growth per turn over a long conversation, and its replay.
 
-One agent conversation runs to the last checkpoint. Its turns are greetings (one model
+One agent conversation runs to the last checkpoint, and beside it one bare-baseline
+conversation (``bench.bare``) the same way. Its turns are greetings (one model
 call, no tool: half the time of a calculator turn, so 1,000 of them fit the suite's
 ten minutes; the transcript, and so any growth, accumulates the same way), sent five
 at a time (the conversation queues them and runs them back to back). At
@@ -10,11 +11,16 @@ conversation may continue as new, so its size is summed over every run of its
 workflow id (followed back through ``continued_execution_run_id``). Bytes are the
 protobuf sizes of the events, as the server counts them against its limits.
 
-Then the conversation ends and, once the measurements running alongside are done,
-every run of it is replayed with the workers' replayer: the replay time is their sum
-(the strict reading; a worker that lost its cache replays only the current run, so
-the longest run is reported too). The baseline is the replay of the same conversation
-as it was at the first checkpoint.
+Flatness turn by turn: every turn's bytes (``bench.breakdown.turn_bytes``: from one
+reply to the next, so the turn right after a continue-as-new carries the new run's
+input) and the largest against the median.
+
+Then the conversations end and, once the measurements running alongside are done,
+every run of the agent's is replayed with the workers' replayer: the replay time is
+their sum (the strict reading; a worker that lost its cache replays only the current
+run, so the longest run is reported too). Replay per turn is held against the bare
+conversation's, replayed in the same run; the agent's replay at the first checkpoint
+is reported beside it.
 """
 
 from __future__ import annotations
@@ -26,8 +32,12 @@ from dataclasses import asdict, dataclass
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from bench.bare import BareWorkflow
+from bench.breakdown import spread, turn_bytes
 from bench.harness import (
     AgentChat,
     BareChat,
@@ -40,10 +50,16 @@ from bench.harness import (
     timed_turns,
 )
 from durable_agent.replay import replayer
+from workflows import WORKFLOW_RUNNER
 
 BYTES_TARGET = 1.2
-REPLAY_TARGET_SECONDS = 2.0
+LARGEST_TURN_TARGET = 3.0
+"""The largest single turn's bytes over the median turn's."""
+REPLAY_TARGET_SECONDS = 5.0
+REPLAY_PER_TURN_TARGET = 1.5
+"""Replay time per turn, agent over bare."""
 TASK_COMPLETED = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+UPDATE_COMPLETED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
 REPLAY_RESERVE = 45.0
 """Seconds of the suite's bound kept for the replay."""
 BATCH = 5
@@ -128,11 +144,22 @@ def _per_turn(sizes: dict[int, Size], n: int) -> tuple[float, float, float] | No
     )
 
 
-async def _replay(histories: list[WorkflowHistory], deadline: Deadline) -> list[float]:
-    """Seconds to replay each history with the workers' replayer, as many as the
-    deadline allows. A run whose first workflow task has not completed has nothing to
-    replay (and the replayer would wait for that task forever), so it is skipped."""
-    replay, seconds = replayer(), []
+def bare_replayer() -> Replayer:
+    """A replayer of the bare baseline, with the workers' sandbox and data converter."""
+    return Replayer(
+        workflows=[BareWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=WORKFLOW_RUNNER,
+    )
+
+
+async def _replay(
+    histories: list[WorkflowHistory], deadline: Deadline, replay: Replayer
+) -> list[float]:
+    """Seconds to replay each history with ``replay``, as many as the deadline allows.
+    A run whose first workflow task has not completed has nothing to replay (and the
+    replayer would wait for that task forever), so it is skipped."""
+    seconds = []
     for history in histories:
         if not any(e.event_type == TASK_COMPLETED for e in history.events):
             continue
@@ -142,14 +169,43 @@ async def _replay(histories: list[WorkflowHistory], deadline: Deadline) -> list[
     return seconds
 
 
+def _flatness(result: Result, histories: list[WorkflowHistory]) -> None:
+    """The largest turn against the median, and the turns that opened a new run."""
+    sizes = turn_bytes(histories)
+    found = spread(sizes)
+    result.add(
+        Figure(
+            "largest turn vs median",
+            "B",
+            found["largest"],
+            found["median"],
+            "median turn",
+            "<=",
+            LARGEST_TURN_TARGET,
+        )
+    )
+    completed = [
+        sum(e.event_type == UPDATE_COMPLETED for e in history.events) for history in histories
+    ]
+    firsts = [sum(completed[:i]) + 1 for i in range(1, len(histories))]
+    result.details["largest_turn"] = found["largest_turn"]
+    result.details["turn_bytes"] = sizes
+    result.details["turns_after_continue_as_new"] = {
+        str(turn): sizes[turn - 1] for turn in firsts if turn <= len(sizes)
+    }
+
+
 async def measure(bench: Bench) -> Result:
     """Bytes and events per turn at each checkpoint; replay time of the whole."""
     checkpoints = bench.scale.history_checkpoints
     first, last = checkpoints[0], checkpoints[-1]
-    result = Result("history", f"4. history per turn up to turn {last}, replay")
+    result = Result("history", f"5. history per turn up to turn {last}, replay")
     deadline = bench.deadline(bench.scale.history_seconds, reserve=REPLAY_RESERVE)
     chat = await open_chat(bench.client, bench.hosts["agent"])
-    sizes, early = await _drive(bench, chat, deadline, result)
+    bare_chat = await open_chat(bench.client, bench.hosts["bare"])
+    (sizes, early), (bare_sizes, bare_early) = await asyncio.gather(
+        _drive(bench, chat, deadline, result), _drive(bench, bare_chat, deadline, result)
+    )
     base = _per_turn(sizes, first)
     for n in checkpoints:
         measured = _per_turn(sizes, n)
@@ -171,27 +227,46 @@ async def measure(bench: Bench) -> Result:
         result.add(
             Figure(f"history events/turn @{n}", "events", measured[1], base[1], f"turn {first}")
         )
-    await chat.end()
-    await asyncio.wait_for(bench.client.get_workflow_handle(chat.id).result(), 60)
+    for ended in (chat, bare_chat):
+        await ended.end()
+        await asyncio.wait_for(bench.client.get_workflow_handle(ended.id).result(), 60)
+    histories = await all_runs(bench.client, chat.id)
+    bare_histories = await all_runs(bench.client, bare_chat.id)
+    turns, bare_turns = max(sizes, default=0), max(bare_sizes, default=0)
+    _flatness(result, histories)
     await asyncio.wait_for(bench.others_done.wait(), deadline.left() + 60)  # a quiet machine
     replaying = Deadline(REPLAY_RESERVE * 2, bench.suite)
     try:
-        histories = await all_runs(bench.client, chat.id)
-        runs = await _replay(histories, replaying)
-        baseline = await _replay(early, replaying)
+        # Each replayer replays the first checkpoint first: what its first replay costs
+        # once (imports) is not a cost per turn.
+        agent_replayer, bare = replayer(), bare_replayer()
+        baseline = await _replay(early, replaying, agent_replayer)
+        runs = await _replay(histories, replaying, agent_replayer)
+        await _replay(bare_early, replaying, bare)
+        bare_runs = await _replay(bare_histories, replaying, bare)
     except (NondeterminismError, TimeoutError) as e:
         # E.g. workflows/agent.py changed on disk while the suite ran: the replayer
         # loads the new code, the history was made by the old.
         result.problems.append(f"replay failed: {type(e).__name__}: {e}"[:500])
-        runs, baseline = [math.nan], []
-    turns = max(sizes, default=0)
+        runs, baseline, bare_runs = [math.nan], [], [math.nan]
+    result.add(
+        Figure(
+            "replay time per turn",
+            "ms",
+            sum(runs) * 1000 / max(1, turns),
+            sum(bare_runs) * 1000 / max(1, bare_turns),
+            f"bare, {bare_turns} turns",
+            "<=",
+            REPLAY_PER_TURN_TARGET,
+        )
+    )
     result.add(
         Figure(
             f"replay time, {turns} turns ({len(runs)} run{'s' if len(runs) > 1 else ''})",
             "s",
             sum(runs),
-            sum(baseline) or None,
-            f"turn {first}",
+            None,
+            "",
             "<",
             REPLAY_TARGET_SECONDS,
             "value",
@@ -208,6 +283,13 @@ async def measure(bench: Bench) -> Result:
         "sizes": {str(n): asdict(s) for n, s in sorted(sizes.items())},
         "replay_seconds_by_run": [round(r, 3) for r in runs],
         "replay_seconds_at_first_checkpoint": round(sum(baseline), 3),
+        "bare": {
+            "conversation": bare_chat.id,
+            "turns": bare_turns,
+            "sizes": {str(n): asdict(s) for n, s in sorted(bare_sizes.items())},
+            "replay_seconds": round(sum(bare_runs), 3),
+        },
+        **result.details,
     }
     result.complete = result.complete and max(checkpoints) in sizes
     return result

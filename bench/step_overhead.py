@@ -12,7 +12,9 @@ final model call. Three variants run the same turns (seeded messages):
 Agent and bare alternate round by round, each round a fresh conversation, so drift on
 a shared machine hits both. Worker CPU is the worker process's own CPU time
 (``/proc/<pid>/stat``) over its rounds, trailing work included. The per-turn history
-of one conversation of each says where the difference comes from.
+of every measured conversation of each (``bench.breakdown``: workflow tasks, activities,
+signals, timers, upserts, milliseconds by activity) says where the difference comes
+from.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from temporalio import activity
 from temporalio.testing import ActivityEnvironment
 
 from bench.bare import run_turn
+from bench.breakdown import history_profile
 from bench.harness import (
     Bench,
     Figure,
     Result,
-    history_profile,
     open_chat,
     percentile,
     prompts,
@@ -49,6 +51,8 @@ from worker import worker_resources
 
 LATENCY_TARGET = 1.05
 CPU_TARGET = 1.5
+TASKS_OVER_BARE = 1
+"""Workflow tasks per turn the agent may take beyond the bare baseline's."""
 
 
 async def measure(bench: Bench) -> Result:
@@ -59,7 +63,7 @@ async def measure(bench: Bench) -> Result:
     texts = prompts(f"{bench.seed}/overhead")
     latencies: dict[str, list[float]] = {kind: [] for kind in hosts}
     cpu = dict.fromkeys(hosts, 0.0)
-    last_chat: dict[str, str] = {}
+    chats: dict[str, list[str]] = {kind: [] for kind in hosts}
     for host in hosts.values():  # sandbox imports, first connections
         chat = await open_chat(bench.client, host)
         await timed(chat, texts, scale.warmup_turns, deadline, result.problems)
@@ -75,7 +79,7 @@ async def measure(bench: Bench) -> Result:
             )
             cpu[kind] += await host.settle() - before
             await chat.end()
-            last_chat[kind] = chat.id
+            chats[kind].append(chat.id)
     planned = scale.overhead_rounds * scale.overhead_turns
     result.complete = all(len(values) == planned for values in latencies.values())
     asyncio_latencies, asyncio_cpu = await _plain_asyncio(
@@ -98,6 +102,20 @@ async def measure(bench: Bench) -> Result:
             CPU_TARGET,
         )
     )
+    breakdown = {kind: await history_profile(bench.client, ids) for kind, ids in chats.items()}
+    tasks = {kind: found["workflow_tasks"] for kind, found in breakdown.items()}
+    result.add(
+        Figure(
+            "workflow tasks per turn",
+            "tasks",
+            tasks["agent"],
+            tasks["bare"],
+            "bare",
+            "<=",
+            tasks["bare"] + TASKS_OVER_BARE,
+            "value",
+        )
+    )
     asyncio_p50 = percentile(asyncio_latencies, 50) * 1000
     result.add(
         Figure("bare turn latency p50 vs asyncio", "ms", p50["bare"], asyncio_p50, "asyncio")
@@ -113,10 +131,7 @@ async def measure(bench: Bench) -> Result:
             for kind, values in [*latencies.items(), ("asyncio", asyncio_latencies)]
         },
         "cpu_ms_per_turn": {**per_turn, "asyncio (driver process)": asyncio_cpu},
-        "history_per_turn": {
-            kind: await history_profile(bench.client, [workflow_id])
-            for kind, workflow_id in last_chat.items()
-        },
+        "history_per_turn": breakdown,
     }
     return result
 

@@ -6,15 +6,22 @@ loopback fake Messages API, then runs each measurement and prints a table: every
 figure with its baseline measured in the same run, the ratio, the target and whether it
 is met. The same figures go to a JSON file (``bench/results/bench.json`` by default).
 
-    1. step_overhead  turn latency and worker CPU per turn: agent vs bare Temporal
+    1. step_overhead  turn latency, worker CPU and workflow tasks per turn: agent vs
+                      bare Temporal, with the per-turn breakdown (``bench.breakdown``)
     2. throughput     turns/s and p50/p99 latency at 1, 50, 200 conversations
-    3. memory         worker RSS with 1,000 cached idle conversations
-    4. history        history bytes and events per turn at turns 10, 100, 1,000; replay
-    5. caching        prompt-cache reads and cost over 20 turns on the Claude path
+    3. one_tenant     200 conversations of one tenant at once: failed or degraded
+                      turns, server-side update rejections
+    4. memory         worker RSS with 1,000 cached idle conversations; RSS and traced
+                      heap per cached conversation, agent vs bare
+    5. history        history bytes and events per turn at turns 10, 100, 1,000, the
+                      largest turn vs the median; replay per turn, agent vs bare
+    6. caching        prompt-cache reads and cost over 20 turns on the Claude path
+    7. tuning         (``--tuning`` only) turns/s and p50 by worker setting
 
-``--quick`` is the CI-sized run (under a minute); the full run stays under ten minutes
-on two cores. Missed targets do not fail the run; a turn that did not go as the
-benchmark expects (or a measurement that failed) does: exit status 1.
+``--quick`` is the CI-sized run (about a minute); the full run stays around ten minutes
+on two cores (the tuning sweep adds up to eight). Missed targets do not fail the run; a
+turn that did not go as the benchmark expects (or a measurement that failed) does: exit
+status 1. Beside the JSON it writes ``bench.md`` (``bench.markdown``) and PNG charts.
 """
 
 from __future__ import annotations
@@ -42,7 +49,18 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.workflow import NondeterminismError
 
-from bench import caching, history, memory, plots, step_overhead, throughput
+from bench import (
+    breakdown,
+    caching,
+    history,
+    markdown,
+    memory,
+    one_tenant,
+    plots,
+    step_overhead,
+    throughput,
+    tuning,
+)
 from bench.harness import (
     FULL,
     QUICK,
@@ -56,13 +74,21 @@ from bench.harness import (
     worker_host,
 )
 from durable_agent.client import ConversationError, connect
-from durable_agent.devserver import DevServer
+from durable_agent.devserver import DevServer, free_port
 from durable_agent.process import exit_now
 from durable_agent.testing.fake_anthropic import FakeAnthropicServer
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "bench.json"
-MEASUREMENTS = ("step_overhead", "throughput", "memory", "history", "caching")
-PHASES = (("step_overhead",), ("throughput",), ("history", "memory", "caching"))
+MEASUREMENTS = ("step_overhead", "throughput", "one_tenant", "memory", "history", "caching")
+OPTIONAL = ("tuning",)
+"""Measurements that run only when asked for (``--tuning``, ``--only tuning``)."""
+PHASES = (
+    ("step_overhead",),
+    ("throughput",),
+    ("one_tenant",),
+    ("history", "memory", "caching"),
+    ("tuning",),
+)
 """Measurements run one phase after the other. Within a phase they run at once: their
 figures do not depend on timing (bytes, events, RSS, tokens; replay times are taken
 after the phase's load), and the history's long conversation is bound by latency, not
@@ -70,9 +96,11 @@ CPU, so it overlaps the CPU-bound filling of the memory measurement's cache."""
 HOSTS: dict[str, tuple[str, ...]] = {
     "step_overhead": ("agent", "bare"),
     "throughput": ("agent", "bare"),
-    "memory": ("agent-memory", "bare-memory"),
-    "history": ("agent",),
+    "one_tenant": ("agent", "bare"),
+    "memory": ("agent-memory", "bare-memory", "agent-heap", "bare-heap"),
+    "history": ("agent", "bare"),
     "caching": ("claude",),
+    "tuning": (),  # a worker per setting, started by the measurement
 }
 """The worker processes each measurement needs (started together, up front)."""
 SCALE_FIELDS = [f.name for f in dataclasses.fields(Scale)]
@@ -133,7 +161,26 @@ class Report:
         for row in rows:
             lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)))
         lines.append(f"wall time {self.wall_seconds:.0f} s ({self.scale}, seed {self.seed})")
-        return "\n".join(lines)
+        return "\n".join([*lines, *self._breakdown()])
+
+    def _breakdown(self) -> list[str]:
+        """The per-turn breakdown of the step overhead, agent and bare side by side."""
+        step = {r.key: r.details for r in self.results}.get("step_overhead", {})
+        profiles = step.get("history_per_turn", {})
+        if not profiles:
+            return []
+        rows = [("per turn (step overhead)", *profiles), *breakdown.rows(profiles)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        return [
+            "",
+            *(
+                "  ".join(
+                    c.rjust(w) if i else c.ljust(w)
+                    for i, (c, w) in enumerate(zip(row, widths, strict=True))
+                )
+                for row in rows
+            ),
+        ]
 
 
 def _num(value: float | None) -> str:
@@ -154,24 +201,32 @@ async def run_suite(
     workdir: Path,
     server: DevServer | None = None,
     scale_name: str = "",
+    server_log: Path | None = None,
 ) -> Report:
-    """Run the ``only`` measurements against ``server`` (or a dev server of its own)."""
+    """Run the ``only`` measurements against ``server`` (or a dev server of its own,
+    with a metrics port, its output to ``server_log``: ``DevServer.stop`` leaves that
+    file to the garbage collector, so tests pass none)."""
     report = Report(scale_name or ("quick" if scale is QUICK else "full"), seed)
     started = time.monotonic()
-    suite = Deadline(scale.suite_seconds)
+    suite = Deadline(scale.suite_seconds + scale.tuning_seconds * ("tuning" in only))
     async with contextlib.AsyncExitStack() as stack:
+        metrics_url = None
         if server is None:
-            server = DevServer(log_file=workdir / "temporal.log")
+            port = free_port()
+            metrics_url = f"http://127.0.0.1:{port}/metrics"
+            server = DevServer(log_file=server_log, extra_args=["--metrics-port", str(port)])
             await server.start()
             stack.callback(server.stop)
         fake = stack.enter_context(FakeAnthropicServer())
         client = await connect(server.address)
-        bench = Bench(server, client, scale, seed, workdir, suite=suite)
+        bench = Bench(server, client, scale, seed, workdir, suite=suite, metrics_url=metrics_url)
         wanted = dict.fromkeys(name for key in only for name in HOSTS[key])
         bench.hosts = await _start_hosts(stack, bench, list(wanted), fake)
         runs: dict[str, Callable[[], Awaitable[Result]]] = {
             "step_overhead": lambda: step_overhead.measure(bench),
             "throughput": lambda: throughput.measure(bench),
+            "one_tenant": lambda: one_tenant.measure(bench),
+            "tuning": lambda: tuning.measure(bench),
             "memory": lambda: memory.measure(bench),
             "history": lambda: history.measure(bench),
             "caching": lambda: caching.measure(bench, fake),
@@ -185,7 +240,7 @@ async def run_suite(
                 await asyncio.wait(others)
             bench.others_done.set()
             report.results += [await task for task in tasks.values()]
-    report.results.sort(key=lambda r: MEASUREMENTS.index(r.key))
+    report.results.sort(key=lambda r: (MEASUREMENTS + OPTIONAL).index(r.key))
     report.wall_seconds = time.monotonic() - started
     return report
 
@@ -213,7 +268,8 @@ async def _start_hosts(
         env = caching.claude_env(fake) if name == "claude" else None
         workdir = bench.workdir / name
         workdir.mkdir(exist_ok=True)
-        cm = worker_host(bench.server, bench.client, kind, workdir, env)
+        trace = name.endswith("-heap")
+        cm = worker_host(bench.server, bench.client, kind, workdir, env, trace_heap=trace)
         return await stack.enter_async_context(cm)
 
     started = await asyncio.gather(*(start(n) for n in names), return_exceptions=True)
@@ -273,7 +329,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seeds every message")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="write the results here")
     parser.add_argument(
-        "--only", default=",".join(MEASUREMENTS), help=f"comma-separated subset of {MEASUREMENTS}"
+        "--only",
+        default=",".join(MEASUREMENTS),
+        help=f"comma-separated subset of {MEASUREMENTS + OPTIONAL}",
+    )
+    parser.add_argument(
+        "--tuning",
+        action="store_true",
+        help="also sweep worker settings (turns/s and p50 at each level; see bench.tuning)",
     )
     parser.add_argument(
         "--set",
@@ -290,9 +353,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the suite, print the table, write the JSON; exit 1 if a measurement failed."""
     args = parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = sorted(set(only) - set(MEASUREMENTS))
+    only += ["tuning"] * (args.tuning and "tuning" not in only)
+    unknown = sorted(set(only) - set(MEASUREMENTS + OPTIONAL))
     if unknown:
-        print(f"bench: unknown measurement(s) {unknown}; known: {MEASUREMENTS}", file=sys.stderr)
+        known = MEASUREMENTS + OPTIONAL
+        print(f"bench: unknown measurement(s) {unknown}; known: {known}", file=sys.stderr)
         exit_now(2)
     try:
         scale = override(QUICK if args.quick else FULL, args.set)
@@ -302,13 +367,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     name = " ".join(["quick" if args.quick else "full", *args.set])
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
         report = asyncio.run(
-            run_suite(scale, seed=args.seed, only=only, workdir=Path(workdir), scale_name=name)
+            run_suite(
+                scale,
+                seed=args.seed,
+                only=only,
+                workdir=Path(workdir),
+                scale_name=name,
+                server_log=Path(workdir) / "temporal.log",
+            )
         )
     print(report.table())
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report.as_json(), indent=2, default=str) + "\n")
+    document = json.loads(json.dumps(report.as_json(), default=str))
+    args.json.write_text(json.dumps(document, indent=2) + "\n")
+    page = args.json.with_suffix(".md")
+    page.write_text(markdown.render(document))
     charts = write_charts(report, args.json)
-    print(f"results written to {args.json}; charts: {', '.join(p.name for p in charts)}")
+    names = ", ".join(p.name for p in charts)
+    print(f"results written to {args.json} and {page.name}; charts: {names}")
     exit_now(1 if any(r.problems for r in report.results) else 0)
 
 

@@ -9,19 +9,18 @@ Agent conversations are spread over tenants, ``CONVERSATIONS_PER_TENANT`` each: 
 tenant's governor is one workflow that every model call of the tenant asks by update,
 and the server accepts at most 10 updates in flight per workflow (its
 ``history.maxInFlightUpdates`` default), so one tenant cannot have more model calls in
-flight than that. The hot-tenant probe then shows what happens past it: ``hot_tenant``
-conversations of one tenant, one turn each, all at once.
+flight than that (with today's governor; ``bench.one_tenant`` measures one tenant at
+scale).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from typing import Any
 
+from bench.breakdown import history_profile
 from bench.harness import (
-    TURN_FAILURES,
     AgentChat,
     BareChat,
     Bench,
@@ -29,7 +28,6 @@ from bench.harness import (
     Figure,
     Host,
     Result,
-    history_profile,
     open_chat,
     percentile,
     prompts,
@@ -41,8 +39,6 @@ START_CONCURRENCY = 50
 """Conversations started (and ended) at once."""
 CONVERSATIONS_PER_TENANT = 8
 """Below the server's 10 updates in flight per workflow (the tenant's governor)."""
-PROFILED = 10
-"""Conversations per level whose histories are profiled (activities, retries)."""
 
 
 async def measure(bench: Bench) -> Result:
@@ -54,7 +50,10 @@ async def measure(bench: Bench) -> Result:
         kinds = ["agent", "bare"] if index % 2 == 0 else ["bare", "agent"]
         figures = {}
         for kind in kinds:
-            figures[kind] = await _level(bench, bench.hosts[kind], level, deadline, result)
+            turns = bench.scale.throughput_turns[index]
+            figures[kind] = await run_level(
+                bench, bench.hosts[kind], level, turns, deadline, result
+            )
         agent, bare = figures["agent"], figures["bare"]
         last = level == levels[-1]
         result.add(
@@ -73,20 +72,14 @@ async def measure(bench: Bench) -> Result:
         result.details[f"level_{level}"] = figures
         planned = level * bench.scale.throughput_turns[index]
         result.complete &= all(f["turns"] == planned for f in figures.values())
-    if bench.scale.hot_tenant and deadline.expired:
-        result.complete = False
-    elif bench.scale.hot_tenant:
-        probe = await _hot_tenant(bench, bench.hosts["agent"], bench.scale.hot_tenant)
-        result.details["hot_tenant"] = probe
-        result.add(
-            Figure(f"one tenant, {bench.scale.hot_tenant} at once: turns ok", "share", probe["ok"])
-        )
     return result
 
 
-async def _open(
+async def open_chats(
     bench: Bench, host: Host, count: int, tenants: list[str]
 ) -> list[AgentChat | BareChat]:
+    """``count`` conversations on ``host``, of ``tenants[i]`` each, started
+    ``START_CONCURRENCY`` at a time."""
     gate = asyncio.Semaphore(START_CONCURRENCY)
 
     async def opened(tenant: str) -> AgentChat | BareChat:
@@ -96,7 +89,8 @@ async def _open(
     return list(await asyncio.gather(*(opened(tenants[i]) for i in range(count))))
 
 
-async def _end(chats: list[AgentChat | BareChat]) -> None:
+async def end_chats(chats: list[AgentChat | BareChat]) -> None:
+    """End the conversations, ``START_CONCURRENCY`` at a time."""
     gate = asyncio.Semaphore(START_CONCURRENCY)
 
     async def ended(chat: AgentChat | BareChat) -> None:
@@ -106,12 +100,13 @@ async def _end(chats: list[AgentChat | BareChat]) -> None:
     await asyncio.gather(*(ended(chat) for chat in chats))
 
 
-async def _level(
-    bench: Bench, host: Host, level: int, deadline: Deadline, result: Result
+async def run_level(
+    bench: Bench, host: Host, level: int, turns: int, deadline: Deadline, result: Result
 ) -> dict[str, Any]:
-    turns = bench.scale.throughput_turns[bench.scale.concurrency.index(level)]
+    """``level`` conversations on ``host``, ``turns`` turns each, all at once:
+    throughput, p50/p99 latency, the per-turn profile and the samples."""
     tenants = [f"{host.tenant}-{i // CONVERSATIONS_PER_TENANT}" for i in range(level)]
-    chats = await _open(bench, host, level, tenants)
+    chats = await open_chats(bench, host, level, tenants)
     problems = result.problems
     finished: list[float] = []
     started = time.perf_counter()
@@ -130,7 +125,7 @@ async def _level(
     )
     wall = time.perf_counter() - started
     latencies = [value for run in runs for value in run]
-    await _end(chats)
+    await end_chats(chats)
     return {
         "conversations": level,
         "tenants": len(set(tenants)) if host.kind == "agent" else 0,
@@ -144,33 +139,4 @@ async def _level(
             "latency_ms": [round(value * 1000, 1) for value in latencies],
             "finished_s": sorted(round(at - started, 3) for at in finished),
         },
-    }
-
-
-async def _hot_tenant(bench: Bench, host: Host, count: int) -> dict[str, Any]:
-    """``count`` conversations of one tenant send one message each, all at once."""
-    chats = await _open(bench, host, count, [f"{host.tenant}-hot"] * count)
-    texts = prompts(f"{bench.seed}/hot")
-
-    async def turn(chat: AgentChat | BareChat, text: str) -> tuple[str, float]:
-        started = time.perf_counter()
-        try:
-            reply = await chat.send(text)
-        except TURN_FAILURES as e:
-            return type(e).__name__, time.perf_counter() - started
-        return reply.status, time.perf_counter() - started
-
-    started = time.perf_counter()
-    outcomes = await asyncio.gather(*(turn(chat, next(texts)) for chat in chats))
-    wall = time.perf_counter() - started
-    await _end(chats)
-    statuses = Counter(status for status, _ in outcomes)
-    return {
-        "conversations": count,
-        "ok": statuses["ok"] / count,
-        "outcomes": dict(statuses),
-        "wall_s": round(wall, 3),
-        "p50_ms": percentile([t for _, t in outcomes], 50) * 1000,
-        "max_ms": max(t for _, t in outcomes) * 1000,
-        "per_turn": await history_profile(bench.client, [c.id for c in chats]),
     }

@@ -14,16 +14,27 @@ import pytest
 from PIL import Image
 
 from bench.harness import QUICK
+from bench.markdown import render
 from bench.suite import MEASUREMENTS, run_suite, write_charts
-from durable_agent.devserver import DevServer
 
 EXPECTED = {
-    "step_overhead": ["turn latency p50", "worker CPU per turn"],
+    "step_overhead": ["turn latency p50", "worker CPU per turn", "workflow tasks per turn"],
     "throughput": [f"throughput @{n}" for n in QUICK.concurrency],
-    "memory": [f"worker RSS, {QUICK.idle_conversations} idle conversations"],
+    "one_tenant": [
+        f"one tenant @{QUICK.one_tenant}: failed or degraded turns",
+        f"one tenant @{QUICK.one_tenant}: server update rejections",
+        f"one tenant @{QUICK.one_tenant}: throughput",
+    ],
+    "memory": [
+        f"worker RSS, {QUICK.idle_conversations} idle conversations",
+        "RSS per cached conversation",
+        "heap per cached conversation (tracemalloc)",
+    ],
     "history": [
         *(f"history bytes/turn @{n}" for n in QUICK.history_checkpoints),
         *(f"history events/turn @{n}" for n in QUICK.history_checkpoints),
+        "largest turn vs median",
+        "replay time per turn",
     ],
     "caching": ["input tokens read from cache, turn ≥ 2", "conversation cost"],
 }
@@ -31,11 +42,10 @@ EXPECTED = {
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(150)
-async def test_quick_suite_reports_every_measurement_with_numbers(
-    temporal_server: DevServer, tmp_path: Path
-) -> None:
-    report = await run_suite(QUICK, seed=3, workdir=tmp_path, server=temporal_server)
+@pytest.mark.timeout(180)
+async def test_quick_suite_reports_every_measurement_with_numbers(tmp_path: Path) -> None:
+    # A server of its own: the suite opens its metrics port to count update rejections.
+    report = await run_suite(QUICK, seed=3, workdir=tmp_path)
     print(report.table())  # shown with -s, and on failure
     document = json.loads(json.dumps(report.as_json(), default=str))  # what --json writes
 
@@ -56,7 +66,14 @@ async def test_quick_suite_reports_every_measurement_with_numbers(
     step = {f["name"]: f for f in measurements["step_overhead"]["figures"]}
     assert step["turn latency p50"]["baseline_name"] == "bare"
     assert step["turn latency p50"]["ratio"] > 0
-    assert {"agent", "bare"} <= set(measurements["step_overhead"]["details"]["history_per_turn"])
+    per_turn = measurements["step_overhead"]["details"]["history_per_turn"]
+    assert {"agent", "bare"} <= set(per_turn)
+    for kind in ("agent", "bare"):  # the breakdown: tasks, activities, model time
+        assert per_turn[kind]["workflow_tasks"] >= 1, per_turn[kind]
+        assert per_turn[kind]["activities"] + per_turn[kind]["local_activities"] >= 2
+        assert per_turn[kind]["ms:activity model.invoke"] > 0
+    bare_replay = measurements["history"]["details"]["bare"]
+    assert bare_replay["turns"] == QUICK.history_checkpoints[-1] and bare_replay["replay_seconds"]
     assert any(f["target"] for f in measurements["history"]["figures"] if "replay" in f["name"])
 
     # per-turn samples, and the charts drawn from them beside the JSON
@@ -66,6 +83,10 @@ async def test_quick_suite_reports_every_measurement_with_numbers(
         for kind in ("agent", "bare"):
             kept = measurements["throughput"]["details"][f"level_{level}"][kind]["samples"]
             assert len(kept["latency_ms"]) == len(kept["finished_s"]) > 0
+    page = render(document)  # bench.md: every figure, and the breakdown side by side
+    assert all(f"| {figure} |" in page for figures in EXPECTED.values() for figure in figures)
+    assert "## Per turn, one turn at a time" in page and "| workflow tasks (completed) |" in page
+
     charts = write_charts(report, tmp_path / "results" / "bench.json")
     assert [c.name for c in charts] == ["bench_latency.png", "bench_throughput.png"]
     for chart in charts:
