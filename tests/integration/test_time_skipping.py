@@ -15,7 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from durable_agent.breaker import BreakerConfig
-from durable_agent.client import start_conversation
+from durable_agent.client import Conversation, start_conversation
 from durable_agent.contract import BreakerCommand, ConversationInput, SafetyPolicy
 from durable_agent.testing.fake_tools import FakeToolServer
 from tests.conftest import make_settings
@@ -54,6 +54,28 @@ async def test_model_breaker_waits_the_default_cooldown(
         assert reply.status == "ok" and "8" in reply.text
         status = await conversation.status()
         assert status.breakers["model"].state == "closed" and status.degraded == []
+        await _ended(conversation)
+
+
+async def test_turn_deadline_does_not_count_time_waiting_for_a_person(
+    env: WorkflowEnvironment, tmp_path: Path, tool_server: FakeToolServer
+) -> None:
+    settings = make_settings(tmp_path, tool_server)
+    tenant = f"ts-{uuid.uuid4().hex[:8]}"  # its own governor (see below)
+    config = ConversationInput(
+        safety=SafetyPolicy(approval_tools=["save_note"]), tenant=tenant, turn_timeout_seconds=60
+    )
+    async with running_worker(env.client, settings, f"ts-{uuid.uuid4().hex[:8]}") as worker:
+        conversation = await start_conversation(env.client, config, task_queue=worker.task_queue)
+        reply = asyncio.ensure_future(conversation.send_message("Remember that lunch is at noon"))
+        status = await eventually(conversation.status, until=lambda s: bool(s.pending_approvals))
+        (pending,) = status.pending_approvals
+        await env.sleep(timedelta(minutes=5))  # a person reads the request: past the deadline
+        await conversation.approve(pending.call_id, by="frank")
+        answer = await reply
+        assert answer.status == "ok" and answer.tool_calls[0].outcome == "ok"
+        assert await saved_notes(settings, tenant) == ["lunch is at noon"]
+        await _ended(conversation)
 
 
 async def test_an_unanswered_approval_is_rejected_after_the_default_hour(
@@ -84,3 +106,12 @@ async def test_an_unanswered_approval_is_rejected_after_the_default_hour(
         assert await saved_notes(settings, tenant) == []
         decisions = (await conversation.approvals()).decisions
         assert decisions == [call.approval]
+        await _ended(conversation)
+
+
+async def _ended(conversation: Conversation) -> None:
+    """End a conversation before its worker stops: an idle one still holding its
+    tenant lease wakes at the lease's expiry to report it, and on this server a timer
+    nobody serves holds up the time skipping of the tests after."""
+    await conversation.end()
+    await conversation.handle.result()
