@@ -40,7 +40,7 @@ from durable_agent.logs import Redactor, configure_logging
 from durable_agent.process import exit_now
 from durable_agent.stores.blobs import open_blob_store
 from durable_agent.stores.notes import open_note_store
-from durable_agent.telemetry import configure_tracing, metrics_runtime, tracing_interceptor
+from durable_agent.telemetry import configure_tracing, sdk_runtime, tracing_interceptor
 from workflows import CONVERSATION_WORKFLOWS, GOVERNOR_WORKFLOWS, WORKFLOW_RUNNER
 
 log = logging.getLogger("durable_agent.worker")
@@ -137,6 +137,10 @@ async def serving(
             interceptors=[LatencyInterceptor()],
             max_cached_workflows=max_cached_workflows,
             graceful_shutdown_timeout=graceful_shutdown,
+            # The SDK echoes an update's input in its rejection: its own size check
+            # turned a refused >2 MB message into WorkflowTaskFailed retries; the
+            # server drops such a speculative task at once, leaving history clean.
+            disable_payload_error_limit=True,
         ),
         # Governors have a queue of their own: one per tenant, shared by every
         # deployment, they must not depend on which conversation queue first asked.
@@ -160,9 +164,8 @@ def start_telemetry(settings: Settings) -> Runtime | None:
         settings.log_level, settings.log_format, secrets=secrets, patterns=settings.secret_patterns
     )
     configure_tracing(settings.service_name, settings.otlp_endpoint)
-    if not settings.metrics_port:
-        return None
-    return metrics_runtime(f"{settings.metrics_host}:{settings.metrics_port}")
+    metrics = f"{settings.metrics_host}:{settings.metrics_port}" if settings.metrics_port else None
+    return sdk_runtime(metrics)  # also forwards the SDK core's logs into ours
 
 
 async def run_worker(settings: Settings) -> None:

@@ -283,7 +283,8 @@ def write_charts(report: Report, path: Path) -> list[Path]:
     """PNG charts beside the JSON at ``path``, from the samples the measurements kept:
     ``<stem>_latency.png`` (turn latency distributions of the step overhead and of each
     throughput level) and ``<stem>_throughput.png`` (replies per second during each
-    throughput level). A measurement that did not run has no panel."""
+    throughput level). A measurement that did not run has no panel; a chart with no
+    panel is not drawn."""
     results = {r.key: r.details for r in report.results}
     latency: dict[str, dict[str, list[float]]] = {}
     timeline: dict[str, dict[str, list[float]]] = {}
@@ -298,14 +299,22 @@ def write_charts(report: Report, path: Path) -> list[Path]:
         latency[name] = {kind: level[kind]["samples"]["latency_ms"] for kind in kinds}
         timeline[name] = {kind: level[kind]["samples"]["finished_s"] for kind in kinds}
     title = f"Benchmark ({report.scale}, seed {report.seed})"
-    return [
-        plots.latency_chart(
-            latency, path.with_name(f"{path.stem}_latency.png"), f"{title}: turn latency"
-        ),
-        plots.throughput_chart(
-            timeline, path.with_name(f"{path.stem}_throughput.png"), f"{title}: turns per second"
-        ),
-    ]
+    charts = []
+    if latency:  # none when neither ran (``--only memory``)
+        charts.append(
+            plots.latency_chart(
+                latency, path.with_name(f"{path.stem}_latency.png"), f"{title}: turn latency"
+            )
+        )
+    if timeline:
+        charts.append(
+            plots.throughput_chart(
+                timeline,
+                path.with_name(f"{path.stem}_throughput.png"),
+                f"{title}: turns per second",
+            )
+        )
+    return charts
 
 
 def override(scale: Scale, assignments: Sequence[str]) -> Scale:

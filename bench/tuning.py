@@ -1,9 +1,9 @@
 """Measurement 7 (``--tuning``, not in the default run): worker settings by measurement.
 
 For each setting in ``SETTINGS`` a fresh agent worker (``bench.host`` with
-``BENCH_WORKER_OPTIONS``) runs the throughput levels ``tuning_concurrency`` (1, 50,
-200 in the full run): turns/s and p50 latency, each against the SDK's defaults
-measured in the same run. Settings are ``Worker`` keyword arguments;
+``BENCH_WORKER_OPTIONS``), warmed up by one conversation, runs the throughput levels
+``tuning_concurrency`` (1, 50, 200 in the full run): turns/s and p50 latency, each
+against the SDK's defaults measured in the same run. Settings are ``Worker`` keyword arguments;
 ``workflow_task_pollers`` and ``activity_task_pollers`` take a number (a simple
 maximum) or ``"auto"`` (the SDK's autoscaling poller).
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bench.harness import Bench, Figure, Result, worker_host
+from bench.harness import Bench, Figure, Result, open_chat, prompts, timed_turns, worker_host
 from bench.host import WORKER_OPTIONS
 from bench.throughput import run_level
 
@@ -43,6 +43,9 @@ async def measure(bench: Bench) -> Result:
         workdir.mkdir(exist_ok=True)
         env = {WORKER_OPTIONS: json.dumps(options)}
         async with worker_host(bench.server, bench.client, "agent", workdir, env) as host:
+            warmup = await open_chat(bench.client, host)  # sandbox imports, connections
+            await timed_turns(warmup, prompts("tuning"), scale.warmup_turns, deadline, [])
+            await warmup.end()
             found[name] = {}
             for level, turns in zip(scale.tuning_concurrency, scale.tuning_turns, strict=True):
                 if deadline.expired:

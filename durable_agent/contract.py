@@ -135,6 +135,13 @@ class SafetyPolicy(_Model):
     approval_timeout_seconds: float = Field(default=3600.0, gt=0, le=30 * 86400)
     """A call nobody approves or rejects within this time is rejected. Time waiting for
     a person does not count against the turn's deadline."""
+    approvers: list[str] = Field(default=[], max_length=100)
+    """Who may approve or reject this conversation's tool calls, as decisions record
+    them: gateway API keys as ``<tenant>/<key name>``, CLI users as ``AGENT_APPROVER``
+    (default ``user@host``). A gateway decision ``for`` someone counts as its key's.
+    Empty: anyone who can reach the conversation. Anyone else is refused
+    (``InvalidApproval``, nothing changes); see the README's security section for what
+    is verified."""
     protect_system_prompt: bool = True
     """Tool arguments that quote the system prompt wait for approval, and a reply that
     quotes it is withheld (an exfiltration attempt either way)."""

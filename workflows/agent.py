@@ -239,7 +239,9 @@ class AgentWorkflow:
         self._detector = InjectionDetector.create(input.safety.injection_patterns)
         carried = input.continued
         self._desk = ApprovalDesk(
-            input.safety.approval_timeout_seconds, carried.decisions if carried else ()
+            input.safety.approval_timeout_seconds,
+            carried.decisions if carried else (),
+            input.safety.approvers,
         )
         self._flags: list[SafetyFlag] = list(carried.flags) if carried else []
         # Whether this run screens, asks for approvals and pauses the deadline for them
@@ -352,7 +354,7 @@ class AgentWorkflow:
     def validate_approve(self, decision: RawValue) -> None:
         """Only a waiting call, with arguments its tool accepts."""
         answer = _parse(decision, ApproveCall, "approval", _APPROVE_SHAPE)
-        pending = self._desk.get(answer.call_id)
+        pending = self._desk.get(answer.call_id, answer.by)
         if answer.arguments is not None:
             try:
                 self._tools[pending.tool].validate(answer.arguments)
@@ -373,7 +375,8 @@ class AgentWorkflow:
     @reject.validator
     def validate_reject(self, decision: RawValue) -> None:
         """Only a waiting call."""
-        self._desk.get(_parse(decision, RejectCall, "rejection", _REJECT_SHAPE).call_id)
+        answer = _parse(decision, RejectCall, "rejection", _REJECT_SHAPE)
+        self._desk.get(answer.call_id, answer.by)
 
     @workflow.signal(name="end")
     def end(self) -> None:
