@@ -89,8 +89,13 @@ def format_decision(record: ApprovalRecord) -> str:
     )
 
 
-def default_approver() -> str:
-    """Who the audit list names when ``--by`` is not given: ``user@host``."""
+def default_approver(settings: Settings | None = None) -> str:
+    """Who the audit list names when ``--by`` is not given: the configured identity
+    (``AGENT_APPROVER``), else the operating-system user as ``user@host``. Whoever runs
+    the CLI holds access to the Temporal namespace and could claim any name: the
+    identity is recorded, not verified (the gateway's is verified by its API key)."""
+    if settings is not None and settings.approver:
+        return settings.approver
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers)
@@ -295,7 +300,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--blocked-pattern", action="append", help="refuse messages matching this regex"
     )
     approver = argparse.ArgumentParser(add_help=False)
-    approver.add_argument("--by", default=default_approver(), help="who decides (audit list)")
+    approver.add_argument(
+        "--by",
+        default=default_approver(settings),
+        help="who decides, for the audit list (default: AGENT_APPROVER, else user@host)",
+    )
 
     # Common flags go after the subcommand (`send --server … -c ID text`): argparse
     # would let a subcommand's defaults overwrite flags given before it.

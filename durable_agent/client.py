@@ -37,6 +37,8 @@ from durable_agent.config import Settings
 from durable_agent.contract import (
     CONVERSATION_ENDED,
     DEFAULT_TASK_QUEUE,
+    INVALID_MESSAGE,
+    MAX_MESSAGE_CHARS,
     QUERY_APPROVALS,
     QUERY_STATUS,
     QUERY_TRANSCRIPT,
@@ -56,6 +58,7 @@ from durable_agent.contract import (
     Transcript,
     UserMessage,
 )
+from durable_agent.safety import unsendable
 from durable_agent.tools.registry import select_tools
 
 _T = TypeVar("_T")
@@ -69,8 +72,9 @@ class ConversationError(Exception):
 
 class MessageRejected(ConversationError):
     """The conversation refused a message (``type`` says why: ``InvalidMessage``,
-    ``ConversationEnded``, ``ValidationError`` for a malformed payload). Nothing of the
-    message entered history; the conversation is still usable."""
+    ``ConversationEnded``, ``ValidationError`` for a malformed payload), or this API
+    refused to send it (``InvalidMessage``: over ``max_message_chars``, or not valid
+    Unicode). Nothing of the message entered history; the conversation is still usable."""
 
     def __init__(self, type: str, message: str) -> None:
         super().__init__(f"{type}: {message}")
@@ -170,13 +174,21 @@ class Conversation:
     """A handle on one conversation (one ``AgentWorkflow`` execution)."""
 
     handle: WorkflowHandle[object, ConversationResult]
+    max_message_chars: int = MAX_MESSAGE_CHARS
+    """Longer messages are refused here, before sending (the default is the most any
+    safety policy allows; the conversation's own policy may allow fewer)."""
 
     @property
     def id(self) -> str:
         return self.handle.id
 
     async def send_message(self, text: str) -> Reply:
-        """Send a message and wait for the reply (messages queue while a turn runs)."""
+        """Send a message and wait for the reply (messages queue while a turn runs).
+        A message over ``max_message_chars`` or not valid Unicode is refused with
+        ``MessageRejected`` before anything is sent."""
+        problem = unsendable(text, self.max_message_chars)
+        if problem:
+            raise MessageRejected(INVALID_MESSAGE, problem)
         try:
             reply: Reply = await self.handle.execute_update(
                 UPDATE_SEND_MESSAGE, UserMessage(text=text), result_type=Reply
@@ -288,7 +300,7 @@ async def start_conversation(
         result_type=ConversationResult,
         static_summary=f"conversation of tenant {input.tenant}",
     )
-    return Conversation(handle)
+    return Conversation(handle, input.safety.max_message_chars)
 
 
 async def has_search_attributes(client: Client) -> bool:
@@ -306,9 +318,12 @@ async def has_search_attributes(client: Client) -> bool:
     return set(search_attributes.ALL) <= set(response.custom_attributes)
 
 
-def get_conversation(client: Client, conversation_id: str) -> Conversation:
+def get_conversation(
+    client: Client, conversation_id: str, *, max_message_chars: int = MAX_MESSAGE_CHARS
+) -> Conversation:
     """A handle on an existing conversation (no RPC until it is used)."""
-    return Conversation(client.get_workflow_handle(conversation_id, result_type=ConversationResult))
+    handle = client.get_workflow_handle(conversation_id, result_type=ConversationResult)
+    return Conversation(handle, max_message_chars)
 
 
 async def send_message(client: Client, conversation_id: str, text: str) -> Reply:

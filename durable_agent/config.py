@@ -169,6 +169,16 @@ class Settings(BaseSettings):
     """Longest life of one event stream (clients reconnect with ``Last-Event-ID``)."""
     gateway_metrics_port: int = Field(default=9465, ge=0, le=65535)
     """Port of the gateway's Prometheus ``/metrics`` (bound on ``gateway_host``); 0: off."""
+    gateway_max_body_bytes: int = Field(default=512 * 1024, ge=1024, le=4 * 1024 * 1024)
+    """Largest request body the gateway reads (413 above it). The default holds the
+    longest message the safety policy allows (32,000 characters), even with every
+    character escaped as a JSON surrogate pair (12 bytes each)."""
+
+    approver: str | None = Field(default=None, min_length=1, max_length=100)
+    """Who the CLI records as deciding ``approve``/``reject`` (the audit list's ``by``);
+    unset: the operating-system user, ``user@host``. The gateway records the API key
+    instead. Anyone with access to the Temporal namespace can claim any name: see the
+    security section of the README."""
 
     @field_validator(
         "search_url",
@@ -205,7 +215,8 @@ class Settings(BaseSettings):
     def _host_port(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit():
-            raise ValueError(f"expected host:port, got {value!r}")
+            # Never the value itself: a mistyped setting may hold a secret.
+            raise ValueError("expected host:port, e.g. 127.0.0.1:7233")
         return value
 
     def limits_for(self, tenant: str) -> TenantLimits:

@@ -145,9 +145,8 @@ def model_probe(settings: Settings) -> ModelProbe:
     )
 
 
-async def temporal_check(client: Client) -> Check:
-    """One cheap RPC (``GetSystemInfo``) with a short deadline."""
-    timeout = TEMPORAL_TIMEOUT_SECONDS
+async def temporal_check(client: Client, timeout: float = TEMPORAL_TIMEOUT_SECONDS) -> Check:
+    """One cheap RPC (``GetSystemInfo``) with a short deadline (``timeout`` seconds)."""
     try:
         async with asyncio.timeout(timeout + 1):  # in case the deadline is not honoured
             await client.workflow_service.get_system_info(

@@ -5,7 +5,9 @@ and activities through ``activity.logger``; both put their context on the record
 (``temporal_workflow`` / ``temporal_activity``), which the formatter lifts into flat
 fields — ``workflow_id``, ``run_id``, ``activity_type``, ``attempt`` — beside anything
 passed as ``extra`` (``turn``, ``model``, ``tokens`` …). Secrets are redacted from the
-final line, whatever produced it.
+final line, whatever produced it. Lines of the Temporal SDK's core arrive through the
+``temporalio.core`` logger (``telemetry.sdk_runtime``) with ``core_target`` and
+``core_fields``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from temporalio import activity, workflow
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _CONTEXT_KEYS = {"temporal_workflow", "temporal_activity"}
+_CORE_LOG = "temporal_log"  # on records forwarded from the SDK core (see telemetry)
 _RENAMES = {"workflow_run_id": "run_id"}
 
 DEFAULT_SECRET_PATTERNS = (
@@ -62,8 +65,12 @@ class JsonFormatter(logging.Formatter):
             if isinstance(context, dict):
                 for name, value in context.items():
                     entry[_RENAMES.get(str(name), str(name))] = value
+        core = getattr(record, _CORE_LOG, None)
+        if core is not None:
+            entry["core_target"] = getattr(core, "target", None)
+            entry["core_fields"] = getattr(core, "fields", None)
         for name, value in vars(record).items():
-            if name not in _STANDARD and name not in _CONTEXT_KEYS:
+            if name not in _STANDARD and name not in _CONTEXT_KEYS and name != _CORE_LOG:
                 entry[name] = value
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)

@@ -1,5 +1,8 @@
 """Safety decisions of a conversation, as pure functions of its policy.
 
+- ``unsendable``: why a message is too long (``oversized``) or not valid Unicode;
+  clients (the client API, the CLI, the gateway) ask it before sending, so such a
+  message never travels.
 - ``message_problem``: why a user message may not enter the conversation at all
   (empty, too long, control characters, a blocked pattern, an injection when the policy
   blocks them). The ``send_message`` validator calls it, so a refused message never
@@ -32,6 +35,30 @@ QUOTE_MIN_CHARS = 40
 long enough that ordinary words in common do not match."""
 
 
+def oversized(text: str, max_chars: int) -> str | None:
+    """Why ``text`` is too long for a message (counted in characters, as the validator
+    counts), or ``None``. Says the length and the limit, never the text."""
+    if len(text) > max_chars:
+        return f"message text has {len(text)} characters; the limit is {max_chars}"
+    return None
+
+
+def unsendable(text: str, max_chars: int) -> str | None:
+    """Why a client must not send ``text`` as a message at all: over ``max_chars``, or
+    not valid Unicode (a lone surrogate cannot be encoded for the wire). Never quotes
+    the text."""
+    too_long = oversized(text, max_chars)
+    if too_long:
+        return too_long
+    for position, char in enumerate(text):
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            return (
+                f"message text contains an unpaired surrogate (U+{ord(char):04X}) at position "
+                f"{position}, which is not valid Unicode"
+            )
+    return None
+
+
 def message_problem(
     text: str, policy: SafetyPolicy, detector: InjectionDetector | None = None
 ) -> tuple[str, str] | None:
@@ -39,10 +66,9 @@ def message_problem(
     a message no policy could accept, ``blocked`` for one this policy refuses."""
     if not text.strip():
         return "invalid", "message text is empty"
-    if len(text) > policy.max_message_chars:
-        return "invalid", (
-            f"message text has {len(text)} characters; the limit is {policy.max_message_chars}"
-        )
+    too_long = oversized(text, policy.max_message_chars)
+    if too_long:
+        return "invalid", too_long
     for position, char in enumerate(text):
         if (ord(char) < 32 or ord(char) == 127) and char not in _ALLOWED_CONTROL:
             return "invalid", (
@@ -55,9 +81,9 @@ def message_problem(
     if detector is not None and policy.screen_user_messages == "block":
         screening = detector.screen(text)
         if screening.flagged:
+            # Categories only: a refusal never quotes the message back.
             return "blocked", (
-                "message looks like a prompt injection "
-                f"({', '.join(screening.categories)}): {screening.matches[0].excerpt!r}"
+                f"message looks like a prompt injection ({', '.join(screening.categories)})"
             )
     return None
 

@@ -1,5 +1,10 @@
-"""Process-wide telemetry: Prometheus metrics through the Temporal SDK's runtime, and
-OpenTelemetry traces exported over OTLP.
+"""Process-wide telemetry: the Temporal SDK's runtime (its core's logs forwarded into
+our logging, Prometheus metrics), and OpenTelemetry traces exported over OTLP.
+
+The SDK core (Rust) writes its own log lines to stdout unless told otherwise: during a
+Temporal outage that was ANSI-coloured text among the JSON lines. ``sdk_runtime``
+forwards them to the ``temporalio.core`` Python logger instead, so they come out as
+JSON on stderr, redacted, like every other line.
 
 The SDK's runtime serves ``/metrics`` with its own worker and client metrics plus the
 agent's (``durable_agent_*``), which workflows and activities emit through their
@@ -9,23 +14,59 @@ workers, so a conversation is one trace across start, updates, workflow and acti
 
 from __future__ import annotations
 
+import logging
+
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 
 TRACER_NAME = "durable_agent"
+CORE_LOGGER = "temporalio.core"
+"""The Python logger the SDK core's log lines are forwarded to."""
+
+
+def sdk_runtime(metrics_address: str | None = None, *, core_level: str = "WARN") -> Runtime:
+    """The process's Temporal runtime, made its default: the core's logs at
+    ``core_level`` and above forwarded to ``CORE_LOGGER`` (our JSON on stderr), and
+    Prometheus metrics at ``metrics_address``/metrics when given. Worker and gateway
+    build theirs here, before their first client."""
+    runtime = Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level=core_level, other_level=core_level),
+                forwarding=LogForwardingConfig(
+                    logger=logging.getLogger(CORE_LOGGER),
+                    # The formatter lifts target and fields into fields of their own.
+                    append_target_to_name=False,
+                    prepend_target_on_message=False,
+                    append_log_fields_to_message=False,
+                ),
+            ),
+            metrics=(
+                PrometheusConfig(bind_address=metrics_address, durations_as_seconds=True)
+                if metrics_address
+                else None
+            ),
+        )
+    )
+    # Clients made without an explicit runtime (readiness probes, helpers) use it too.
+    Runtime.set_default(runtime, error_if_already_set=False)
+    return runtime
 
 
 def metrics_runtime(bind_address: str) -> Runtime:
-    """A Temporal runtime serving Prometheus metrics at ``host:port``/metrics."""
-    return Runtime(
-        telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(bind_address=bind_address, durations_as_seconds=True)
-        )
-    )
+    """``sdk_runtime`` serving Prometheus metrics at ``host:port``/metrics."""
+    return sdk_runtime(bind_address)
 
 
 def configure_tracing(

@@ -20,6 +20,7 @@ from temporalio.client import Client
 from durable_agent.config import Settings
 from durable_agent.devserver import free_port
 from durable_agent.gateway.app import create_app
+from durable_agent.gateway.guards import ProblemHTTPProtocol
 from durable_agent.gateway.keys import GatewayKey, hash_key, new_key
 
 
@@ -76,7 +77,14 @@ async def serving(
     port = port or free_port()
     app = create_app(settings, connect=connect)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            http=ProblemHTTPProtocol,
+        )
     )
     server.config.timeout_graceful_shutdown = 2
     task = asyncio.create_task(server.serve())

@@ -40,8 +40,14 @@ SYSTEM = "system"
 class ApprovalDesk:
     """Pending approvals and the audit list of one conversation."""
 
-    def __init__(self, timeout_seconds: float, decisions: Sequence[ApprovalRecord] = ()) -> None:
+    def __init__(
+        self,
+        timeout_seconds: float,
+        decisions: Sequence[ApprovalRecord] = (),
+        approvers: Sequence[str] = (),
+    ) -> None:
         self._timeout = timeout_seconds
+        self._approvers = frozenset(approvers)
         self._pending: dict[str, PendingApproval] = {}
         self._answers: dict[str, ApproveCall | RejectCall] = {}
         self._decisions: dict[str, ApprovalRecord] = {d.call_id: d for d in decisions}
@@ -60,9 +66,19 @@ class ApprovalDesk:
     def snapshot(self) -> Approvals:
         return Approvals(pending=self.pending(), decisions=list(self._decisions.values()))
 
-    def get(self, call_id: str) -> PendingApproval:
+    def get(self, call_id: str, by: str | None = None) -> PendingApproval:
         """The pending call ``call_id``; an ``InvalidApproval`` error naming the pending
-        ones when there is no such call (or it is already answered)."""
+        ones when there is no such call (or it is already answered), or when ``by`` is
+        not one of the policy's approvers. Validators call it, so a refusal leaves no
+        trace in history."""
+        if by is not None and self._approvers and identity(by) not in self._approvers:
+            raise ApplicationError(
+                f"{identity(by)!r} is not one of this conversation's approvers; the call "
+                "still waits for one of them",
+                "approver",  # details: what was wrong (clients map it to a 403)
+                type=INVALID_APPROVAL,
+                non_retryable=True,
+            )
         pending = self._pending.get(call_id)
         if pending is None or call_id in self._answers:
             if call_id in self._decisions:
@@ -146,6 +162,12 @@ class ApprovalDesk:
             },
         )
         return record
+
+
+def identity(by: str) -> str:
+    """Who a decision's ``by`` names for the approvers check: the gateway records
+    ``<tenant>/<key> for <person>``, and only the key is authenticated."""
+    return by.split(" for ", 1)[0].strip()
 
 
 def _record(

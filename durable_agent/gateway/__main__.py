@@ -20,6 +20,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from durable_agent.config import Settings
+from durable_agent.gateway.guards import ProblemHTTPProtocol
 from durable_agent.gateway.keys import GatewayKey, hash_key, new_key
 from durable_agent.logs import configure_logging
 from durable_agent.process import exit_now
@@ -60,11 +61,11 @@ def serve(settings: Settings, host: str, port: int) -> None:
         from durable_agent.telemetry import configure_tracing
 
         configure_tracing("durable-agent-gateway", settings.otlp_endpoint)
-    runtime = None
-    if settings.gateway_metrics_port:
-        from durable_agent.telemetry import metrics_runtime
+    from durable_agent.telemetry import sdk_runtime
 
-        runtime = metrics_runtime(f"{host}:{settings.gateway_metrics_port}")
+    # Always a runtime of ours: it forwards the SDK core's log lines into our JSON logs.
+    metrics = settings.gateway_metrics_port
+    runtime = sdk_runtime(f"{host}:{metrics}" if metrics else None)
     app = create_app(settings, runtime=runtime)
     if not settings.gateway_keys:
         log.warning("no API keys configured (AGENT_GATEWAY_KEYS): every request gets 401")
@@ -76,6 +77,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         access_log=False,  # the app logs each request with its tenant and route
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         proxy_headers=False,
+        http=ProblemHTTPProtocol,  # a request it cannot parse gets a problem, not text
     )
     server = _Server(config, [app])
     log.info("gateway listening on http://%s:%d", host, port)

@@ -10,7 +10,12 @@ between requests, so replicas are interchangeable.
   touch no other id (403, decided from the id alone, so existence is not revealed).
 - **Idempotency**: with an ``Idempotency-Key``, a start becomes the workflow id (the
   request's fingerprint kept in the memo), and a message becomes the update id; Temporal
-  deduplicates both, so a retried request returns the first one's result.
+  deduplicates both, so a retried request returns the first one's result. A key reused
+  with another body is refused (a start's memo, a message's accepted input in history).
+- **Identity**: an approval is recorded as made by the API key (``<tenant>/<name>``),
+  never by what the body says.
+- **Size**: bodies over ``AGENT_GATEWAY_MAX_BODY_BYTES`` get 413 and messages over the
+  policy's limit 422, before anything is sent to Temporal.
 - **Errors** are RFC 9457 problems (``problems``).
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import pathlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,8 +34,10 @@ from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from temporalio.client import (
     Client,
@@ -60,6 +68,7 @@ from durable_agent.contract import (
     UserMessage,
 )
 from durable_agent.gateway import calls, problems
+from durable_agent.gateway.guards import BodyLimit
 from durable_agent.gateway.keys import GatewayKey, conversation_id, owns
 from durable_agent.gateway.middleware import install_access_log, install_error_handlers
 from durable_agent.gateway.problems import MEDIA_TYPE, Problem, ProblemError
@@ -74,10 +83,12 @@ from durable_agent.gateway.schemas import (
     Links,
     MessageAccepted,
     ProblemTypeInfo,
+    SendMessage,
     StartConversation,
 )
 from durable_agent.gateway.service import Gateway
 from durable_agent.gateway.stream import event_stream
+from durable_agent.safety import unsendable
 from durable_agent.tools.registry import select_tools
 
 log = logging.getLogger("durable_agent.gateway")
@@ -99,6 +110,7 @@ _TITLES = {
     403: "Another tenant's conversation",
     404: "No such conversation",
     409: "Conflict: the conversation ended, or the call is not waiting",
+    413: "Request body over the gateway's limit (not retryable)",
     422: "Invalid request, or input the conversation refused",
     429: "Rate limited (see Retry-After)",
     503: "Temporal unavailable (see Retry-After)",
@@ -109,7 +121,7 @@ def _errors(*extra: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for the problems a route can answer with."""
     return {
         status: {"model": Problem, "content": {MEDIA_TYPE: {}}, "description": _TITLES[status]}
-        for status in sorted({401, 403, 422, 429, 503, *extra})
+        for status in sorted({401, 403, 413, 422, 429, 503, *extra})
     }
 
 
@@ -169,6 +181,8 @@ def create_app(
         ),
         lifespan=lifespan,
         responses={500: {"model": Problem, "content": {MEDIA_TYPE: {}}}},
+        docs_url=None,  # served below from the package's assets, not a CDN
+        redoc_url=None,
     )
     app.state.gateway = gateway
     if settings.gateway_cors_origins:
@@ -182,6 +196,9 @@ def create_app(
         )
     install_error_handlers(app)
     install_access_log(app)
+    # Outermost: an oversized body is refused before anything reads it.
+    app.add_middleware(BodyLimit, max_bytes=settings.gateway_max_body_bytes)
+    _install_docs(app)
 
     async def handle_of(key: GatewayKey, conversation: str) -> WorkflowHandle[Any, Any]:
         if not owns(key.tenant, conversation):
@@ -190,7 +207,7 @@ def create_app(
                 f"conversation {conversation!r} is not one of tenant {key.tenant!r}'s",
                 conversation_id=conversation,
             )
-        client = await gateway.client()
+        client = await gateway.reachable_client()
         return client.get_workflow_handle(conversation, result_type=ConversationResult)
 
     # --- conversations -----------------------------------------------------------------
@@ -211,7 +228,7 @@ def create_app(
         """Start a conversation of the key's tenant."""
         body = body or StartConversation()
         config = _conversation_input(settings, key.tenant, body)
-        client = await gateway.client()
+        client = await gateway.reachable_client()
         fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
         if idempotency_key:
             local = _request_id("conversation", key.tenant, idempotency_key, 24)
@@ -264,7 +281,7 @@ def create_app(
         page: Annotated[str | None, Query(max_length=4096)] = None,
     ) -> ConversationList:
         """The tenant's conversations, newest first."""
-        client = await gateway.client()
+        client = await gateway.reachable_client()
         token = _page_token(page, key.tenant)
         listing = client.list_workflows(
             f'WorkflowType = "{contract.WORKFLOW_TYPE}" AND WorkflowId STARTS_WITH "{key.tenant}."',
@@ -378,7 +395,7 @@ def create_app(
     async def send(
         key: Key,
         conversation_id: ConversationId,
-        message: UserMessage,
+        body: SendMessage,
         wait: Annotated[
             bool, Query(description="Wait for the reply (up to the gateway's wait time).")
         ] = True,
@@ -387,7 +404,22 @@ def create_app(
         """Send a message; with ``wait`` (default) answer with the reply, else (or when
         the turn outlasts the gateway's wait) 202 and a location to poll."""
         handle = await handle_of(key, conversation_id)
+        problem = unsendable(body.text, settings.safety.max_message_chars)
+        if problem:  # refused here: an oversized payload never travels to Temporal
+            raise ProblemError(problems.INVALID_MESSAGE, problem, conversation_id=conversation_id)
+        message = UserMessage(text=body.text)
         message_id = _request_id("msg", conversation_id, idempotency_key)
+        if idempotency_key:
+            earlier = await calls.call(
+                calls.earlier_message(await gateway.client(), handle, message_id, gateway),
+                conversation_id,
+            )
+            if earlier is not None and earlier.text != message.text:
+                raise ProblemError(
+                    problems.IDEMPOTENCY_REUSED,
+                    "this Idempotency-Key sent a different message to this conversation",
+                    conversation_id=conversation_id,
+                )
         try:
             update: WorkflowUpdateHandle[Reply] = await calls.call(
                 handle.start_update(
@@ -467,7 +499,7 @@ def create_app(
         """Approve (optionally with edited arguments) or reject a waiting tool call;
         answers with the audit record once the call has resumed."""
         handle = await handle_of(key, conversation_id)
-        by = key.name + (f" for {decision.on_behalf_of}" if decision.on_behalf_of else "")
+        by = approver(key) + (f" for {decision.on_behalf_of}" if decision.on_behalf_of else "")
         answer: ApproveCall | RejectCall
         if decision.decision == "approve":
             answer = ApproveCall(
@@ -558,15 +590,71 @@ def create_app(
     @app.get("/problems", response_model=list[ProblemTypeInfo], tags=["errors"])
     async def problem_types() -> list[ProblemTypeInfo]:
         """Every problem ``type`` the gateway answers with."""
-        return [
-            ProblemTypeInfo(type=p.uri, status=p.status, title=p.title, description=p.description)
-            for p in problems.CATALOG
-        ]
+        return [_type_info(p) for p in problems.CATALOG]
+
+    @app.get(
+        "/problems/{slug}",
+        response_model=ProblemTypeInfo,
+        responses=_errors(404),
+        tags=["errors"],
+    )
+    async def problem_type(
+        slug: Annotated[str, Path(max_length=64, pattern=r"^[a-z-]+$")],
+    ) -> ProblemTypeInfo:
+        """What a problem ``type`` means: each ``type`` URI resolves here."""
+        kind = problems.BY_SLUG.get(slug)
+        if kind is None:
+            raise ProblemError(problems.NOT_FOUND, f"no problem type {slug!r}; see /problems")
+        return _type_info(kind)
 
     return app
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+DOCS_ASSETS = "/docs/assets"
+"""Where Swagger UI's and ReDoc's scripts are served from (the ``fastapi-offline``
+package's copies), so the API docs work with no internet."""
+
+
+def approver(key: GatewayKey) -> str:
+    """Who a decision made with ``key`` is recorded as: ``<tenant>/<key name>``."""
+    return f"{key.tenant}/{key.name}"
+
+
+def _type_info(kind: problems.ProblemType) -> ProblemTypeInfo:
+    return ProblemTypeInfo(
+        type=kind.uri, status=kind.status, title=kind.title, description=kind.description
+    )
+
+
+def _install_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with every asset served by the gateway."""
+    import fastapi_offline
+
+    assets = pathlib.Path(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+    favicon = f"{DOCS_ASSETS}/favicon.png"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=favicon,
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=favicon,
+            with_google_fonts=False,
+        )
 
 
 def _conversation_input(

@@ -9,7 +9,15 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType, UpdateWorkflowExecutionLifecycleStage
+from temporalio.api.update.v1 import UpdateRef, WaitPolicy
+from temporalio.api.workflowservice.v1 import (
+    GetWorkflowExecutionHistoryReverseRequest,
+    PollWorkflowExecutionUpdateRequest,
+)
 from temporalio.client import (
+    Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -20,7 +28,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from durable_agent import contract
-from durable_agent.contract import Reply
+from durable_agent.contract import Reply, UserMessage
 from durable_agent.gateway import problems
 from durable_agent.gateway.problems import ProblemError
 from durable_agent.gateway.schemas import ExecutionStatus
@@ -32,6 +40,11 @@ _T = TypeVar("_T")
 _CLOSED_MID_UPDATE = "AcceptedUpdateCompletedWorkflow"
 """The server's failure type for an accepted update whose workflow closed first."""
 _UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
+_TOO_LARGE = ("larger than max", "size exceeds", "exceeds size limit", "too large")
+"""What Temporal's (and gRPC's) payload-size refusals say: ``RESOURCE_EXHAUSTED``
+"grpc: received message larger than max", ``INVALID_ARGUMENT`` "Blob data size
+exceeds limit" — the same request can never succeed, so no Retry-After."""
+_ACCEPTED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
 
 
 async def outcome(
@@ -62,6 +75,55 @@ async def query(
         conversation_id,
     )
     return result
+
+
+async def earlier_message(
+    client: Client, handle: WorkflowHandle[Any, Any], update_id: str, gateway: Gateway
+) -> UserMessage | None:
+    """The message an earlier request sent as update ``update_id`` in the conversation's
+    current run (from its accepted event, newest history first), or ``None`` when no
+    such update exists yet. Lets a reused ``Idempotency-Key`` with another body be
+    refused instead of answered with the first message's reply."""
+    execution = WorkflowExecution(workflow_id=handle.id)
+    try:
+        await client.workflow_service.poll_workflow_execution_update(
+            PollWorkflowExecutionUpdateRequest(
+                namespace=client.namespace,
+                update_ref=UpdateRef(workflow_execution=execution, update_id=update_id),
+                identity=client.identity,
+                wait_policy=WaitPolicy(
+                    lifecycle_stage=UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
+                ),
+            ),
+            timeout=gateway.rpc_timeout,
+        )
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:  # no such update (or conversation)
+            return None
+        raise
+    token = b""
+    while True:
+        page = await client.workflow_service.get_workflow_execution_history_reverse(
+            GetWorkflowExecutionHistoryReverseRequest(
+                namespace=client.namespace,
+                execution=execution,
+                maximum_page_size=200,
+                next_page_token=token,
+            ),
+            timeout=gateway.rpc_timeout,
+        )
+        for event in page.history.events:
+            if event.event_type != _ACCEPTED:
+                continue
+            request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            if request.meta.update_id == update_id:
+                decoded = await client.data_converter.decode(
+                    request.input.args.payloads, [UserMessage]
+                )
+                return decoded[0] if decoded and isinstance(decoded[0], UserMessage) else None
+        token = page.next_page_token
+        if not token:
+            return None  # admitted, not yet accepted: the same request still in flight
 
 
 async def ensure_running(
@@ -104,6 +166,15 @@ def rpc_problem(error: RPCError, conversation_id: str | None) -> ProblemError:
             conversation_id=conversation_id,
             retry_after_seconds=1.0,
         )
+    if error.status in (
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.INVALID_ARGUMENT,
+    ) and any(words in error.message.lower() for words in _TOO_LARGE):
+        return ProblemError(
+            problems.REQUEST_TOO_LARGE,
+            f"Temporal refused the request as too large ({error.status.name})",
+            conversation_id=conversation_id,
+        )
     if error.status == RPCStatusCode.RESOURCE_EXHAUSTED:
         return ProblemError(
             problems.RATE_LIMITED,
@@ -131,6 +202,8 @@ def refusal(error: WorkflowUpdateFailedError, conversation_id: str) -> ProblemEr
     }.get(cause.type or "", problems.INTERNAL)
     if kind is problems.APPROVAL_CONFLICT and "arguments" in cause.details:
         kind = problems.INVALID_APPROVAL
+    if kind is problems.APPROVAL_CONFLICT and "approver" in cause.details:
+        kind = problems.NOT_AN_APPROVER
     detail = cause.message if kind is not problems.INTERNAL else "the update failed"
     return ProblemError(kind, detail, conversation_id=conversation_id)
 

@@ -54,7 +54,8 @@ VALIDATION = _t(
 )  # fmt: skip
 INVALID_MESSAGE = _t(
     "invalid-message", 422, "Message refused",
-    "The conversation refused the message (empty, too long, control characters); "
+    "The conversation refused the message (empty, over the message limit, control "
+    "characters, text that is not valid Unicode); "
     "nothing entered its history and it is still usable.",
 )  # fmt: skip
 MESSAGE_BLOCKED = _t(
@@ -73,6 +74,11 @@ APPROVAL_CONFLICT = _t(
 INVALID_APPROVAL = _t(
     "invalid-approval", 422, "Approval refused",
     "The edited arguments are not valid for the tool; the call still waits.",
+)  # fmt: skip
+NOT_AN_APPROVER = _t(
+    "not-an-approver", 403, "Not one of the conversation's approvers",
+    "The safety policy names who may approve or reject this conversation's tool calls, "
+    "and this API key is not one of them; the call still waits.",
 )  # fmt: skip
 IDEMPOTENCY_REUSED = _t(
     "idempotency-key-reused", 422, "Idempotency-Key reused",
@@ -94,6 +100,16 @@ TEMPORAL_UNAVAILABLE = _t(
     "temporal-unavailable", 503, "Temporal unavailable",
     "The gateway cannot reach Temporal right now; nothing was done. Retry later.",
 )  # fmt: skip
+REQUEST_TOO_LARGE = _t(
+    "request-too-large", 413, "Request too large",
+    "The request body is over the gateway's limit, or a value in it is over what Temporal "
+    "accepts in one call; nothing was done. Retrying the same request cannot succeed.",
+)  # fmt: skip
+BAD_REQUEST = _t(
+    "bad-request", 400, "Malformed HTTP request",
+    "The request is not valid HTTP (for example raw non-ASCII bytes in its path: "
+    "percent-encode them as UTF-8).",
+)  # fmt: skip
 METHOD_NOT_ALLOWED = _t(
     "method-not-allowed", 405, "Method not allowed",
     "The route exists but not with this method.",
@@ -105,10 +121,11 @@ INTERNAL = _t(
 
 CATALOG = [
     UNAUTHORIZED, FORBIDDEN, NOT_FOUND, VALIDATION, INVALID_MESSAGE, MESSAGE_BLOCKED,
-    CONVERSATION_ENDED, APPROVAL_CONFLICT, INVALID_APPROVAL, IDEMPOTENCY_REUSED,
+    CONVERSATION_ENDED, APPROVAL_CONFLICT, INVALID_APPROVAL, NOT_AN_APPROVER, IDEMPOTENCY_REUSED,
     BUDGET_EXCEEDED, TENANT_BUDGET_EXCEEDED, RATE_LIMITED, TEMPORAL_UNAVAILABLE,
-    METHOD_NOT_ALLOWED, INTERNAL,
+    REQUEST_TOO_LARGE, BAD_REQUEST, METHOD_NOT_ALLOWED, INTERNAL,
 ]  # fmt: skip
+BY_SLUG = {p.slug: p for p in CATALOG}
 
 
 class FieldError(BaseModel):

@@ -18,6 +18,49 @@ from durable_agent.contract import ConversationLimits, ConversationStatus
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        """JSON may spell a lone surrogate (``"\\ud800"``); such text cannot be stored
+        or sent on (it is not valid UTF-8), so it is refused here, saying where."""
+        where = _lone_surrogate(data, "body")
+        if where is not None:
+            place, code = where
+            raise ValueError(
+                f"{place} contains an unpaired surrogate (U+{code:04X}), which is not valid "
+                "Unicode text"
+            )
+        return data
+
+
+def _lone_surrogate(value: Any, place: str) -> tuple[str, int] | None:
+    """Where in a parsed JSON value a string holds a surrogate code point, and which."""
+    if isinstance(value, str):
+        for char in value:
+            if 0xD800 <= ord(char) <= 0xDFFF:
+                return place, ord(char)
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _lone_surrogate(key, f"{place} (a key)") or _lone_surrogate(
+                item, f"{place}.{key}" if isinstance(key, str) and key.isascii() else place
+            )
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _lone_surrogate(item, f"{place}[{index}]")
+            if found:
+                return found
+    return None
+
+
+class SendMessage(_Body):
+    """Body of ``POST /v1/conversations/{id}/messages`` (the contract's ``UserMessage``)."""
+
+    text: str
+    """The message; at most the gateway policy's ``max_message_chars`` characters."""
+
 
 class StartConversation(_Body):
     """Body of ``POST /v1/conversations`` (every field optional: ``{}`` or no body
@@ -95,7 +138,9 @@ class ConversationList(_Body):
 
 class ApprovalRequest(_Body):
     """Body of ``POST /v1/conversations/{id}/approvals/{call_id}``. The decision is
-    recorded as made by the API key's name (and ``on_behalf_of``, when given)."""
+    recorded as made by the authenticated API key, ``<tenant>/<key name>`` (with
+    `` for <on_behalf_of>`` when given); a body cannot say who decided (``by`` is
+    refused)."""
 
     decision: Literal["approve", "reject"]
     arguments: dict[str, Any] | None = None
@@ -104,6 +149,16 @@ class ApprovalRequest(_Body):
     """Required to ``reject`` (the model is told it)."""
     on_behalf_of: str | None = Field(default=None, min_length=1, max_length=100)
     """The person the calling service acts for, kept in the audit list."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_by(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "by" in data:
+            raise ValueError(
+                "by is not accepted: a decision is recorded as made by the API key that "
+                "sends it (name the person in on_behalf_of)"
+            )
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> ApprovalRequest:

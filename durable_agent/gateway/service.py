@@ -24,6 +24,10 @@ from durable_agent.health import CachedCheck, temporal_check
 log = logging.getLogger("durable_agent.gateway")
 
 _CONNECT_TIMEOUT_SECONDS = 5.0
+REACHABLE_TIMEOUT_SECONDS = 1.0
+"""Deadline of the reachability check every request shares (kept for ``CACHE_SECONDS``):
+during an outage requests get 503 within about this long, not after the RPC timeout."""
+CACHE_SECONDS = 1.0
 
 
 class GatewayMetrics:
@@ -96,8 +100,21 @@ class Gateway:
                         retry_after_seconds=1.0,
                     ) from None
                 client = self._client
-                self._ready = CachedCheck(lambda: temporal_check(client), 1.5)
+                self._ready = CachedCheck(
+                    lambda: temporal_check(client, REACHABLE_TIMEOUT_SECONDS), CACHE_SECONDS
+                )
             return self._client
+
+    async def reachable_client(self) -> Client:
+        """``client()``, or 503 at once while the shared reachability check (the one
+        readiness reports) says Temporal is down: a request then does not wait out the
+        SDK's retries until its RPC deadline."""
+        client = await self.client()
+        assert self._ready is not None
+        check = await self._ready()
+        if not check.ok:
+            raise ProblemError(problems.TEMPORAL_UNAVAILABLE, check.reason, retry_after_seconds=1.0)
+        return client
 
     async def ready(self) -> tuple[bool, str | None]:
         if self.stopping.is_set():

@@ -326,7 +326,7 @@ async def test_approvals_over_http(gateway: RunningGateway, settings: Settings) 
         assert decided.status_code == 200, decided.text
         record = decided.json()
         assert record["decision"] == "approved"
-        assert record["by"] == f"{alice.name}-svc for alice@example.com"
+        assert record["by"] == f"{alice.name}/{alice.name}-svc for alice@example.com"
         again = await api.post(approvals, json={"decision": "approve"})
         assert "already approved" in assert_problem(again, 409, "approval-conflict")["detail"]
 
