@@ -54,7 +54,7 @@ eval: $(VENV)/.base  ## evaluation suite (evals/cases/*.yaml) against the config
 
 server: $(VENV)/.base  ## Temporal dev server in the foreground (UI on http://localhost:8233; CODEC=1: UI decrypts via `make codec-server`)
 	mkdir -p $(DATA)
-	$(BIN)/temporal server start-dev --ip 127.0.0.1 --db-filename $(DATA)/temporal.sqlite3 --log-level warn \
+	$(BIN)/temporal server start-dev --ip 127.0.0.1 --db-filename $(DATA)/temporal.sqlite3 --log-level warn --ui-disable-news-fetch \
 	  $(if $(CODEC),--ui-codec-endpoint http://127.0.0.1:8888) \
 	  $$($(PY) -c "from durable_agent.search_attributes import dev_server_args; print(' '.join(dev_server_args()))")
 

@@ -107,6 +107,8 @@ class DevServer:
         ]  # fmt: skip
         if self.headless:
             cmd.append("--headless")
+        else:  # the UI would fetch its news feed from the internet
+            cmd.append("--ui-disable-news-fetch")
         cmd += dev_server_args()  # the agent's search attributes, for the UI
         if self.db_file is not None:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)

@@ -114,3 +114,35 @@ def test_safety_policy_from_the_environment_and_cli_flags(monkeypatch: pytest.Mo
     monkeypatch.setenv("AGENT_SAFETY", '{"blocked_patterns": ["(unclosed"]}')
     with pytest.raises(ValidationError, match="bad regular expression"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("AGENT_TEMPORAL_ADDRESS", "sk-ant-secret-no-port"), ("AGENT_METRICS_PORT", "sk-ant-1234"),
+     ("AGENT_GATEWAY_MAX_BODY_BYTES", "9" * 30), ("AGENT_LOG_LEVEL", "sk-ant-abcdef")],
+)  # fmt: skip
+def test_invalid_settings_never_echo_their_value(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as error:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    assert value not in str(error.value)  # what a process prints on a bad setting
+
+
+def test_the_cli_approver_is_the_configured_identity_else_the_os_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from starter import default_approver
+
+    settings: Settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert "@" in default_approver(settings)
+    monkeypatch.setenv("AGENT_APPROVER", "ops-oncall")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert default_approver(settings) == "ops-oncall"
+
+
+def test_the_dev_server_with_its_ui_never_fetches_the_news_feed() -> None:
+    from durable_agent.devserver import DevServer
+
+    assert "--ui-disable-news-fetch" in DevServer(headless=False).command()
