@@ -94,6 +94,9 @@ async def worker_resources(settings: Settings, client: Client) -> AsyncIterator[
             timeout=settings.http_timeout_seconds, follow_redirects=False
         ) as http:
             tools = ToolActivities(settings, notes, http, blobs)
+            governor = GovernorActivities(
+                client, settings.limits_for, settings.governor_task_queue, settings.lease_sizing()
+            )
             model = ModelActivities(
                 backend, client, blobs, TranscriptCache(settings.transcript_cache_conversations)
             )
@@ -102,9 +105,7 @@ async def worker_resources(settings: Settings, client: Client) -> AsyncIterator[
                 activities=[
                     model.invoke,
                     CompactionActivities(model).compact,
-                    GovernorActivities(
-                        client, settings.limits_for, settings.governor_task_queue
-                    ).acquire,
+                    *governor.activities(),
                     *tools.activities(),
                 ],
             )

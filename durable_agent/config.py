@@ -21,7 +21,7 @@ from durable_agent.contract import (
     SafetyPolicy,
 )
 from durable_agent.gateway.keys import GatewayKey
-from durable_agent.governor import TenantLimits
+from durable_agent.governor import LeaseSizing, TenantLimits
 from durable_agent.stores._location import store_location, url_passwords
 
 DEFAULT_CLAUDE_MODEL = "claude-sonnet-4-6"
@@ -140,6 +140,13 @@ class Settings(BaseSettings):
     """Default model calls a tenant may make at once before the rate applies."""
     tenant_limits: dict[str, TenantLimits] = {}
     """Per-tenant overrides as JSON, e.g. ``{"acme": {"daily_usd": "5"}}``."""
+    governor_lease_calls: int = Field(default=16, ge=1)
+    """Model calls a conversation may take from its tenant's governor at once (a lease)."""
+    governor_lease_usd: Decimal = Field(default=Decimal("0.50"), gt=0)
+    """Dollars per lease (more when one call's worst case needs it). Smaller leases
+    share a tight daily budget more finely; larger ones ask the governor less often."""
+    governor_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    """How long a lease may be spent from before the conversation asks again."""
 
     safety: SafetyPolicy = SafetyPolicy()
     """Safety policy of the conversations the CLI starts, as JSON, e.g.
@@ -225,6 +232,14 @@ class Settings(BaseSettings):
             daily_usd=self.tenant_daily_usd,
             model_calls_per_minute=self.tenant_model_calls_per_minute,
             burst=self.tenant_burst,
+        )
+
+    def lease_sizing(self) -> LeaseSizing:
+        """How big the leases the tenant governors grant are."""
+        return LeaseSizing(
+            calls=self.governor_lease_calls,
+            usd=self.governor_lease_usd,
+            seconds=self.governor_lease_seconds,
         )
 
     def held_secrets(self) -> list[str]:

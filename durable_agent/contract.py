@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from durable_agent.breaker import BreakerConfig, BreakerStatus
 from durable_agent.budget import Budget, BudgetLimits, Spent
 from durable_agent.dependencies import DependencyHealth
+from durable_agent.governor import HeldLease
 from durable_agent.usage import Usage as Usage
 
 WORKFLOW_TYPE = "AgentWorkflow"
@@ -240,6 +241,8 @@ class ContinuedState(_Model):
     event_seq: int = 0
     answered: list[AnsweredMessage] = []
     """The newest replies by update id, so a retried message is answered, not rerun."""
+    lease: HeldLease | None = None
+    """The tenant lease the conversation holds (runs since ``lean-turn-v1``)."""
 
 
 class AnsweredMessage(_Model):
@@ -427,7 +430,7 @@ its number in the turn; ``outcome`` ``ok``, ``unavailable`` or ``invalid_request
 decision); ``reply`` (the turn's ``Reply``); ``ended`` (the conversation completed)."""
 
 EVENTS_KEPT = 256
-"""Events a conversation keeps for the ``events`` query (the newest ones)."""
+"""The most events one ``events`` query returns."""
 
 
 class ConversationEvent(_Model):

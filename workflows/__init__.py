@@ -12,15 +12,28 @@ GOVERNOR_WORKFLOWS: list[type] = [TenantGovernorWorkflow]
 WORKFLOWS: list[type] = [*CONVERSATION_WORKFLOWS, *GOVERNOR_WORKFLOWS]
 """Every workflow workers register; the replayer needs the same list."""
 
-# Our contract and pure-logic modules are deterministic and side-effect free: pass them
-# through the sandbox instead of re-importing them for every workflow run.
+PASSTHROUGH_MODULES = (
+    # The contract and the pure logic: deterministic, no I/O, no mutable module state.
+    "durable_agent",
+    # The workflow's helpers: deterministic (they call only the ``workflow`` API), no
+    # module state. Imported once per worker instead of once per cached conversation.
+    "workflows.approvals",
+    "workflows.feed",
+    "workflows.permits",
+    "workflows.telemetry",
+)
+"""Modules the sandbox shares instead of re-importing for every workflow run. The
+workflow definitions themselves (``workflows.agent``, ``workflows.governor``) are still
+re-imported, so the sandbox checks what they do."""
+
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("durable_agent")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
 )
 
 __all__ = [
     "CONVERSATION_WORKFLOWS",
     "GOVERNOR_WORKFLOWS",
+    "PASSTHROUGH_MODULES",
     "WORKFLOWS",
     "WORKFLOW_RUNNER",
     "AgentWorkflow",

@@ -29,6 +29,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.approvals import ApprovalDesk, within_deadline
 from workflows.feed import EventFeed
+from workflows.permits import GovernorUnavailable, PermitRefused, TenantPermits
 from workflows.telemetry import ConversationTelemetry
 
 with workflow.unsafe.imports_passed_through():
@@ -86,13 +87,6 @@ with workflow.unsafe.imports_passed_through():
         UserMessage,
     )
     from durable_agent.dependencies import MODEL, DependencyHealth, tool_dependency
-    from durable_agent.governor import (
-        GOVERNOR_ACTIVITY,
-        PermitDecision,
-        PermitRequest,
-        Settlement,
-        governor_id,
-    )
     from durable_agent.injection import InjectionDetector, Screening
     from durable_agent.pricing import Price, price_for
     from durable_agent.retry_classification import NON_RETRYABLE_TYPES
@@ -111,15 +105,6 @@ MODEL_START_TO_CLOSE = timedelta(minutes=3)
 MODEL_SCHEDULE_TO_CLOSE = timedelta(minutes=10)
 MODEL_HEARTBEAT = timedelta(seconds=30)
 
-GOVERNOR_RETRY_POLICY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=5),
-    maximum_attempts=10,
-)
-GOVERNOR_START_TO_CLOSE = timedelta(seconds=10)
-GOVERNOR_SCHEDULE_TO_CLOSE = timedelta(minutes=1)
-
 ANSWERED_KEPT = 16
 """Replies kept by update id for retries that arrive after continue-as-new."""
 
@@ -129,14 +114,16 @@ MIN_OUTPUT_TOKENS = 64
 GOVERNOR = "governor"
 """Dependency name of the tenant governor in degraded replies."""
 
+LEAN_TURN_PATCH = "lean-turn-v1"
+"""Runs since: tenant leases instead of a permit per model call, fast tools as local
+activities, search attributes upserted only when they change. A run that has it takes
+every older patch below as given (one marker per run instead of six)."""
+
 SEARCH_ATTRIBUTES_PATCH = "search-attributes-v1"
 """Runs recorded before conversations kept their search attributes up to date."""
 
 SAFETY_PATCH = "safety-v1"
 """Runs recorded before screening, approvals and the approval-aware turn deadline."""
-
-ASYNC_SETTLE_PATCH = "async-settle-v1"
-"""Runs recorded before model calls stopped waiting for their settlement signal."""
 
 COMPACTION_PATCH = "compaction-v1"
 """Runs recorded before old turns were compacted near the context window."""
@@ -172,6 +159,10 @@ class _Turn:
     ``tool:<name>``): from then on, calls that can change anything need approval."""
     rate_limited: tuple[float, str] | None = None
     """While waiting out the tenant's rate limit: when the wait ends, and why."""
+
+    def waiting_out_rate_limit(self, wait: tuple[float, str] | None) -> None:
+        """The turn waits out the tenant's rate limit (until when, why), or no longer."""
+        self.rate_limited = wait
 
     def reply(
         self,
@@ -258,10 +249,18 @@ class AgentWorkflow:
         self._sent = 0
         self._runs = 1
         self._compactions = 0
-        self._settlements: list[asyncio.Future[None]] = []
+        self._permits = TenantPermits(input.tenant, carried.lease if carried else None)
+        # Whether this run is lean (``LEAN_TURN_PATCH``); decided when the run starts.
+        self._lean = False
+        # The search attributes last upserted; a new run starts with the previous run's
+        # (continue-as-new carries them), so it upserts only what changes.
+        self._published: tuple[str, str, int, int, Decimal] | None = None
         self._events = EventFeed(carried.events, carried.event_seq) if carried else EventFeed()
         if carried:
             self._restore(carried)
+            spent = self._budget.spent
+            self._published = (input.tenant, "idle", self._turns, spent.usage.total_tokens,
+                               spent.usd)  # fmt: skip
         self._turns_at_start = self._turns
 
     @workflow.run
@@ -271,6 +270,9 @@ class AgentWorkflow:
             raise ApplicationError(
                 self._input_error, type="InvalidConversationInput", non_retryable=True
             )
+        self._lean = workflow.patched(LEAN_TURN_PATCH)
+        if self._lean:
+            self._permits.resume()
         self._publish("idle")
         while True:
             await workflow.wait_condition(lambda: bool(self._pending) or self._end_requested)
@@ -280,7 +282,7 @@ class AgentWorkflow:
             reply = await self._run_turn(pending.message)
             continuing = self._should_continue_as_new()
             if continuing:
-                await self._settled()  # before the reply, so no message is sent meanwhile
+                await self._permits.delivered()  # before the reply: no message meanwhile
             self._replies[pending.update_id] = reply
             self._answered[pending.update_id] = reply
             if len(self._answered) > ANSWERED_KEPT:
@@ -301,7 +303,9 @@ class AgentWorkflow:
         self._state = "ended"
         self._events.emit("ended", self._turns)
         self._publish("ended")
-        await self._settled()
+        if self._lean:
+            self._permits.release()
+        await self._permits.delivered()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return ConversationResult(turns=self._turns, usage=self._budget.spent.usage)
 
@@ -459,7 +463,7 @@ class AgentWorkflow:
         turn = _Turn(number=self._turns + 1, budget=Budget(limits=self._turn_limits()))
         self._append_user([TextBlock(text=message.text)])
         self._events.emit("turn_started", turn.number)
-        self._safety = workflow.patched(SAFETY_PATCH)
+        self._safety = self._patched(SAFETY_PATCH)
         if self._safety and self._input.safety.screen_user_messages != "off":
             self._screen(turn, "user", message.text)
         try:
@@ -552,10 +556,32 @@ class AgentWorkflow:
                 )
             )
         request = self._windowed(request.model_copy(update={"max_tokens": plan.max_tokens}))
-        reservation = f"{workflow.info().workflow_id}/{turn.number}/{turn.model_calls}"
-        governed = workflow.patched(RESILIENCE_PATCH)
-        if governed:
-            await self._ask_governor(turn, reservation, plan.reserved_usd)
+        call_id = f"{turn.number}/{turn.model_calls}"
+        reservation = f"{workflow.info().workflow_id}/{call_id}"
+        lease_id: str | None = None
+        governed = not self._lean and workflow.patched(RESILIENCE_PATCH)
+        try:
+            if self._lean:
+                lease_id = await self._permits.take(
+                    call_id, plan.reserved_usd, turn.waiting_out_rate_limit, _describe
+                )
+            elif governed:
+                await self._permits.permit(
+                    reservation, plan.reserved_usd, turn.waiting_out_rate_limit, _describe
+                )
+        except PermitRefused as refused:
+            raise _TurnOver(
+                turn.reply(
+                    f"I can't continue: {refused.message}.",
+                    "budget_exceeded",
+                    detail=refused.message,
+                    budget_scope="tenant",
+                    retry_after_seconds=refused.retry_after_seconds,
+                )
+            ) from None
+        except GovernorUnavailable as e:
+            self._last_error = f"governor: {e}"  # no permit, no spend: fail closed
+            raise _TurnOver(self._degraded_reply(turn, GOVERNOR)) from None
 
         turn.model_calls += 1
         self._model_calls += 1
@@ -564,8 +590,10 @@ class AgentWorkflow:
         try:
             response = await self._call_model(request, request_bytes // 4)
         except ActivityError as e:
-            if governed:
-                await self._settle(reservation, Decimal(0))  # failed calls are not billed
+            if lease_id is not None:
+                self._permits.settle(lease_id, plan.reserved_usd, Decimal(0))  # not billed
+            elif governed:
+                await self._permits.settle_permit(reservation, Decimal(0))  # not billed
             self._last_error = _describe(e)
             outcome = "invalid_request" if _is_request_error(e) else "unavailable"
             self._events.emit(
@@ -606,8 +634,10 @@ class AgentWorkflow:
             usage=response.usage,
             cost_usd=cost,
         )
-        if governed:
-            await self._settle(reservation, cost)
+        if lease_id is not None:
+            self._permits.settle(lease_id, plan.reserved_usd, cost)
+        elif governed:
+            await self._permits.settle_permit(reservation, cost)
         turn.last_response = response
         self._messages.append(Message(role="assistant", content=response.content))
         return response
@@ -626,7 +656,7 @@ class AgentWorkflow:
             if m.role == "user" and any(isinstance(b, TextBlock) for b in m.content)
         ]
         keep = self._input.keep_recent_turns
-        if len(starts) <= keep or starts[-keep] < 3 or not workflow.patched(COMPACTION_PATCH):
+        if len(starts) <= keep or starts[-keep] < 3 or not self._patched(COMPACTION_PATCH):
             return False  # nothing old enough to fold (or a run from before compaction)
         cut, info = starts[-keep], workflow.info()
         self._compactions += 1
@@ -822,7 +852,7 @@ class AgentWorkflow:
             block, result.outcome, content, flags=flags, approval=approval, ref=result.ref
         )
 
-    # --- activities and the governor ------------------------------------------------------
+    # --- activities ------------------------------------------------------------------------
 
     async def _call_model(self, request: ModelRequest, tokens_estimate: int) -> ModelResponse:
         response: ModelResponse = await workflow.execute_activity(
@@ -841,6 +871,17 @@ class AgentWorkflow:
         return response
 
     async def _execute_tool(self, spec: ToolSpec, call: ToolCall) -> ToolResult:
+        if spec.local and self._lean:
+            local: ToolResult = await workflow.execute_local_activity(
+                spec.activity_name,
+                call,
+                result_type=ToolResult,
+                start_to_close_timeout=spec.start_to_close_timeout,
+                schedule_to_close_timeout=spec.schedule_to_close_timeout,
+                retry_policy=spec.retry_policy,
+                summary=_tool_summary(spec.name, call.arguments),
+            )
+            return local
         result: ToolResult = await workflow.execute_activity(
             spec.activity_name,
             call,
@@ -853,67 +894,6 @@ class AgentWorkflow:
         )
         return result
 
-    async def _ask_governor(self, turn: _Turn, reservation: str, reserved: Decimal) -> None:
-        """Wait for the tenant's permit; a refusal that outlasts the turn ends it."""
-        request = PermitRequest(
-            tenant=self._input.tenant,
-            conversation_id=workflow.info().workflow_id,
-            reservation_id=reservation,
-            reserved_usd=reserved,
-        )
-        while True:
-            try:
-                decision: PermitDecision = await workflow.execute_activity(
-                    GOVERNOR_ACTIVITY,
-                    request,
-                    result_type=PermitDecision,
-                    start_to_close_timeout=GOVERNOR_START_TO_CLOSE,
-                    schedule_to_close_timeout=GOVERNOR_SCHEDULE_TO_CLOSE,
-                    retry_policy=GOVERNOR_RETRY_POLICY,
-                    summary=f"permit for tenant {self._input.tenant}",
-                )
-            except ActivityError as e:
-                # No permit, no spend: money limits fail closed.
-                self._last_error = f"governor: {_describe(e)}"
-                raise _TurnOver(self._degraded_reply(turn, GOVERNOR)) from None
-            if decision.granted:
-                return
-            if decision.reason == "daily_budget":
-                raise _TurnOver(
-                    turn.reply(
-                        f"I can't continue: {decision.message}.",
-                        "budget_exceeded",
-                        detail=decision.message,
-                        budget_scope="tenant",
-                        retry_after_seconds=decision.retry_after_seconds,
-                    )
-                )
-            # Rate limited: wait as asked; the turn's deadline bounds the wait (a turn
-            # whose deadline passes meanwhile ends ``rate_limited``, see _timeout_reply).
-            turn.rate_limited = (self._now() + decision.retry_after_seconds, decision.message)
-            await workflow.sleep(timedelta(seconds=decision.retry_after_seconds))
-            turn.rate_limited = None
-
-    async def _settle(self, reservation: str, actual: Decimal) -> None:
-        """Tell the governor what a granted call cost. Newer runs do not wait for the
-        signal's delivery (a round trip per model call): it is sent in the same workflow
-        task, and the run waits for every settlement only before it ends."""
-        if workflow.patched(ASYNC_SETTLE_PATCH):
-            self._settlements.append(
-                asyncio.ensure_future(self._signal_settle(reservation, actual))
-            )
-            return
-        await self._signal_settle(reservation, actual)
-
-    async def _settled(self) -> None:
-        """Wait until every settlement signal has been delivered."""
-        await workflow.wait_condition(lambda: all(t.done() for t in self._settlements))
-
-    async def _signal_settle(self, reservation: str, actual: Decimal) -> None:
-        await workflow.get_external_workflow_handle(governor_id(self._input.tenant)).signal(
-            "settle", Settlement(reservation_id=reservation, actual_usd=actual)
-        )
-
     # --- helpers --------------------------------------------------------------------------
 
     def _publish(self, status: str) -> None:
@@ -924,24 +904,34 @@ class AgentWorkflow:
             f"{self._turns} turns · {status} · {spent.usage.total_tokens:,} tokens · "
             f"${spent.usd:.4f} · tenant {self._input.tenant}"
         )
-        if not self._input.search_attributes or not workflow.patched(SEARCH_ATTRIBUTES_PATCH):
+        if not self._input.search_attributes or not self._patched(SEARCH_ATTRIBUTES_PATCH):
             return
+        values = (self._input.tenant, status, self._turns, spent.usage.total_tokens, spent.usd)
+        if self._lean and values == self._published:
+            return  # unchanged: no command, no event
+        self._published = values
+        tenant, status, turns, tokens, usd = values
         workflow.upsert_search_attributes(
             [
-                attributes.TENANT.value_set(self._input.tenant),
+                attributes.TENANT.value_set(tenant),
                 attributes.STATUS.value_set(status),
-                attributes.TURNS.value_set(self._turns),
-                attributes.TOKENS.value_set(spent.usage.total_tokens),
-                attributes.COST_USD.value_set(float(spent.usd)),
+                attributes.TURNS.value_set(turns),
+                attributes.TOKENS.value_set(tokens),
+                attributes.COST_USD.value_set(float(usd)),
             ]
         )
 
     def _now(self) -> float:
         return workflow.now().timestamp()
 
+    def _patched(self, patch_id: str) -> bool:
+        """Whether this run has an older patch: lean runs have them all (see
+        ``LEAN_TURN_PATCH``), without recording a marker for each."""
+        return self._lean or workflow.patched(patch_id)
+
     def _windowed(self, request: ModelRequest) -> ModelRequest:
         """The request as sent: only the messages the activity may not have yet."""
-        if not workflow.patched(CONTINUE_AS_NEW_PATCH):
+        if not self._patched(CONTINUE_AS_NEW_PATCH):
             return request
         info = workflow.info()
         base, self._sent = self._sent, len(request.messages)
@@ -955,7 +945,7 @@ class AgentWorkflow:
         )
 
     def _should_continue_as_new(self) -> bool:
-        if not workflow.patched(CONTINUE_AS_NEW_PATCH):
+        if not self._patched(CONTINUE_AS_NEW_PATCH):
             return False
         info = workflow.info()
         return (
@@ -990,6 +980,7 @@ class AgentWorkflow:
                 AnsweredMessage(update_id=update_id, reply=reply)
                 for update_id, reply in self._answered.items()
             ],
+            lease=self._permits.carry(),
         )
 
     def _restore(self, carried: ContinuedState) -> None:

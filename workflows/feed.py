@@ -9,8 +9,10 @@ the cursor is the reader's, the events are workflow state.
 
 Events are rebuilt exactly on replay (same numbers, same workflow times), so a reader
 resumes across a worker crash; the newest ones are carried across continue-as-new.
-Only the newest ``EVENTS_KEPT`` are kept: a reader that falls further behind is told
-how many it missed. Recording changes no command, so it needs no patch.
+Only the newest ``EVENTS_HELD`` are kept in memory (a cached conversation is light): a
+reader that falls further behind is told how many it missed. A reply event carries the
+reply with tool results cut to a preview (the full reply is the update's result and in
+the transcript). Recording changes no command, so it needs no patch.
 """
 
 from __future__ import annotations
@@ -23,27 +25,43 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from durable_agent.contract import (
-        EVENTS_KEPT,
         ConversationEvent,
         EventKind,
         EventPage,
         EventsRequest,
+        Reply,
     )
 
+EVENTS_HELD = 64
+"""Events held in memory: a reader polling once a second misses none of a busy turn."""
 CARRIED_EVENTS = 32
 """Events carried into the next run: enough for a reader polling a few times a second."""
+RESULT_PREVIEW = 200
+"""Characters of a tool result a reply event keeps."""
 
 
 class EventFeed:
     """The newest events of one conversation, numbered from 1 across its runs."""
 
     def __init__(self, carried: Sequence[ConversationEvent] = (), seq: int = 0) -> None:
-        self._events: deque[ConversationEvent] = deque(carried, maxlen=EVENTS_KEPT)
+        self._events: deque[ConversationEvent] = deque(carried, maxlen=EVENTS_HELD)
         self._seq = seq
 
     def emit(self, kind: EventKind, turn: int, **fields: Any) -> None:
         """Record one event at the current workflow time."""
         self._seq += 1
+        reply = fields.get("reply")
+        if isinstance(reply, Reply) and any(
+            len(c.result) > RESULT_PREVIEW for c in reply.tool_calls
+        ):
+            fields["reply"] = reply.model_copy(
+                update={
+                    "tool_calls": [
+                        c.model_copy(update={"result": c.result[:RESULT_PREVIEW]})
+                        for c in reply.tool_calls
+                    ]
+                }
+            )
         self._events.append(
             ConversationEvent(seq=self._seq, at=workflow.now(), kind=kind, turn=turn, **fields)
         )

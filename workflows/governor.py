@@ -1,7 +1,9 @@
 """``TenantGovernorWorkflow``: one per tenant, holding its daily budget and model-call
-rate limit durably. Conversations ask it (update ``acquire``, through the
-``governor.acquire`` activity, which starts it on first use) before every model call
-and settle (signal ``settle``) after. It continues-as-new itself, carrying its state.
+rate limit durably. Conversations take leases from it (update ``lease``, a batch of
+requests from one worker, through the ``governor.lease`` local activity, which starts it
+on first use) and report them (in the next request, or signal ``release``). Older
+conversations ask it before every model call (update ``acquire``) and settle (signal
+``settle``) after. It continues-as-new itself, carrying its state.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict
 
-    from durable_agent.governor import GovernorState, PermitDecision, PermitRequest, Settlement
+    from durable_agent.governor import (
+        GovernorState,
+        LeaseBatch,
+        LeaseBatchResult,
+        LeaseReport,
+        PermitDecision,
+        PermitRequest,
+        Settlement,
+    )
 
 MAX_REQUESTS_PER_RUN = 2_000
 """Continue-as-new after this many handled messages, if the server has not asked earlier."""
@@ -55,6 +65,19 @@ class TenantGovernorWorkflow:
         """Grant or refuse one model call."""
         self._handled += 1
         return self._state.acquire(request, workflow.now().astimezone(UTC))
+
+    @workflow.update(name="lease")
+    def lease(self, batch: LeaseBatch) -> LeaseBatchResult:
+        """Grant or refuse a batch of leases (reporting the ones they replace)."""
+        self._handled += len(batch.requests)
+        now = workflow.now().astimezone(UTC)
+        return LeaseBatchResult(leases=[self._state.lease(r, now) for r in batch.requests])
+
+    @workflow.signal(name="release")
+    def release(self, report: LeaseReport) -> None:
+        """A conversation is done with a lease (it expired, or the conversation ended)."""
+        self._handled += 1
+        self._state.report(report, workflow.now().astimezone(UTC))
 
     @workflow.signal(name="settle")
     def settle(self, settlement: Settlement) -> None:

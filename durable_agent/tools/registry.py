@@ -85,6 +85,10 @@ class ToolSpec:
     schedule_to_close_timeout: timedelta = timedelta(minutes=2)
     heartbeat_timeout: timedelta = timedelta(seconds=10)
     retry_policy: RetryPolicy = field(default_factory=lambda: DEFAULT_TOOL_RETRY_POLICY)
+    local: bool = False
+    """Pure and fast (no I/O, well under a second): run as a local activity, recorded as
+    one marker with the next workflow task instead of a task of its own. Same timeouts
+    and retry policy; no heartbeat."""
 
     @property
     def activity_name(self) -> str:
@@ -117,6 +121,7 @@ CALCULATOR = ToolSpec(
     start_to_close_timeout=timedelta(seconds=5),
     schedule_to_close_timeout=timedelta(seconds=30),
     heartbeat_timeout=timedelta(seconds=5),
+    local=True,
 )
 SAVE_NOTE = ToolSpec(
     name="save_note",

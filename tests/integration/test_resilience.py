@@ -232,9 +232,10 @@ async def test_tenant_daily_budget_stops_every_conversation_of_the_tenant(
         async def governor_state() -> GovernorState:
             return await governor.query("state", result_type=GovernorState)
 
-        # settled with the actual cost (the settle signal is not awaited by the workflow)
-        await eventually(governor_state, until=lambda s: s.spent_usd == spent)
-
+        # The first conversation holds a lease of what is left of the day (a lease is
+        # at most what remains): nobody else may spend it meanwhile.
+        state = await governor_state()
+        assert state.committed_usd() == limits[tenant].daily_usd
         replies = []
         for _ in range(15):  # bounded: each turn spends, the day's budget runs out
             second = await start_conversation(client, config, task_queue=queue)
@@ -243,6 +244,12 @@ async def test_tenant_daily_budget_stops_every_conversation_of_the_tenant(
                 break
         assert replies[-1].status == "budget_exceeded"
         assert replies[-1].detail and "daily budget" in replies[-1].detail
+        assert replies[-1].budget_scope == "tenant" and replies[-1].retry_after_seconds
+
+        # Ending the conversation reports its lease: exactly what it spent counts.
+        await first.end()
+        state = await eventually(governor_state, until=lambda s: not s.leases)
+        assert state.spent_usd == spent
 
 
 async def test_turn_deadline_cancels_in_flight_work(
