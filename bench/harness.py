@@ -80,6 +80,9 @@ class Scale:
     history_checkpoints: tuple[int, ...]
     """History: turns at which bytes and events per turn are measured; the first is
     the baseline, the last is held to the target and replayed."""
+    history_turns_per_run: int
+    """History: the conversation continues as new after this many turns (0: the
+    product's default), so a short run crosses continue-as-new too."""
     caching_turns: int
     """Prompt caching: turns of the conversation on the Claude path."""
     tuning_settings: tuple[str, ...]
@@ -121,6 +124,7 @@ FULL = Scale(
     memory_bare_conversations=200,
     heap_conversations=100,
     history_checkpoints=(10, 100, 1000),
+    history_turns_per_run=0,
     caching_turns=20,
     tuning_settings=(
         "SDK defaults",
@@ -155,6 +159,7 @@ QUICK = Scale(
     memory_bare_conversations=10,
     heap_conversations=5,
     history_checkpoints=(4, 10),
+    history_turns_per_run=4,
     caching_turns=3,
     tuning_settings=("SDK defaults", "workflow task slots 20"),
     tuning_concurrency=(1, 5),

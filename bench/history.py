@@ -49,6 +49,7 @@ from bench.harness import (
     open_chat,
     timed_turns,
 )
+from durable_agent.contract import ConversationInput
 from durable_agent.replay import replayer
 from workflows import WORKFLOW_RUNNER
 
@@ -201,7 +202,14 @@ async def measure(bench: Bench) -> Result:
     first, last = checkpoints[0], checkpoints[-1]
     result = Result("history", f"5. history per turn up to turn {last}, replay")
     deadline = bench.deadline(bench.scale.history_seconds, reserve=REPLAY_RESERVE)
-    chat = await open_chat(bench.client, bench.hosts["agent"])
+    per_run = bench.scale.history_turns_per_run
+    chat = await open_chat(
+        bench.client,
+        bench.hosts["agent"],
+        ConversationInput(tools=["calculator"], continue_as_new_after_turns=per_run)
+        if per_run
+        else None,
+    )
     bare_chat = await open_chat(bench.client, bench.hosts["bare"])
     (sizes, early), (bare_sizes, bare_early) = await asyncio.gather(
         _drive(bench, chat, deadline, result), _drive(bench, bare_chat, deadline, result)
