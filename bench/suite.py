@@ -1,10 +1,11 @@
-"""The benchmark suite (issue 7): ``python -m bench.suite [--quick] [--json PATH]``.
+"""The benchmark suite (issues 7, 13): ``python -m bench.suite [--quick] [--tuning]``.
 
-Starts its own Temporal dev server (in memory, 127.0.0.1), worker processes
-(``bench.host``: the shipped agent worker and the bare baseline, offline model) and a
-loopback fake Messages API, then runs each measurement and prints a table: every
-figure with its baseline measured in the same run, the ratio, the target and whether it
-is met. The same figures go to a JSON file (``bench/results/bench.json`` by default).
+Starts its own Temporal dev server (in memory, 127.0.0.1, its metrics port open),
+worker processes (``bench.host``: the shipped agent worker and the bare baseline,
+offline model) and a loopback fake Messages API, then runs each measurement and prints
+a table: every figure with its baseline measured in the same run, the ratio, the target
+and whether it is met, then the per-turn breakdown. The same figures go to a JSON file
+(``bench/results/bench.json`` by default) and a Markdown page beside it (``bench.md``).
 
     1. step_overhead  turn latency, worker CPU and workflow tasks per turn: agent vs
                       bare Temporal, with the per-turn breakdown (``bench.breakdown``)
@@ -128,7 +129,7 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "suite": "durable-agent benchmark (issue 7)",
+            "suite": "durable-agent benchmark (issues 7, 13)",
             "scale": self.scale,
             "seed": self.seed,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
