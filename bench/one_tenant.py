@@ -2,7 +2,10 @@
 
 ``one_tenant`` conversations (200 in the full run) of **one** tenant on one worker
 each send ``one_tenant_turns`` calculator turns one after the other, all
-conversations at once; then the bare baseline does the same on its worker. Whatever
+conversations at once; then the bare baseline does the same on its worker. The
+agent's worker gives tenants limits (``LIMITED``) far above what the burst uses: a
+tenant without limits may skip the governor altogether, and the point is to measure
+the path a limited tenant takes, not to hit its limits. Whatever
 the agent does per tenant (a governor workflow asked by update today, leases spent
 in workflow state tomorrow) must not be a single-workflow bottleneck:
 
@@ -41,6 +44,12 @@ from bench.harness import (
 from bench.throughput import end_chats, open_chats
 from durable_agent.contract import Reply
 
+LIMITED = {
+    "AGENT_TENANT_MODEL_CALLS_PER_MINUTE": "600000",
+    "AGENT_TENANT_BURST": "100000",
+    "AGENT_TENANT_DAILY_USD": "1000000",
+}
+"""Settings of the agent's worker here: limits on, never reached."""
 PROFILED = 20
 """Conversations of each burst whose histories are profiled (retries show there)."""
 
@@ -49,11 +58,13 @@ async def measure(bench: Bench) -> Result:
     """Failed or degraded turns and server-side rejections with one tenant's
     conversations all at once; throughput and p50 against bare."""
     count, turns = bench.scale.one_tenant, bench.scale.one_tenant_turns
-    result = Result("one_tenant", f"3. one tenant, {count} conversations at once (one worker)")
+    result = Result(
+        "one_tenant", f"3. one tenant with limits, {count} conversations at once (one worker)"
+    )
     deadline = bench.deadline(bench.scale.one_tenant_seconds)
     before = await _rejections(bench)
     logged = server_metrics.log_rejections(bench.server.log_file)
-    agent = await _burst(bench, bench.hosts["agent"], count, turns, deadline)
+    agent = await _burst(bench, bench.hosts["agent-limited"], count, turns, deadline)
     rejected = await _rejections(bench)
     bare = await _burst(bench, bench.hosts["bare"], count, turns, deadline)
     name = f"one tenant @{count}"

@@ -97,7 +97,7 @@ CPU, so it overlaps the CPU-bound filling of the memory measurement's cache."""
 HOSTS: dict[str, tuple[str, ...]] = {
     "step_overhead": ("agent", "bare"),
     "throughput": ("agent", "bare"),
-    "one_tenant": ("agent", "bare"),
+    "one_tenant": ("agent-limited", "bare"),
     "memory": ("agent-memory", "bare-memory", "agent-heap", "bare-heap"),
     "history": ("agent", "bare"),
     "caching": ("claude",),
@@ -266,7 +266,7 @@ async def _start_hosts(
 
     async def start(name: str) -> Host:
         kind: Kind = "bare" if name.startswith("bare") else "agent"
-        env = caching.claude_env(fake) if name == "claude" else None
+        env = {"claude": caching.claude_env(fake), "agent-limited": one_tenant.LIMITED}.get(name)
         workdir = bench.workdir / name
         workdir.mkdir(exist_ok=True)
         trace = name.endswith("-heap")
