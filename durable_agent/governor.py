@@ -28,6 +28,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+LEASE_SHARE = 8
+"""A lease takes at most this fraction (1/N) of the dollars left today and of the
+tokens in the bucket: near the limits leases shrink (down to one call) instead of a few
+conversations holding everything."""
+
+PRESSED_LEASE_SECONDS = 5.0
+"""Lease lifetime once more than half the day's budget is committed: lent money comes
+back sooner (conversations report a lease when it expires)."""
+
 MAX_EXPIRED_KEPT = 1_000
 """Unreported, returned leases remembered for a late report (oldest forgotten first)."""
 
@@ -137,7 +146,9 @@ class Lease(_Model):
     usd: Decimal | None = None
     expires_at: float = 0.0
     """Unix time; the conversation starts no call on the lease from then on."""
-    reason: Literal["ok", "rate_limited", "daily_budget"] = "ok"
+    reason: Literal["ok", "rate_limited", "daily_budget", "budget_held"] = "ok"
+    """``budget_held``: what is left of the day is lent to other conversations' leases
+    for now; ask again after ``retry_after_seconds`` (like ``rate_limited``)."""
     retry_after_seconds: float = 0.0
     message: str = ""
 
@@ -229,12 +240,22 @@ class GovernorState(_Model):
             self._open(request, grant)
             return grant
         usd: Decimal | None = None
+        seconds = sizing.seconds
         if limits.daily_usd is not None:
             available = limits.daily_usd - self.committed_usd()
-            if available < request.min_usd or available <= 0:
+            if self.spent_usd + request.min_usd > limits.daily_usd:
                 self.denied += 1
                 return self._refused_for_budget(request, now, available)
-            usd = min(max(sizing.usd, request.min_usd), available)
+            if available < request.min_usd or available <= 0:
+                self.denied += 1  # lent out, not spent: it comes back as leases end
+                return self._held(request, at)
+            # A share of what remains, smaller the more leases are open, so concurrent
+            # conversations do not hold the day between them; never less than the call
+            # asked for needs.
+            share = available / (LEASE_SHARE + len(self.leases))
+            usd = max(request.min_usd, min(sizing.usd, share))
+            if (available - usd) * 2 < limits.daily_usd:
+                seconds = min(seconds, PRESSED_LEASE_SECONDS)  # come back sooner
         calls: int | None = None
         if limits.model_calls_per_minute is not None:
             tokens = self._tokens(at)
@@ -252,7 +273,7 @@ class GovernorState(_Model):
                         f"model calls per minute; retry in {wait:.2f}s"
                     ),
                 )
-            calls = min(sizing.calls, int(tokens))
+            calls = min(sizing.calls, max(1, int(tokens / LEASE_SHARE)))
             self.bucket_tokens, self.bucket_updated_at = tokens - calls, at
             self.leased_calls += calls
         grant = Lease(
@@ -260,7 +281,7 @@ class GovernorState(_Model):
             granted=True,
             calls=calls,
             usd=usd,
-            expires_at=at + sizing.seconds,
+            expires_at=at + seconds,
         )
         self._open(request, grant)
         return grant
@@ -300,6 +321,21 @@ class GovernorState(_Model):
                     self.expired[lease_id] = held.usd
         while len(self.expired) > MAX_EXPIRED_KEPT:
             del self.expired[next(iter(self.expired))]
+
+    def _held(self, request: LeaseRequest, at: float) -> Lease:
+        """The day's rest is lent to open leases: ask again when the first one ends."""
+        ends = min((lease.expires_at for lease in self.leases.values()), default=at)
+        wait = min(max(ends - at, 0.0) + 0.1, PRESSED_LEASE_SECONDS)
+        return Lease(
+            lease_id=request.lease_id,
+            granted=False,
+            reason="budget_held",
+            retry_after_seconds=wait,
+            message=(
+                f"tenant {self.tenant!r} daily budget is lent to {len(self.leases)} open "
+                f"leases; retry in {wait:.2f}s"
+            ),
+        )
 
     def _refused_for_budget(
         self, request: LeaseRequest, now: datetime, available: Decimal

@@ -274,6 +274,25 @@ class AgentWorkflow:
         if self._lean:
             self._permits.resume()
         self._publish("idle")
+        try:
+            await self._serve()
+        except asyncio.CancelledError:
+            if self._lean:  # the tenant gets back what the lease did not spend
+                self._permits.release()
+                await self._permits.delivered()
+            raise
+        self._state = "ended"
+        self._events.emit("ended", self._turns)
+        self._publish("ended")
+        if self._lean:
+            self._permits.release()
+        await self._permits.delivered()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return ConversationResult(turns=self._turns, usage=self._budget.spent.usage)
+
+    async def _serve(self) -> None:
+        """Run a turn for each message, in order, until ``end``; continue as new between
+        turns when the history is long."""
         while True:
             await workflow.wait_condition(lambda: bool(self._pending) or self._end_requested)
             if not self._pending:
@@ -299,15 +318,6 @@ class AgentWorkflow:
                     workflow.continue_as_new(
                         self._input.model_copy(update={"continued": self._carry()})
                     )
-
-        self._state = "ended"
-        self._events.emit("ended", self._turns)
-        self._publish("ended")
-        if self._lean:
-            self._permits.release()
-        await self._permits.delivered()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return ConversationResult(turns=self._turns, usage=self._budget.spent.usage)
 
     # --- the public surface: update, signals, queries ------------------------------------
 

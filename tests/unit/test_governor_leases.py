@@ -47,23 +47,43 @@ def ask(
 
 def test_a_lease_counts_against_the_budget_until_reported() -> None:
     state = GovernorState(
-        tenant="acme", limits=TenantLimits(daily_usd=Decimal("1.00"), model_calls_per_minute=None)
+        tenant="acme", limits=TenantLimits(daily_usd=Decimal("0.25"), model_calls_per_minute=None)
     )
-    first = ask(state, "c/1", T0)
-    assert first and first.usd_left == Decimal("0.40") and first.calls_left is None
+    first = ask(state, "c/1", T0)  # a share of the day is less than the call needs
+    assert first and first.usd_left == Decimal("0.10") and first.calls_left is None
     assert ask(state, "d/1", T0, conversation="d")
     third = state.lease(LeaseRequest(tenant="acme", conversation_id="e", lease_id="e/1",
-                                     min_usd=Decimal("0.30")), T0)  # fmt: skip
-    assert not third.granted and third.reason == "daily_budget"
-    assert "committed 0.80" in third.message
+                                     min_usd=Decimal("0.10")), T0)  # fmt: skip
+    # Lent out, not spent: ask again soon (a lease ends within 5 s under pressure).
+    assert not third.granted and third.reason == "budget_held"
+    assert "lent to 2 open leases" in third.message and third.retry_after_seconds <= 5
     # Reporting frees the unspent part; the next lease folds the report in.
     first.take(Decimal("0.10"))
     first.settle(Decimal("0.10"), Decimal("0.02"))
     renewed = ask(state, "c/2", T0, previous=first.report())
     assert renewed and state.spent_usd == Decimal("0.02") and set(state.leases) == {"c/2", "d/1"}
-    assert state.committed_usd() == Decimal("0.82")
-    last = ask(state, "e/2", T0, min_usd="0.10", conversation="e")
-    assert last and last.usd_left == Decimal("0.18")  # the rest of the day, not a full lease
+    assert state.committed_usd() == Decimal("0.22")
+    last = ask(state, "e/2", T0, min_usd="0.01", conversation="e")
+    assert last and last.usd_left == Decimal("0.01")
+    # Spent, not lent: refused until midnight.
+    state.report(LeaseReport(lease_id="d/1", spent_usd=Decimal("0.20")), T0)
+    spent = state.lease(LeaseRequest(tenant="acme", conversation_id="f", lease_id="f/1",
+                                     min_usd=Decimal("0.04")), T0)  # fmt: skip
+    assert not spent.granted and spent.reason == "daily_budget"
+    assert spent.retry_after_seconds == 12 * 3600 and "spent 0.22" in spent.message
+
+
+def test_leases_shrink_as_the_day_fills_instead_of_refusing() -> None:
+    state = GovernorState(
+        tenant="acme", limits=TenantLimits(daily_usd=Decimal("10"), model_calls_per_minute=None)
+    )
+    leases = [ask(state, f"c{n}/1", T0, min_usd="0.01", conversation=f"c{n}") for n in range(80)]
+    granted = [lease.usd_left for lease in leases if lease]
+    assert granted[0] == SIZING.usd and granted == sorted(granted, reverse=True)
+    assert len(granted) == 80  # 25 leases of the full size would have filled the day
+    assert state.committed_usd() <= Decimal("10")
+    # Once more than half the day is lent, leases are short: lent money comes back soon.
+    assert leases[-1] and leases[-1].expires_at - T0.timestamp() == 5.0
 
 
 def test_a_retried_request_gets_the_same_lease_and_counts_its_report_once() -> None:
@@ -79,27 +99,32 @@ def test_a_retried_request_gets_the_same_lease_and_counts_its_report_once() -> N
 
 
 def test_leased_calls_come_from_the_bucket_and_unused_ones_return() -> None:
-    limits = TenantLimits(daily_usd=None, model_calls_per_minute=60, burst=6)
+    limits = TenantLimits(daily_usd=None, model_calls_per_minute=60, burst=2)
     state = GovernorState(tenant="acme", limits=limits)
     first = ask(state, "c/1", T0)
     second = ask(state, "d/1", T0, conversation="d")
-    assert first and second and first.calls_left == 4 and second.calls_left == 2
+    assert first and second and first.calls_left == 1 and second.calls_left == 1
     refused = state.lease(LeaseRequest(tenant="acme", conversation_id="e", lease_id="e/1"), T0)
     assert not refused.granted and refused.reason == "rate_limited"
     assert refused.retry_after_seconds == 1.0
-    first.take(Decimal(0))
-    state.report(first.report(), T0)  # used 1 of 4: 3 return
+    state.report(first.report(), T0)  # its one call unused: it returns
     third = ask(state, "e/1", T0, conversation="e")
-    assert third and third.calls_left == 3
+    assert third and third.calls_left == 1
+    # A full bucket lends an eighth of itself at most.
+    roomy = GovernorState(
+        tenant="acme", limits=TenantLimits(daily_usd=None, model_calls_per_minute=60, burst=16)
+    )
+    lease = ask(roomy, "c/1", T0)
+    assert lease and lease.calls_left == 2
 
 
 def test_an_unreported_lease_returns_after_its_grace_and_a_late_report_still_counts() -> None:
     state = GovernorState(tenant="acme", limits=TenantLimits(daily_usd=Decimal("0.50")))
-    orphan = ask(state, "c/1", T0)
+    orphan = ask(state, "c/1", T0, min_usd="0.45")
     assert orphan and not ask(state, "d/1", T0, min_usd="0.20", conversation="d")
     after = T0 + timedelta(seconds=SIZING.seconds + SIZING.grace_seconds)
     assert ask(state, "d/1", after, min_usd="0.20", conversation="d")
-    assert state.expired == {"c/1": Decimal("0.40")}
+    assert state.expired == {"c/1": Decimal("0.45")}
     state.report(LeaseReport(lease_id="c/1", spent_usd=Decimal("0.05")), after)
     assert state.spent_usd == Decimal("0.05") and not state.expired
 
