@@ -44,6 +44,12 @@ def test_golden_histories_are_committed() -> None:
         "pre_safety/offline_tools_multi_turn",
         "pre_safety/claude_tools_multi_turn",
         "pre_safety/offline_degradation_and_budget",
+        # Recorded before leases, local activities and the single marker (lean-turn-v1).
+        "pre_lean/offline_tools_multi_turn",
+        "pre_lean/claude_tools_multi_turn",
+        "pre_lean/offline_approvals",
+        "pre_lean/offline_continue_as_new",
+        "pre_lean/offline_compaction",
     } <= names
     updates = json.loads((HISTORY_DIR / "offline_approvals.json").read_text())["events"]
     names_used = [
