@@ -874,8 +874,8 @@ class AgentWorkflow:
             heartbeat_timeout=MODEL_HEARTBEAT,
             retry_policy=MODEL_RETRY_POLICY,
             summary=(
-                f"{self._priced_model or 'model'} · ~{tokens_estimate:,} tokens in · "
-                f"{len(self._messages)} messages"
+                f"{self._priced_model or 'default model'} · ~{tokens_estimate:,} tokens in · "
+                f"{len(self._messages)} message{'' if len(self._messages) == 1 else 's'}"
             ),
         )
         return response
