@@ -39,7 +39,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -49,6 +48,7 @@ from temporalio.service import RPCError
 from bench import plots
 from bench.caching import claude_env
 from bench.harness import Host, user_texts, worker_host
+from bench.load_config import FAULTS, LoadConfig
 from bench.load_drivers import (
     ClientDriver,
     Driver,
@@ -67,21 +67,10 @@ from durable_agent.contract import ConversationStatus
 from durable_agent.devserver import DevServer
 from durable_agent.process import exit_now
 from durable_agent.testing.fake_anthropic import FakeAnthropicServer
-from durable_agent.testing.faults import Fault, FaultMix, FaultScript
+from durable_agent.testing.faults import FaultMix, FaultScript
 from durable_agent.testing.responders import offline_responder
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "load.json"
-DRIVERS = ("client", "gateway")
-FAULTS: dict[str, Fault] = {
-    "429": Fault(status=429, retry_after=1),
-    "529": Fault(status=529, retry_after=1),
-    "500": Fault(status=500),
-    "cut": Fault(cut_stream_after=3),
-    "drop": Fault(drop=True),
-}
-"""What ``--faults`` may name: rate limited and overloaded with the server's
-``retry-after``, a server error, a stream cut after its first events, a connection
-closed before any response."""
 ERROR_PAUSE = 0.5
 """Seconds a conversation waits after a failed message when nobody said how long."""
 OPEN_CONCURRENCY = 50
@@ -92,37 +81,6 @@ WARM_UP_TURNS = 2
 """Turns of the uncounted conversation each phase starts with."""
 HTTP_TIMEOUT = 180.0
 """Seconds the gateway driver waits for one reply (a turn may take 120 s)."""
-
-
-@dataclass(frozen=True)
-class LoadConfig:
-    """What one load test does."""
-
-    conversations: int = 20
-    """Conversations at once, per driver."""
-    duration: float = 60.0
-    """Seconds each driver keeps sending."""
-    fault_rate: float = 0.05
-    """Share of model requests that get a fault."""
-    faults: tuple[str, ...] = ("429", "529", "500")
-    """Which faults (keys of ``FAULTS``), drawn uniformly."""
-    via: tuple[str, ...] = DRIVERS
-    """Drivers, one phase each, in order."""
-    seed: int = 0
-    """Seeds the messages and the fault draws."""
-    drain: float = 60.0
-    """Seconds messages in flight at the end of ``duration`` may take to finish."""
-    max_messages: int = 5000
-    """Per conversation: a bound on messages sent, whatever the timing."""
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.faults) - set(FAULTS)) + sorted(set(self.via) - set(DRIVERS))
-        if unknown:
-            raise ValueError(f"unknown {unknown}: faults are {list(FAULTS)}, drivers {DRIVERS}")
-        if self.conversations < 1 or self.duration <= 0 or self.drain < 0:
-            raise ValueError("needs conversations ≥ 1, duration > 0 and drain ≥ 0")
-        if not 0 <= self.fault_rate <= 1:
-            raise ValueError(f"fault rate {self.fault_rate} is not between 0 and 1")
 
 
 # --- running ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from bench.harness import machine, percentile
 
 if TYPE_CHECKING:
-    from bench.load import LoadConfig
+    from bench.load_config import LoadConfig
 
 OK = "ok"
 UNANSWERED = "unanswered"
