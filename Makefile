@@ -35,7 +35,7 @@ $(VENV)/.dev: $(VENV)/.base
 install: $(VENV)/.base  ## create .venv and install the project
 
 demo: $(VENV)/.demo  ## dev server + worker + a scripted conversation, end to end
-	$(PY) -m durable_agent.demo
+	$(PY) -m demo
 
 test: $(VENV)/.dev  ## run the whole test suite (starts its own Temporal dev server)
 	$(BIN)/pytest -q
@@ -62,7 +62,7 @@ lint: $(VENV)/.dev  ## ruff
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.dev  ## mypy
-	$(BIN)/mypy durable_agent workflows activities evals worker.py starter.py
+	$(BIN)/mypy durable_agent workflows activities evals worker.py starter.py demo.py
 
 check: lint typecheck test  ## everything CI could ask for
 

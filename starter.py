@@ -214,7 +214,7 @@ async def _ask_approval(conversation: Conversation, pending: PendingApproval, by
 async def run(args: argparse.Namespace) -> int:
     if args.command == "replay":
         from durable_agent.codec import data_converter
-        from durable_agent.replay import replay_file
+        from workflows.replay import replay_file
 
         converter = data_converter(Settings())  # decrypts histories of encrypted runs
         for path in args.files:
@@ -233,7 +233,7 @@ async def run(args: argparse.Namespace) -> int:
     if args.command == "chat":
         return await _chat(client, args)
     if args.command == "history":
-        from durable_agent.replay import export_history
+        from workflows.replay import export_history
 
         print(await export_history(client, args.id))
         return 0

@@ -63,10 +63,10 @@ from durable_agent.dependencies import MODEL, tool_dependency
 from durable_agent.devserver import DevServer
 from durable_agent.governor import governor_id
 from durable_agent.process import exit_now
-from durable_agent.replay import replayer
 from durable_agent.stores.notes import open_note_store
 from durable_agent.testing.fake_tools import CITIES, FakeToolServer
 from durable_agent.testing.faults import Fault, FaultScript
+from workflows.replay import replayer
 
 log = logging.getLogger("bench.crash_soak")
 PLACES = tuple(dict.fromkeys(city for city, *_ in CITIES))  # only these exist in the fake

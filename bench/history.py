@@ -50,8 +50,8 @@ from bench.harness import (
     timed_turns,
 )
 from durable_agent.contract import ConversationInput
-from durable_agent.replay import replayer
 from workflows import WORKFLOW_RUNNER
+from workflows.replay import replayer
 
 BYTES_TARGET = 1.2
 LARGEST_TURN_TARGET = 3.0

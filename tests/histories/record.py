@@ -30,11 +30,11 @@ from durable_agent.contract import (
 )
 from durable_agent.devserver import DevServer
 from durable_agent.process import exit_now
-from durable_agent.replay import export_history
 from durable_agent.testing.fake_anthropic import FakeAnthropicServer
 from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.faults import Fault
 from durable_agent.testing.responders import offline_responder
+from workflows.replay import export_history
 
 HERE = Path(__file__).parent
 

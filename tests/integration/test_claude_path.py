@@ -12,12 +12,12 @@ from temporalio.client import Client
 
 from durable_agent.client import Conversation, start_conversation
 from durable_agent.config import DEFAULT_CLAUDE_MODEL
-from durable_agent.replay import export_history
 from durable_agent.testing.fake_anthropic import FakeAnthropicServer
 from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.faults import Fault
 from durable_agent.testing.responders import ScriptedResponder, offline_responder
 from tests.conftest import claude_worker
+from workflows.replay import export_history
 
 CANARY_KEY = "sk-ant-canary-" + uuid.uuid4().hex
 

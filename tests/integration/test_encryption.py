@@ -35,10 +35,10 @@ from durable_agent.codec_server import CodecService, serve_codec
 from durable_agent.config import Settings
 from durable_agent.contract import ConversationInput
 from durable_agent.devserver import DevServer, free_port
-from durable_agent.replay import replayer
 from durable_agent.testing.fake_tools import FakeToolServer
 from tests.conftest import make_settings
 from tests.helpers import ROOT, eventually, run_command, running_worker
+from workflows.replay import replayer
 
 KEYS = f"{new_key('k-new')},{new_key('k-old')}"
 UI_ORIGIN = "http://localhost:8233"

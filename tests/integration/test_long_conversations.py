@@ -28,12 +28,12 @@ from durable_agent.contract import (
     UserMessage,
 )
 from durable_agent.devserver import DevServer
-from durable_agent.replay import replayer
 from durable_agent.stores.blobs import open_blob_store
 from durable_agent.testing.fake_tools import FakeToolServer
 from tests.conftest import make_settings
 from tests.helpers import eventually, run_command, running_worker, saved_notes
 from tests.integration.test_approvals import _ask
+from workflows.replay import replayer
 
 MESSAGES = [
     "What is {n} * 7?",

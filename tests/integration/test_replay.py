@@ -13,8 +13,8 @@ from temporalio.workflow import NondeterminismError
 
 from durable_agent.client import start_conversation
 from durable_agent.devserver import DevServer
-from durable_agent.replay import export_history, replay_file, replayer
 from tests.helpers import run_command
+from workflows.replay import export_history, replay_file, replayer
 
 HISTORY_DIR = Path(__file__).parent.parent / "histories"
 HISTORIES = sorted(HISTORY_DIR.rglob("*.json"))

@@ -18,7 +18,6 @@ from temporalio.client import Client
 from durable_agent.client import connect, start_conversation
 from durable_agent.devserver import DevServer, free_port
 from durable_agent.logs import JsonFormatter
-from durable_agent.replay import export_history
 from durable_agent.telemetry import metrics_runtime
 from durable_agent.testing.fake_anthropic import FakeAnthropicServer
 from durable_agent.testing.fake_tools import FakeToolServer
@@ -27,6 +26,7 @@ from durable_agent.testing.responders import offline_responder
 from tests.conftest import make_settings
 from tests.helpers import running_worker
 from worker import redactor
+from workflows.replay import export_history
 
 CANARY = "sk-ant-canary-" + uuid.uuid4().hex
 

@@ -1,7 +1,9 @@
 """Replay recorded conversation histories against the current workflow code.
 
 A history that no longer replays means a code change would break running
-conversations: version it with ``workflow.patched`` (see the README) before deploying.
+conversations: version it with ``workflow.patched`` (see ``docs/durability.md``) before
+deploying. Not workflow code: it runs this package's workflows the way a worker does
+(the CLI, the tests and the benchmarks use it), and the sandbox never imports it.
 """
 
 from __future__ import annotations
