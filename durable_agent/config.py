@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from durable_agent.api_keys import GatewayKey
 from durable_agent.codec import parse_keys
 from durable_agent.contract import (
     DEFAULT_GOVERNOR_TASK_QUEUE,
@@ -20,7 +21,6 @@ from durable_agent.contract import (
     DEFAULT_TASK_QUEUE,
     SafetyPolicy,
 )
-from durable_agent.gateway.keys import GatewayKey
 from durable_agent.governor import LeaseSizing, TenantLimits
 from durable_agent.stores._location import store_location, url_passwords
 
