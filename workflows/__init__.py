@@ -13,8 +13,26 @@ WORKFLOWS: list[type] = [*CONVERSATION_WORKFLOWS, *GOVERNOR_WORKFLOWS]
 """Every workflow workers register; the replayer needs the same list."""
 
 PASSTHROUGH_MODULES = (
-    # The contract and the pure logic: deterministic, no I/O, no mutable module state.
-    "durable_agent",
+    # The contract and the pure core: deterministic, no I/O, no mutable module state.
+    # Exactly these; the layering test (tests/unit/test_layering.py) holds them to
+    # importing only the standard library, pydantic, temporalio.common and each other.
+    "durable_agent.activity_models",
+    "durable_agent.api_keys",
+    "durable_agent.breaker",
+    "durable_agent.budget",
+    "durable_agent.contract",
+    "durable_agent.dependencies",
+    "durable_agent.governor",
+    "durable_agent.injection",
+    "durable_agent.models",
+    "durable_agent.pricing",
+    "durable_agent.provenance",
+    "durable_agent.retry_classification",
+    "durable_agent.safety",
+    "durable_agent.search_attributes",
+    "durable_agent.token_bucket",
+    "durable_agent.tools",
+    "durable_agent.usage",
     # The workflow's helpers: deterministic (they call only the ``workflow`` API), no
     # module state. Imported once per worker instead of once per cached conversation.
     "workflows.approvals",
