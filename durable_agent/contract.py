@@ -41,6 +41,14 @@ UPDATE_REJECT = "reject"
 QUERY_APPROVALS = "approvals"
 QUERY_EVENTS = "events"
 
+GOVERNOR_WORKFLOW_TYPE = "TenantGovernorWorkflow"
+"""Workflow type of one tenant's governor (its id: ``governor.governor_id(tenant)``)."""
+GOVERNOR_UPDATE_ACQUIRE = "acquire"
+GOVERNOR_UPDATE_LEASE = "lease"
+GOVERNOR_SIGNAL_RELEASE = "release"
+GOVERNOR_SIGNAL_SETTLE = "settle"
+GOVERNOR_QUERY_STATE = "state"
+
 DEFAULT_SYSTEM_PROMPT = (
     "You are durable-agent, a careful assistant. Use the tools you are given when they "
     "help: the calculator for arithmetic, notes to remember things, weather and web search "

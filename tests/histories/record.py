@@ -23,6 +23,7 @@ from durable_agent.budget import BudgetLimits
 from durable_agent.client import Conversation, connect, start_conversation
 from durable_agent.config import Settings
 from durable_agent.contract import (
+    SIGNAL_FORCE_BREAKER,
     BreakerCommand,
     ConversationInput,
     ConversationLimits,
@@ -42,11 +43,11 @@ HERE = Path(__file__).parent
 async def degradation_and_budget(conversation: Conversation, _: FakeToolServer) -> None:
     """A critical tool forced down (degraded), back up, then the tool-call budget runs out."""
     await conversation.handle.signal(
-        "force_breaker", BreakerCommand(dependency="tool:save_note", mode="open")
+        SIGNAL_FORCE_BREAKER, BreakerCommand(dependency="tool:save_note", mode="open")
     )
     await conversation.send_message("Remember that the breaker was open.")
     await conversation.handle.signal(
-        "force_breaker", BreakerCommand(dependency="tool:save_note", mode="closed")
+        SIGNAL_FORCE_BREAKER, BreakerCommand(dependency="tool:save_note", mode="closed")
     )
     await conversation.send_message("Remember that the breaker closed.")
     await conversation.send_message("What is 1 + 1 and what is 2 + 2?")  # 3rd and 4th call

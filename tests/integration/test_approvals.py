@@ -14,7 +14,13 @@ from temporalio.exceptions import ApplicationError
 
 from durable_agent.client import ApprovalRefused, Conversation, start_conversation
 from durable_agent.config import Settings
-from durable_agent.contract import ConversationInput, PendingApproval, Reply, SafetyPolicy
+from durable_agent.contract import (
+    UPDATE_APPROVE,
+    ConversationInput,
+    PendingApproval,
+    Reply,
+    SafetyPolicy,
+)
 from tests.helpers import eventually, running_worker, saved_notes
 
 NOTES_NEED_APPROVAL = ConversationInput(safety=SafetyPolicy(approval_tools=["save_note"]))
@@ -107,7 +113,7 @@ async def test_wrong_decisions_are_refused_and_change_nothing(
     with pytest.raises(ApprovalRefused, match="txt: Extra inputs are not permitted"):
         await conversation.approve(pending.call_id, by="dave", arguments={"txt": "x"})
     with pytest.raises(WorkflowUpdateFailedError) as malformed:  # as from the stock CLI
-        await conversation.handle.execute_update("approve", {"call_id": pending.call_id})
+        await conversation.handle.execute_update(UPDATE_APPROVE, {"call_id": pending.call_id})
     assert isinstance(malformed.value.cause, ApplicationError)
     assert malformed.value.cause.type == "InvalidApproval"
     assert "malformed approval" in malformed.value.cause.message

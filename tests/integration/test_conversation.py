@@ -19,7 +19,13 @@ from durable_agent.client import (
     get_conversation,
     start_conversation,
 )
-from durable_agent.contract import ConversationInput, TextBlock, ToolResultBlock, ToolUseBlock
+from durable_agent.contract import (
+    UPDATE_SEND_MESSAGE,
+    ConversationInput,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.faults import Fault
 from tests.helpers import eventually, history_events
@@ -158,7 +164,7 @@ async def test_malformed_payload_is_rejected_with_a_typed_error(
         (["hi"], "message: Input should be an object"),
     ]:
         with pytest.raises(WorkflowUpdateFailedError) as failed:
-            await handle.execute_update("send_message", payload)
+            await handle.execute_update(UPDATE_SEND_MESSAGE, payload)
         cause = failed.value.cause
         assert isinstance(cause, ApplicationError) and cause.type == "InvalidMessage"
         assert "malformed message" in cause.message and reason in cause.message

@@ -19,7 +19,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
 from durable_agent.client import Conversation, start_conversation
-from durable_agent.contract import ConversationInput
+from durable_agent.contract import GOVERNOR_QUERY_STATE, ConversationInput
 from durable_agent.governor import GovernorState, TenantLimits, governor_id
 from durable_agent.testing.fake_tools import FakeToolServer
 from tests.conftest import make_settings
@@ -46,7 +46,7 @@ async def worker(
 
 async def governor_state(client: Client, tenant: str) -> GovernorState:
     state: GovernorState = await client.get_workflow_handle(governor_id(tenant)).query(
-        "state", result_type=GovernorState
+        GOVERNOR_QUERY_STATE, result_type=GovernorState
     )
     return state
 

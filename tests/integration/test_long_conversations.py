@@ -18,6 +18,7 @@ from durable_agent.client import Conversation, connect, start_conversation
 from durable_agent.config import Settings
 from durable_agent.contract import (
     QUERY_EVENTS,
+    SIGNAL_FORCE_BREAKER,
     UPDATE_SEND_MESSAGE,
     BreakerCommand,
     ConversationInput,
@@ -128,7 +129,7 @@ async def test_continue_as_new_when_the_server_suggests_it_keeps_everything(
     async with running_worker(client, settings, queue):
         conversation = await start_conversation(client, policy, task_queue=queue)
         await conversation.handle.signal(
-            "force_breaker", BreakerCommand(dependency="tool:web_search", mode="open")
+            SIGNAL_FORCE_BREAKER, BreakerCommand(dependency="tool:web_search", mode="open")
         )
         usage = 0
         for n in range(15):

@@ -22,6 +22,7 @@ from durable_agent.client import MessageRejected, start_conversation
 from durable_agent.contract import (
     INVALID_MESSAGE,
     MAX_MESSAGE_CHARS,
+    UPDATE_SEND_MESSAGE,
     ConversationInput,
     UserMessage,
 )
@@ -67,7 +68,7 @@ async def test_the_raw_temporal_api_gets_an_error_at_once_and_history_stays_clea
     assert (await conversation.send_message("What is 6 * 7?")).turn == 1
     started = time.monotonic()
     with pytest.raises((WorkflowUpdateFailedError, RPCError)) as failed:
-        await conversation.handle.execute_update("send_message", UserMessage(text="a" * size))
+        await conversation.handle.execute_update(UPDATE_SEND_MESSAGE, UserMessage(text="a" * size))
     elapsed = time.monotonic() - started
     assert elapsed < 1.0, elapsed
     error = failed.value

@@ -15,7 +15,13 @@ from temporalio.client import Client
 from durable_agent.breaker import BreakerConfig
 from durable_agent.budget import BudgetLimits
 from durable_agent.client import start_conversation
-from durable_agent.contract import BreakerCommand, ConversationInput, ConversationLimits
+from durable_agent.contract import (
+    GOVERNOR_QUERY_STATE,
+    SIGNAL_FORCE_BREAKER,
+    BreakerCommand,
+    ConversationInput,
+    ConversationLimits,
+)
 from durable_agent.governor import GovernorState, TenantLimits, governor_id
 from durable_agent.testing.fake_anthropic import FakeAnthropicServer
 from durable_agent.testing.fake_tools import FakeToolServer
@@ -113,7 +119,7 @@ async def test_critical_tool_down_gives_a_degraded_reply_until_it_recovers(
 ) -> None:
     conversation = await start_conversation(client, task_queue=task_queue)
     await conversation.handle.signal(
-        "force_breaker", BreakerCommand(dependency="tool:save_note", mode="open")
+        SIGNAL_FORCE_BREAKER, BreakerCommand(dependency="tool:save_note", mode="open")
     )
     reply = await conversation.send_message("Remember that breakers work")
     assert reply.status == "degraded" and reply.degraded == ["tool:save_note"]
@@ -122,19 +128,19 @@ async def test_critical_tool_down_gives_a_degraded_reply_until_it_recovers(
     assert status.breakers["tool:save_note"].forced == "open"
 
     await conversation.handle.signal(
-        "force_breaker", BreakerCommand(dependency="tool:save_note", mode="closed")
+        SIGNAL_FORCE_BREAKER, BreakerCommand(dependency="tool:save_note", mode="closed")
     )
     reply = await conversation.send_message("Remember that breakers work")
     assert reply.status == "ok" and reply.tool_calls[0].outcome == "ok"
     await conversation.handle.signal(
-        "force_breaker", BreakerCommand(dependency="tool:save_note", mode="auto")
+        SIGNAL_FORCE_BREAKER, BreakerCommand(dependency="tool:save_note", mode="auto")
     )
     status = await conversation.status()
     assert status.breakers["tool:save_note"].forced is None
     assert status.breakers["tool:save_note"].state == "closed" and status.degraded == []
 
     await conversation.handle.signal(
-        "force_breaker", BreakerCommand(dependency="tool:teleport", mode="open")
+        SIGNAL_FORCE_BREAKER, BreakerCommand(dependency="tool:teleport", mode="open")
     )
     status = await conversation.status()
     assert status.last_error and "unknown dependency 'tool:teleport'" in status.last_error
@@ -209,7 +215,7 @@ async def test_tenant_rate_limit_makes_calls_wait(
         governor = client.get_workflow_handle(governor_id(tenant))
 
         async def governor_state() -> GovernorState:
-            return await governor.query("state", result_type=GovernorState)
+            return await governor.query(GOVERNOR_QUERY_STATE, result_type=GovernorState)
 
         # The settle signal is sent without waiting (async-settle-v1): poll until it lands.
         state = await eventually(governor_state, until=lambda s: not s.reservations)
@@ -230,7 +236,7 @@ async def test_tenant_daily_budget_stops_every_conversation_of_the_tenant(
         governor = client.get_workflow_handle(governor_id(tenant))
 
         async def governor_state() -> GovernorState:
-            return await governor.query("state", result_type=GovernorState)
+            return await governor.query(GOVERNOR_QUERY_STATE, result_type=GovernorState)
 
         # The first conversation holds a lease of what is left of the day (a lease is
         # at most what remains): nobody else may spend it meanwhile.

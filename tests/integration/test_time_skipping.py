@@ -16,7 +16,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from durable_agent.breaker import BreakerConfig
 from durable_agent.client import Conversation, start_conversation
-from durable_agent.contract import BreakerCommand, ConversationInput, SafetyPolicy
+from durable_agent.contract import (
+    SIGNAL_FORCE_BREAKER,
+    BreakerCommand,
+    ConversationInput,
+    SafetyPolicy,
+)
 from durable_agent.testing.fake_tools import FakeToolServer
 from tests.conftest import make_settings
 from tests.helpers import eventually, running_worker, saved_notes
@@ -43,7 +48,7 @@ async def test_model_breaker_waits_the_default_cooldown(
         # An operator opens the breaker and hands it back to automatic control.
         for mode in ("open", "auto"):
             await conversation.handle.signal(
-                "force_breaker", BreakerCommand(dependency="model", mode=mode)
+                SIGNAL_FORCE_BREAKER, BreakerCommand(dependency="model", mode=mode)
             )
         assert (await conversation.send_message("What is 2 + 2?")).status == "degraded"
         await env.sleep(timedelta(seconds=50))
