@@ -6,12 +6,15 @@ turn stays flat however long the conversation gets. The worker keeps the transcr
 recent conversations in a bounded LRU cache; on a miss (another worker served the last
 call, the worker restarted, the entry was evicted) it asks the workflow for the earlier
 messages with the ``transcript_prefix`` query. Either way the model sees exactly the
-transcript the workflow holds.
+transcript the workflow holds. The system prompt and tool definitions travel the same
+way: a call sends them only when they differ from the previous call's
+(``ModelRequest.context_omitted``), and the cache (or the query) supplies them.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
@@ -20,6 +23,7 @@ from temporalio.service import RPCError
 from durable_agent.activity_models import (
     QUERY_TRANSCRIPT_PREFIX,
     Messages,
+    ModelContext,
     ModelRequest,
     TranscriptPrefix,
     TranscriptWindow,
@@ -32,28 +36,51 @@ TRANSCRIPT_UNAVAILABLE = "TranscriptUnavailable"
 (retried: the workflow answers once a worker has it)."""
 
 
+@dataclass
+class _Entry:
+    run_id: str
+    messages: list[Message]
+    context: ModelContext | None = None
+
+
 class TranscriptCache:
-    """The latest transcript of up to ``capacity`` conversations, least recently used
-    evicted first. One per worker; shared by its model activities."""
+    """The latest transcript (and model context) of up to ``capacity`` conversations,
+    least recently used evicted first. One per worker; shared by its model activities."""
 
     def __init__(self, capacity: int = 256) -> None:
         self._capacity = capacity
-        self._entries: OrderedDict[str, tuple[str, list[Message]]] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
     def prefix(self, workflow_id: str, run_id: str, end: int) -> list[Message] | None:
         """The first ``end`` messages, if cached for this run."""
         entry = self._entries.get(workflow_id)
-        if entry is None or entry[0] != run_id or len(entry[1]) < end:
+        if entry is None or entry.run_id != run_id or len(entry.messages) < end:
             self.misses += 1
             return None
         self._entries.move_to_end(workflow_id)
         self.hits += 1
-        return entry[1][:end]
+        return entry.messages[:end]
 
-    def put(self, workflow_id: str, run_id: str, messages: list[Message]) -> None:
-        self._entries[workflow_id] = (run_id, messages)
+    def context(self, workflow_id: str, run_id: str, seq: int) -> ModelContext | None:
+        """The system prompt and tools numbered ``seq`` in this run, if cached."""
+        entry = self._entries.get(workflow_id)
+        if entry is None or entry.run_id != run_id or not entry.context:
+            return None
+        return entry.context if entry.context.seq == seq else None
+
+    def put(
+        self,
+        workflow_id: str,
+        run_id: str,
+        messages: list[Message],
+        context: ModelContext | None = None,
+    ) -> None:
+        previous = self._entries.get(workflow_id)
+        if context is None and previous is not None and previous.run_id == run_id:
+            context = previous.context
+        self._entries[workflow_id] = _Entry(run_id, messages, context)
         self._entries.move_to_end(workflow_id)
         while len(self._entries) > self._capacity:
             self._entries.popitem(last=False)
@@ -66,13 +93,45 @@ async def full_request(
     result in full."""
     messages = request.messages
     window = request.window
+    update: dict[str, object] = {}
     if window is not None:
         earlier = await prefix(window, client, cache)
         messages = [*earlier, *messages]
-        cache.put(window.workflow_id, window.run_id, messages)
+        context = None
+        if request.context_omitted:
+            context = await _context(window, client, cache)
+            update = {"system": context.system, "tools": context.tools}
+        elif window.context_seq:
+            context = ModelContext(
+                seq=window.context_seq, system=request.system, tools=request.tools
+            )
+        cache.put(window.workflow_id, window.run_id, messages, context)
     return request.model_copy(
-        update={"messages": await _with_results(messages, blobs), "window": None}
+        update=update
+        | {
+            "messages": await _with_results(messages, blobs),
+            "window": None,
+            "context_omitted": False,
+        }
     )
+
+
+async def _context(
+    window: TranscriptWindow, client: Client, cache: TranscriptCache
+) -> ModelContext:
+    """The system prompt and tools the call uses: cached, or asked of the workflow."""
+    cached = cache.context(window.workflow_id, window.run_id, window.context_seq)
+    if cached is not None:
+        return cached
+    answer = await _query(client, window, TranscriptPrefix(end=0, context=True))
+    if answer.context is None or answer.context.seq != window.context_seq:
+        raise ApplicationError(  # cannot happen: the workflow waits for this call
+            f"the model context of {window.workflow_id} moved on "
+            f"(seq {answer.context.seq if answer.context else None}, "
+            f"expected {window.context_seq})",
+            type=TRANSCRIPT_UNAVAILABLE,
+        )
+    return answer.context
 
 
 async def prefix(window: TranscriptWindow, client: Client, cache: TranscriptCache) -> list[Message]:
@@ -106,17 +165,21 @@ async def _with_results(messages: list[Message], blobs: BlobStore) -> list[Messa
     return resolved
 
 
-async def _ask(client: Client, workflow_id: str, run_id: str, end: int) -> list[Message]:
-    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+async def _query(client: Client, window: TranscriptWindow, asked: TranscriptPrefix) -> Messages:
+    handle = client.get_workflow_handle(window.workflow_id, run_id=window.run_id)
     try:
-        answer: Messages = await handle.query(
-            QUERY_TRANSCRIPT_PREFIX, TranscriptPrefix(end=end), result_type=Messages
-        )
+        answer: Messages = await handle.query(QUERY_TRANSCRIPT_PREFIX, asked, result_type=Messages)
     except RPCError as e:
         raise ApplicationError(
-            f"could not read the transcript of {workflow_id}: {e.message}",
+            f"could not read the transcript of {window.workflow_id}: {e.message}",
             type=TRANSCRIPT_UNAVAILABLE,
         ) from e
+    return answer
+
+
+async def _ask(client: Client, workflow_id: str, run_id: str, end: int) -> list[Message]:
+    window = TranscriptWindow(workflow_id=workflow_id, run_id=run_id, base=end)
+    answer = await _query(client, window, TranscriptPrefix(end=end))
     if len(answer.messages) != end:
         raise ApplicationError(
             f"the transcript of {workflow_id} has {len(answer.messages)} messages, expected {end}",

@@ -38,12 +38,24 @@ class TranscriptPrefix(_Model):
     """Input of the ``transcript_prefix`` query."""
 
     end: int
+    context: bool = False
+    """Also answer the system prompt and tools last sent (``Messages.context``)."""
+
+
+class ModelContext(_Model):
+    """The system prompt and tools of a conversation's model calls, numbered: calls send
+    them only when they change (``TranscriptWindow.context_seq``)."""
+
+    seq: int
+    system: str
+    tools: list[ToolDefinition]
 
 
 class Messages(_Model):
     """Result of the ``transcript_prefix`` query."""
 
     messages: list[Message]
+    context: ModelContext | None = None
 
 
 class TranscriptWindow(_Model):
@@ -56,6 +68,9 @@ class TranscriptWindow(_Model):
     base: int
     """Messages before this index are not in the request: the activity has them in its
     cache, or asks the workflow (``transcript_prefix`` query)."""
+    context_seq: int = 0
+    """Which system prompt and tools the call uses (numbered per run, from 1); 0: the
+    request carries them."""
 
 
 COMPACT_ACTIVITY = "model.compact"
@@ -91,6 +106,9 @@ class ModelRequest(_Model):
     tools: list[ToolDefinition]
     max_tokens: int
     window: TranscriptWindow | None = None
+    context_omitted: bool = False
+    """``system`` and ``tools`` are left out because the previous call of this run sent
+    the same (``window.context_seq``): the activity has them cached, or asks."""
 
 
 StopReason = str

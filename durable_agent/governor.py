@@ -28,10 +28,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-LEASE_SHARE = 8
-"""A lease takes at most this fraction (1/N) of the dollars left today and of the
-tokens in the bucket: near the limits leases shrink (down to one call) instead of a few
-conversations holding everything."""
+LEASE_SHARE = 2
+"""A lease takes at most 1/(this + open leases) of the dollars left today and of the
+tokens in the bucket: the more conversations hold leases, the smaller a new one (down to
+one call), instead of a few conversations holding everything."""
+CALLS_PER_LEASE = 4
+"""A lease covers at least this many calls of the next call's worst case, if the day's
+share allows: a long conversation (a large worst case) still renews every few calls."""
 
 PRESSED_LEASE_SECONDS = 5.0
 """Lease lifetime once more than half the day's budget is committed: lent money comes
@@ -253,7 +256,8 @@ class GovernorState(_Model):
             # conversations do not hold the day between them; never less than the call
             # asked for needs.
             share = available / (LEASE_SHARE + len(self.leases))
-            usd = max(request.min_usd, min(sizing.usd, share))
+            wanted = max(sizing.usd, request.min_usd * CALLS_PER_LEASE)
+            usd = max(request.min_usd, min(wanted, share))
             if (available - usd) * 2 < limits.daily_usd:
                 seconds = min(seconds, PRESSED_LEASE_SECONDS)  # come back sooner
         calls: int | None = None
@@ -273,7 +277,7 @@ class GovernorState(_Model):
                         f"model calls per minute; retry in {wait:.2f}s"
                     ),
                 )
-            calls = min(sizing.calls, max(1, int(tokens / LEASE_SHARE)))
+            calls = min(sizing.calls, max(1, int(tokens / (LEASE_SHARE + len(self.leases)))))
             self.bucket_tokens, self.bucket_updated_at = tokens - calls, at
             self.leased_calls += calls
         grant = Lease(

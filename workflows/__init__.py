@@ -39,6 +39,7 @@ PASSTHROUGH_MODULES = (
     "workflows.feed",
     "workflows.permits",
     "workflows.telemetry",
+    "workflows.transcript",
 )
 """Modules the sandbox shares instead of re-importing for every workflow run. The
 workflow definitions themselves (``workflows.agent``, ``workflows.governor``) are still

@@ -31,6 +31,7 @@ from workflows.approvals import ApprovalDesk, within_deadline
 from workflows.feed import EventFeed
 from workflows.permits import GovernorUnavailable, PermitRefused, TenantPermits
 from workflows.telemetry import ConversationTelemetry
+from workflows.transcript import RequestSize
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         CompactRequest,
         CompactResult,
         Messages,
+        ModelContext,
         ModelRequest,
         ModelResponse,
         ToolCall,
@@ -247,6 +249,9 @@ class AgentWorkflow:
         # Messages before this index are unchanged since the last model call was sent, so
         # the next call sends only the rest (see ``TranscriptWindow``).
         self._sent = 0
+        self._request_size = RequestSize()
+        # The system prompt and tools last sent to the model activity (see ``_windowed``).
+        self._context: ModelContext | None = None
         self._runs = 1
         self._compactions = 0
         self._permits = TenantPermits(input.tenant, carried.lease if carried else None)
@@ -454,7 +459,10 @@ class AgentWorkflow:
     def transcript_prefix(self, prefix: TranscriptPrefix) -> Messages:
         """Internal: the first messages of the transcript, for a model activity that was
         sent only the newer ones and has not cached the rest."""
-        return Messages(messages=self._messages[: prefix.end])
+        return Messages(
+            messages=self._messages[: prefix.end],
+            context=self._context if prefix.context else None,
+        )
 
     @workflow.query(name="approvals")
     def approvals(self) -> Approvals:
@@ -540,12 +548,12 @@ class AgentWorkflow:
         withheld = self._withheld()
         turn.degraded.extend(tool_dependency(name) for name in withheld)
         request = self._model_request(withheld)
-        payload = request.model_dump_json()
-        if await self._compact_if_needed(turn, len(payload)):
+        size = self._request_size.of(request)
+        if await self._compact_if_needed(turn, size.chars):
             request = self._model_request()
-            payload = request.model_dump_json()
+            size = self._request_size.of(request)
         price = self._price()
-        request_bytes = len(payload.encode())
+        request_bytes = size.bytes
         plan = budgets.plan_model_call(
             [("turn", turn.budget), ("conversation", self._budget)],
             input_tokens_upper=budgets.input_tokens_upper_bound(
@@ -701,6 +709,7 @@ class AgentWorkflow:
             *self._messages[cut:],
         ]
         self._sent = 0  # every message moved
+        self._request_size.reset()
         workflow.logger.info(
             "compacted %d messages into %s",
             cut,
@@ -945,13 +954,24 @@ class AgentWorkflow:
             return request
         info = workflow.info()
         base, self._sent = self._sent, len(request.messages)
+        update: dict[str, object] = {}
+        context = self._context
+        if context is not None and (context.system, context.tools) == (
+            request.system,
+            request.tools,
+        ):
+            # The same system prompt and tools as the last call: not sent again.
+            update = {"system": "", "tools": [], "context_omitted": True}
+        else:
+            seq = context.seq + 1 if context else 1
+            context = self._context = ModelContext(
+                seq=seq, system=request.system, tools=request.tools
+            )
+        window = TranscriptWindow(
+            workflow_id=info.workflow_id, run_id=info.run_id, base=base, context_seq=context.seq
+        )
         return request.model_copy(
-            update={
-                "messages": request.messages[base:],
-                "window": TranscriptWindow(
-                    workflow_id=info.workflow_id, run_id=info.run_id, base=base
-                ),
-            }
+            update=update | {"messages": request.messages[base:], "window": window}
         )
 
     def _should_continue_as_new(self) -> bool:

@@ -49,8 +49,8 @@ def test_a_lease_counts_against_the_budget_until_reported() -> None:
     state = GovernorState(
         tenant="acme", limits=TenantLimits(daily_usd=Decimal("0.25"), model_calls_per_minute=None)
     )
-    first = ask(state, "c/1", T0)  # a share of the day is less than the call needs
-    assert first and first.usd_left == Decimal("0.10") and first.calls_left is None
+    first = ask(state, "c/1", T0)  # half of the day: less than a full lease
+    assert first and first.usd_left == Decimal("0.125") and first.calls_left is None
     assert ask(state, "d/1", T0, conversation="d")
     third = state.lease(LeaseRequest(tenant="acme", conversation_id="e", lease_id="e/1",
                                      min_usd=Decimal("0.10")), T0)  # fmt: skip
@@ -60,6 +60,7 @@ def test_a_lease_counts_against_the_budget_until_reported() -> None:
     # Reporting frees the unspent part; the next lease folds the report in.
     first.take(Decimal("0.10"))
     first.settle(Decimal("0.10"), Decimal("0.02"))
+    assert first.usd_left == Decimal("0.105")
     renewed = ask(state, "c/2", T0, previous=first.report())
     assert renewed and state.spent_usd == Decimal("0.02") and set(state.leases) == {"c/2", "d/1"}
     assert state.committed_usd() == Decimal("0.22")
@@ -110,12 +111,12 @@ def test_leased_calls_come_from_the_bucket_and_unused_ones_return() -> None:
     state.report(first.report(), T0)  # its one call unused: it returns
     third = ask(state, "e/1", T0, conversation="e")
     assert third and third.calls_left == 1
-    # A full bucket lends an eighth of itself at most.
+    # A lease takes at most half the bucket, less the more leases are open.
     roomy = GovernorState(
-        tenant="acme", limits=TenantLimits(daily_usd=None, model_calls_per_minute=60, burst=16)
+        tenant="acme", limits=TenantLimits(daily_usd=None, model_calls_per_minute=60, burst=9)
     )
-    lease = ask(roomy, "c/1", T0)
-    assert lease and lease.calls_left == 2
+    sizes = [ask(roomy, f"c{n}/1", T0, conversation=f"c{n}") for n in range(3)]
+    assert [lease.calls_left for lease in sizes if lease] == [4, 1, 1]
 
 
 def test_an_unreported_lease_returns_after_its_grace_and_a_late_report_still_counts() -> None:
