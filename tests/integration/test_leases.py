@@ -82,7 +82,7 @@ async def test_one_lease_serves_many_model_calls_and_ending_reports_it(
         state = await governor_state(client, tenant)
         assert len(state.leases) == 1 and state.spent_usd == 0 and state.granted == 1
         (held,) = state.leases.values()
-        assert held.calls == 7 and held.usd == Decimal("0.50")  # an eighth of the bucket
+        assert held.calls == 16 and held.usd is not None and held.usd >= Decimal("0.50")
 
         await conversation.end()
         await conversation.handle.result()
@@ -91,7 +91,7 @@ async def test_one_lease_serves_many_model_calls_and_ending_reports_it(
         )
         status = await conversation.status()
         assert state.spent_usd == status.cost_usd
-        # 7 calls were taken from the bucket and the unused one came back: 6 are gone
+        # 16 calls were taken from the bucket and the 10 unused came back: 6 are gone
         # (the bucket refills at 10 a second, so it may be fuller than 54 by now).
         assert state.bucket_tokens >= 54
 
