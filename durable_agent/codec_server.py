@@ -15,8 +15,8 @@
 Whoever reaches this server can decrypt every payload: it binds loopback by default;
 expose it only behind the same authentication as the UI.
 
-Like ``durable_agent.health``, ``asyncio.start_server`` with one request per connection:
-two JSON routes do not justify a web framework dependency.
+Served by FastAPI on uvicorn (``durable_agent._http``), like the health probes and the
+gateway. A chunked body is refused (411), as is one over ``MAX_BODY_BYTES`` (413).
 """
 
 from __future__ import annotations
@@ -25,16 +25,18 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from google.protobuf import json_format
 from pydantic import ValidationError
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
-from durable_agent._http import write_json
+from durable_agent._http import serve_app
 from durable_agent.codec import DecryptionError, codec_from_settings
 from durable_agent.config import Settings
 from durable_agent.logs import configure_logging
@@ -47,9 +49,7 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 """Largest request body accepted (the UI sends a page of history's payloads at once)."""
 ALLOWED_HEADERS = "content-type,x-namespace"
 """Request headers browsers may send (the UI sends ``X-Namespace``)."""
-_READ_TIMEOUT_SECONDS = 30.0  # a client that sends no complete request is dropped
-_MAX_LINE = 8192
-_MAX_HEADERS = 100
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class _BadRequest(Exception):
@@ -67,19 +67,8 @@ class _Request:
     body: bytes
 
 
-async def _read_request(reader: asyncio.StreamReader) -> _Request:
-    parts = (await reader.readline()).decode("latin-1").split()
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise _BadRequest(400, "malformed request line")
-    headers: dict[str, str] = {}
-    for _ in range(_MAX_HEADERS):
-        line = (await reader.readline()).decode("latin-1").strip()
-        if not line:
-            break
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    else:
-        raise _BadRequest(400, "too many headers")
+async def _read_request(request: Request) -> _Request:
+    headers = {name.lower(): value for name, value in request.headers.items()}
     if "chunked" in headers.get("transfer-encoding", "").lower():
         raise _BadRequest(411, "send a Content-Length, not a chunked body")
     try:
@@ -88,8 +77,8 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request:
         raise _BadRequest(400, "bad Content-Length") from None
     if not 0 <= length <= MAX_BODY_BYTES:
         raise _BadRequest(413, f"body over {MAX_BODY_BYTES} bytes")
-    body = await reader.readexactly(length)
-    return _Request(parts[0].upper(), parts[1].split("?", 1)[0], headers, body)
+    body = await request.body()
+    return _Request(request.method.upper(), request.url.path, headers, body)
 
 
 class CodecService:
@@ -138,62 +127,34 @@ class CodecService:
         return 200, document
 
 
-async def _write(
-    writer: asyncio.StreamWriter,
-    status: int,
-    body: dict[str, object],
-    extra_headers: dict[str, str],
-    *,
-    head_only: bool = False,
-) -> None:
-    await write_json(writer, status, body, extra_headers, head_only=head_only)
+def codec_app(service: CodecService) -> FastAPI:
+    """``service`` as an ASGI app: one route takes every path and method, so that the
+    origin check comes before routing and the answers stay those of ``CodecService.respond``."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
 
-
-def _handler(
-    service: CodecService,
-) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    @app.api_route("/{path:path}", methods=_METHODS, include_in_schema=False)
+    async def answer(request: Request) -> Response:
         try:
-            try:
-                async with asyncio.timeout(_READ_TIMEOUT_SECONDS):
-                    request = await _read_request(reader)
-            except _BadRequest as e:
-                return await _write(writer, e.status, {"error": str(e)}, {})
-            except (ValueError, asyncio.IncompleteReadError):  # a line over the limit
-                return await _write(writer, 400, {"error": "bad request"}, {})
-            origin = request.headers.get("origin")
-            if origin is not None and origin not in service.cors_origins:
-                # A page of another site must not make us decrypt for it.
-                return await _write(writer, 403, {"error": "origin not allowed"}, {})
-            status, body = await service.respond(request)
-            await _write(
-                writer,
-                status,
-                body,
-                service.cors_headers(origin),
-                head_only=request.method == "HEAD",
-            )
-        except (ConnectionError, TimeoutError):  # the client hung up or never finished
-            pass
-        finally:
-            writer.close()
+            parsed = await _read_request(request)
+        except _BadRequest as e:
+            return JSONResponse({"error": str(e)}, e.status)
+        origin = parsed.headers.get("origin")
+        if origin is not None and origin not in service.cors_origins:
+            # A page of another site must not make us decrypt for it.
+            return JSONResponse({"error": "origin not allowed"}, 403)
+        status, body = await service.respond(parsed)
+        headers = {"Cache-Control": "no-store", **service.cors_headers(origin)}
+        return JSONResponse(body, status, headers)
 
-    return handle
+    return app
 
 
 @asynccontextmanager
 async def serve_codec(service: CodecService, host: str, port: int) -> AsyncIterator[int]:
     """Serve ``service`` on ``host:port`` (0: any free port) for the duration of the
     block; yield the bound port."""
-    try:
-        server = await asyncio.start_server(_handler(service), host, port, limit=_MAX_LINE)
-    except OSError as e:
-        raise RuntimeError(f"codec server cannot listen on {host}:{port}: {e}") from e
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with serve_app(codec_app(service), host, port, "codec server") as bound:
+        yield bound
 
 
 async def run(settings: Settings) -> None:

@@ -14,8 +14,9 @@ so probes stay cheap however often they come, and concurrent probes share one ch
 Reasons are built from status codes and exception types, never from error messages
 that could echo a request, so no key reaches a response or a log line.
 
-The server is ``asyncio.start_server`` reading a request line and its headers, one
-request per connection: three GET routes do not justify a web framework dependency.
+Served by FastAPI on uvicorn (``durable_agent._http``), like the gateway; the routes
+answer GET and HEAD, any other method 405, an unknown path 404, a request uvicorn cannot
+parse or a path over 8 KiB 400.
 """
 
 from __future__ import annotations
@@ -27,16 +28,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
 import anthropic
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from durable_agent._http import write_json
+from durable_agent._http import serve_app
 from durable_agent.config import Settings
 
 log = logging.getLogger("durable_agent.health")
@@ -48,9 +51,8 @@ TEMPORAL_TIMEOUT_SECONDS = 2.0
 """Deadline of the Temporal RPC (below ``deploy/healthcheck.py``'s 3 s)."""
 MODEL_TIMEOUT_SECONDS = 3.0
 """Timeout of the model endpoint request."""
-_READ_TIMEOUT_SECONDS = 5.0  # a client that sends no complete request is dropped
-_MAX_LINE = 8192
-_MAX_HEADERS = 100
+_MAX_PATH = 8192
+_METHODS = ("GET", "HEAD")
 
 
 @dataclass(frozen=True)
@@ -222,48 +224,38 @@ class Health:
         return 503, {"status": "unavailable", "reason": check.reason, **extra}
 
 
-class _BadRequest(Exception):
-    pass
+def _json(status: int, body: dict[str, str]) -> JSONResponse:
+    headers = {"Cache-Control": "no-store"}
+    if status == 405:
+        headers["Allow"] = ", ".join(_METHODS)
+    return JSONResponse(body, status, headers)
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
-    """Method and path of one request; the headers are read and ignored."""
-    parts = (await reader.readline()).decode("latin-1").split()
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise _BadRequest
-    for _ in range(_MAX_HEADERS):
-        if (await reader.readline()).strip() == b"":  # blank line, or the client hung up
-            return parts[0], urlsplit(parts[1]).path
-    raise _BadRequest
+def health_app(health: Health) -> FastAPI:
+    """The probes of ``health`` as an ASGI app."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
 
+    async def answer(request: Request) -> Response:
+        return _json(*await health.respond(request.url.path))
 
-async def _write(
-    writer: asyncio.StreamWriter, status: int, body: dict[str, str], *, head_only: bool = False
-) -> None:
-    allow = {"Allow": "GET, HEAD"} if status == 405 else {}
-    await write_json(writer, status, body, allow, head_only=head_only)
+    for path in (LIVE, READY, DEEP):
+        app.add_api_route(path, answer, methods=list(_METHODS), include_in_schema=False)
 
+    @app.middleware("http")
+    async def refuse_long_paths(request: Request, call_next: Any) -> Response:
+        if len(request.scope.get("raw_path", b"")) > _MAX_PATH:
+            return _json(400, {"status": "bad request"})
+        response: Response = await call_next(request)
+        return response
 
-def _handler(
-    health: Health,
-) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            try:
-                async with asyncio.timeout(_READ_TIMEOUT_SECONDS):
-                    method, path = await _read_request(reader)
-            except (_BadRequest, ValueError):  # ValueError: a line over the limit
-                return await _write(writer, 400, {"status": "bad request"})
-            if method not in ("GET", "HEAD"):
-                return await _write(writer, 405, {"status": "method not allowed"})
-            status, body = await health.respond(path)
-            await _write(writer, status, body, head_only=method == "HEAD")
-        except (ConnectionError, TimeoutError):  # the client hung up or never finished
-            pass
-        finally:
-            writer.close()
+    async def not_routed(request: Request, error: Exception) -> Response:
+        # Any method but GET and HEAD is refused before the path is looked at.
+        if request.method not in _METHODS:
+            return _json(405, {"status": "method not allowed"})
+        return _json(404, {"status": "not found"})
 
-    return handle
+    app.add_exception_handler(StarletteHTTPException, not_routed)
+    return app
 
 
 @asynccontextmanager
@@ -275,15 +267,8 @@ async def serve_health(health: Health, host: str, port: int) -> AsyncIterator[in
         if not port:
             yield None
             return
-        try:
-            server = await asyncio.start_server(_handler(health), host, port, limit=_MAX_LINE)
-        except OSError as e:
-            raise RuntimeError(f"health probes cannot listen on {host}:{port}: {e}") from e
-        log.info("health probes on http://%s:%d/health/{live,ready,deep}", host, port)
-        try:
-            yield int(server.sockets[0].getsockname()[1])
-        finally:
-            server.close()
-            await server.wait_closed()
+        async with serve_app(health_app(health), host, port, "health probes") as bound:
+            log.info("health probes on http://%s:%d/health/{live,ready,deep}", host, bound)
+            yield bound
     finally:
         await health.model.close()
