@@ -184,8 +184,8 @@ class Settings(BaseSettings):
     approver: str | None = Field(default=None, min_length=1, max_length=100)
     """Who the CLI records as deciding ``approve``/``reject`` (the audit list's ``by``);
     unset: the operating-system user, ``user@host``. The gateway records the API key
-    instead. Anyone with access to the Temporal namespace can claim any name: see the
-    security section of the README."""
+    instead. Anyone with access to the Temporal namespace can claim any name: see
+    docs/security.md."""
 
     @field_validator(
         "search_url",

@@ -149,7 +149,7 @@ class SafetyPolicy(_Model):
     them: gateway API keys as ``<tenant>/<key name>``, CLI users as ``AGENT_APPROVER``
     (default ``user@host``). A gateway decision ``for`` someone counts as its key's.
     Empty: anyone who can reach the conversation. Anyone else is refused
-    (``InvalidApproval``, nothing changes); see the README's security section for what
+    (``InvalidApproval``, nothing changes); see docs/security.md for what
     is verified."""
     protect_system_prompt: bool = True
     """Tool arguments that quote the system prompt wait for approval, and a reply that

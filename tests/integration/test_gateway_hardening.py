@@ -191,8 +191,9 @@ async def test_every_problem_type_uri_resolves_to_its_description(
 async def test_readme_curl_examples_send_json(gateway: RunningGateway) -> None:
     from tests.helpers import ROOT
 
-    readme = (ROOT / "README.md").read_text()
-    posts = [line for line in readme.splitlines() if "curl" in line and " -d " in line]
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(path.read_text() for path in docs)
+    posts = [line for line in text.splitlines() if "curl" in line and " -d " in line]
     assert posts
     for line in posts:
         assert "Content-Type: application/json" in line, line
