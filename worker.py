@@ -14,7 +14,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -125,9 +125,12 @@ async def serving(
     *,
     graceful_shutdown: timedelta = timedelta(seconds=30),
     max_cached_workflows: int = 1000,
+    tuning: Mapping[str, int] | None = None,
 ) -> AsyncIterator[list[Worker]]:
     """Poll ``task_queue`` for conversations and their activities, and
-    ``governor_task_queue`` for tenant governors, until the block exits."""
+    ``governor_task_queue`` for tenant governors, until the block exits. ``tuning``:
+    more ``Worker`` options for the conversations' queue (``Settings.worker_tuning``)."""
+    options = {"max_cached_workflows": max_cached_workflows, **(tuning or {})}
     workers = [
         Worker(
             client,
@@ -136,12 +139,12 @@ async def serving(
             activities=resources.activities,
             workflow_runner=WORKFLOW_RUNNER,
             interceptors=[LatencyInterceptor()],
-            max_cached_workflows=max_cached_workflows,
             graceful_shutdown_timeout=graceful_shutdown,
             # The SDK echoes an update's input in its rejection: its own size check
             # turned a refused >2 MB message into WorkflowTaskFailed retries; the
             # server drops such a speculative task at once, leaving history clean.
             disable_payload_error_limit=True,
+            **options,  # type: ignore[arg-type]
         ),
         # Governors have a queue of their own: one per tenant, shared by every
         # deployment, they must not depend on which conversation queue first asked.
@@ -189,6 +192,7 @@ async def run_worker(settings: Settings) -> None:
                 settings.task_queue,
                 settings.governor_task_queue,
                 graceful_shutdown=timedelta(seconds=settings.shutdown_grace_seconds),
+                tuning=settings.worker_tuning(),
             ) as workers,
         ):
             health.serving(client, workers)

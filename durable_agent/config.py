@@ -140,6 +140,20 @@ class Settings(BaseSettings):
     """Default model calls a tenant may make at once before the rate applies."""
     tenant_limits: dict[str, TenantLimits] = {}
     """Per-tenant overrides as JSON, e.g. ``{"acme": {"daily_usd": "5"}}``."""
+    # Worker tuning (the conversations' task queue). ``None``: the SDK's default.
+    max_cached_workflows: int = Field(default=1000, ge=0)
+    """Conversations kept in the worker's memory between turns (sticky cache); an evicted
+    one replays its run's history when it next works."""
+    workflow_task_slots: int | None = Field(default=None, ge=1)
+    """Workflow tasks run at once (SDK default 100)."""
+    activity_slots: int | None = Field(default=None, ge=1)
+    """Activities (model and tool calls) run at once (SDK default 100)."""
+    local_activity_slots: int | None = Field(default=None, ge=1)
+    """Local activities (leases, fast tools) run at once (SDK default 100)."""
+    workflow_task_pollers: int | None = Field(default=None, ge=1)
+    """Concurrent long polls for workflow tasks (SDK default 5)."""
+    activity_task_pollers: int | None = Field(default=None, ge=1)
+    """Concurrent long polls for activity tasks (SDK default 5)."""
     governor_lease_calls: int = Field(default=16, ge=1)
     """Model calls a conversation may take from its tenant's governor at once (a lease)."""
     governor_lease_usd: Decimal = Field(default=Decimal("0.50"), gt=0)
@@ -233,6 +247,18 @@ class Settings(BaseSettings):
             model_calls_per_minute=self.tenant_model_calls_per_minute,
             burst=self.tenant_burst,
         )
+
+    def worker_tuning(self) -> dict[str, int]:
+        """``temporalio.worker.Worker`` options for the conversations' queue."""
+        options = {
+            "max_cached_workflows": self.max_cached_workflows,
+            "max_concurrent_workflow_tasks": self.workflow_task_slots,
+            "max_concurrent_activities": self.activity_slots,
+            "max_concurrent_local_activities": self.local_activity_slots,
+            "max_concurrent_workflow_task_polls": self.workflow_task_pollers,
+            "max_concurrent_activity_task_polls": self.activity_task_pollers,
+        }
+        return {name: value for name, value in options.items() if value is not None}
 
     def lease_sizing(self) -> LeaseSizing:
         """How big the leases the tenant governors grant are."""
