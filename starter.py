@@ -46,6 +46,8 @@ from durable_agent.contract import (
     SafetyPolicy,
 )
 from durable_agent.process import exit_now
+from durable_agent.profiles import ProfileError, Profiles, load_profiles
+from durable_agent.tools.loading import load_tools
 
 
 def _print(model: BaseModel, as_json: bool, human: str) -> None:
@@ -115,6 +117,18 @@ def _safety(args: argparse.Namespace) -> SafetyPolicy:
     return SafetyPolicy.model_validate(Settings().safety.model_dump() | given)
 
 
+def _load_tools() -> None:
+    settings = Settings()
+    load_tools(settings.tool_modules, use_entry_points=settings.tool_entry_points)
+
+
+def _profiles() -> Profiles:
+    path = Settings().profiles_file
+    if path is None:
+        raise ProfileError("--agent needs a profiles file: set AGENT_PROFILES_FILE")
+    return load_profiles(path)
+
+
 def _split(value: str | None) -> list[str] | None:
     return None if value is None else [v for v in value.split(",") if v]
 
@@ -126,9 +140,16 @@ async def _start(client: Client, args: argparse.Namespace) -> Conversation:
         "tools": args.tools.split(",") if args.tools is not None else None,
         "tenant": args.tenant,
         "max_tokens": args.max_tokens,
-        "safety": _safety(args),
     }
-    config = ConversationInput(**{k: v for k, v in fields.items() if v is not None})
+    given = {k: v for k, v in fields.items() if v is not None}
+    if args.agent:
+        # The profile, with the flags given in its place; its own safety policy if it
+        # declares one.
+        profile = _profiles().get(args.agent)
+        safety = {} if profile.safety else {"safety": _safety(args)}
+        config = profile.conversation_input(args.agent, **given, **safety)
+    else:
+        config = ConversationInput(**given, safety=_safety(args))
     return await start_conversation(
         client, config, conversation_id=args.conversation, task_queue=args.task_queue
     )
@@ -217,6 +238,7 @@ async def run(args: argparse.Namespace) -> int:
         from workflows.replay import replay_file
 
         converter = data_converter(Settings())  # decrypts histories of encrypted runs
+        _load_tools()  # histories name user tools: resolve them as the worker did
         for path in args.files:
             await replay_file(Path(path), converter)
             print(f"replayed {path}: ok")
@@ -225,6 +247,8 @@ async def run(args: argparse.Namespace) -> int:
     settings = Settings().model_copy(
         update={"temporal_address": args.server, "temporal_namespace": args.namespace}
     )
+    if args.command in ("start", "chat"):
+        _load_tools()  # to check user tool names before a conversation starts
     client = await connect_with(settings)
     if args.command == "start":
         conversation = await _start(client, args)
@@ -289,6 +313,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     new.add_argument("--system", help="system prompt")
     new.add_argument("--model", help="model name (default: the worker's)")
     new.add_argument("--tools", help="comma-separated tool names (default: all)")
+    new.add_argument("--agent", help="start from this agent profile (AGENT_PROFILES_FILE)")
     new.add_argument("--tenant")
     new.add_argument("--max-tokens", type=int)
     new.add_argument(

@@ -30,8 +30,11 @@ from temporalio.worker import Worker
 from activities.compaction import CompactionActivities
 from activities.governor import GovernorActivities
 from activities.llm import ClaudeBackend, ModelActivities, ModelBackend, OfflineBackend
+from activities.mcp import McpActivities
 from activities.observability import LatencyInterceptor
 from activities.tools import ToolActivities
+from activities.tools._offload import Offloader
+from activities.tools.functions import FunctionTools
 from activities.transcripts import TranscriptCache
 from durable_agent.client import connect_with
 from durable_agent.config import Settings
@@ -41,6 +44,7 @@ from durable_agent.process import exit_now
 from durable_agent.stores.blobs import open_blob_store
 from durable_agent.stores.notes import open_note_store
 from durable_agent.telemetry import configure_tracing, sdk_runtime, tracing_interceptor
+from durable_agent.tools.loading import load_tools
 from workflows import CONVERSATION_WORKFLOWS, GOVERNOR_WORKFLOWS, WORKFLOW_RUNNER
 
 log = logging.getLogger("durable_agent.worker")
@@ -84,7 +88,8 @@ def secret_values(settings: Settings) -> list[str]:
 @asynccontextmanager
 async def worker_resources(settings: Settings, client: Client) -> AsyncIterator[WorkerResources]:
     """Open the model client, the HTTP client, the notes and blob stores (SQLite or
-    PostgreSQL, as configured); close them after. ``client`` is the worker's Temporal
+    PostgreSQL, as configured), load the user tool modules (``ToolLoadError``: the
+    worker must not start); close them after. ``client`` is the worker's Temporal
     client (the governor activity uses it)."""
     backend, claude = build_backend(settings)
     notes = open_note_store(settings.notes_db)
@@ -94,6 +99,15 @@ async def worker_resources(settings: Settings, client: Client) -> AsyncIterator[
             timeout=settings.http_timeout_seconds, follow_redirects=False
         ) as http:
             tools = ToolActivities(settings, notes, http, blobs)
+            # Before any workflow runs: the conversations resolve user tools by name.
+            user_tools = load_tools(
+                settings.tool_modules, use_entry_points=settings.tool_entry_points
+            )
+            for loaded in user_tools:
+                log.info("user tool %r loaded from %s", loaded.tool.name, loaded.origin)
+            offload = Offloader(blobs, settings.tool_result_inline_bytes)
+            functions = FunctionTools([loaded.tool for loaded in user_tools], offload)
+            mcp = McpActivities(settings.mcp_servers, offload)
             governor = GovernorActivities(
                 client, settings.limits_for, settings.governor_task_queue, settings.lease_sizing()
             )
@@ -107,6 +121,8 @@ async def worker_resources(settings: Settings, client: Client) -> AsyncIterator[
                     CompactionActivities(model).compact,
                     *governor.activities(),
                     *tools.activities(),
+                    *functions.activities(),
+                    *mcp.activities(),
                 ],
             )
     finally:
@@ -181,6 +197,8 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     runtime = start_telemetry(settings)
+    # A bad tool module stops the worker here, before it connects to anything.
+    load_tools(settings.tool_modules, use_entry_points=settings.tool_entry_points)
     health = Health(model_probe(settings))
     async with serve_health(health, settings.health_host, settings.health_port):
         client = await connect_with(settings, runtime=runtime, interceptors=[tracing_interceptor()])

@@ -58,6 +58,7 @@ from durable_agent.contract import (
     Transcript,
     UserMessage,
 )
+from durable_agent.profiles import Profiles
 from durable_agent.safety import unsendable
 from durable_agent.tools.registry import select_tools
 
@@ -301,6 +302,25 @@ async def start_conversation(
         static_summary=f"conversation of tenant {input.tenant}",
     )
     return Conversation(handle, input.safety.max_message_chars)
+
+
+async def start_agent(
+    client: Client,
+    profiles: Profiles,
+    agent: str,
+    *,
+    conversation_id: str | None = None,
+    task_queue: str = DEFAULT_TASK_QUEUE,
+    **overrides: Any,
+) -> Conversation:
+    """Start a conversation with the agent profile ``agent`` (``overrides``, e.g.
+    ``tenant``, replace the profile's fields). The resolved profile is the
+    conversation's start input, so later edits of the file change new conversations
+    only. ``UnknownProfile`` names the profiles there are."""
+    input = profiles.resolve(agent, **overrides)
+    return await start_conversation(
+        client, input, conversation_id=conversation_id, task_queue=task_queue
+    )
 
 
 async def has_search_attributes(client: Client) -> bool:

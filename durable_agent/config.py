@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from durable_agent.api_keys import GatewayKey
 from durable_agent.codec import parse_keys
@@ -23,6 +24,8 @@ from durable_agent.contract import (
 )
 from durable_agent.governor import LeaseSizing, TenantLimits
 from durable_agent.stores._location import store_location, url_passwords
+from durable_agent.tools.loading import parse_module_list
+from durable_agent.toolsets import McpServerConfig, check_server_names
 
 DEFAULT_CLAUDE_MODEL = "claude-sonnet-4-6"
 
@@ -113,6 +116,21 @@ class Settings(BaseSettings):
     """Transcripts the model activity keeps per worker, so a model call is sent only the
     newest messages; a miss asks the workflow (a query). 0: always ask."""
 
+    # Worker tuning (the conversations' task queue). ``None``: the SDK's default.
+    max_cached_workflows: int = Field(default=1000, ge=0)
+    """Conversations kept in the worker's memory between turns (sticky cache); an evicted
+    one replays its run's history when it next works."""
+    workflow_task_slots: int | None = Field(default=None, ge=1)
+    """Workflow tasks run at once (SDK default 100)."""
+    activity_slots: int | None = Field(default=None, ge=1)
+    """Activities (model and tool calls) run at once (SDK default 100)."""
+    local_activity_slots: int | None = Field(default=None, ge=1)
+    """Local activities (leases, fast tools) run at once (SDK default 100)."""
+    workflow_task_pollers: int | None = Field(default=None, ge=1)
+    """Concurrent long polls for workflow tasks (SDK default 5)."""
+    activity_task_pollers: int | None = Field(default=None, ge=1)
+    """Concurrent long polls for activity tasks (SDK default 5)."""
+
     notes_db: Path | str = Field(default=Path(".data/notes.sqlite3"), repr=False)
     """Where the notes store lives: a SQLite file (a path or ``sqlite:///path``), shared
     by the workers of one machine, or a ``postgresql://user:password@host:5432/db`` URL,
@@ -131,6 +149,19 @@ class Settings(BaseSettings):
     """SearXNG-compatible search API base URL; ``web_search`` fails (it is optional) when unset."""
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     """Per-request timeout of the HTTP tools."""
+    tool_modules: Annotated[list[str], NoDecode] = []
+    """Python modules of user tools (``@tool``) the worker loads at start: comma-separated
+    or a JSON list, e.g. ``acme_tools.orders,acme_tools.crm``. Clients load them too, to
+    check the tool names a conversation asks for (docs/tools.md)."""
+    tool_entry_points: bool = True
+    """Also load the tools of installed packages' ``durable_agent.tools`` entry points."""
+    mcp_servers: dict[str, McpServerConfig] = {}
+    """MCP servers by name, as JSON: ``{"orders": {"command": "orders-mcp", "args": []},
+    "crm": {"url": "https://crm.example/mcp", "headers_from_env": {"Authorization":
+    "CRM_MCP_AUTH"}}}``. Credentials are named, never written here (docs/tools.md)."""
+    profiles_file: Path | None = None
+    """Agent profiles (YAML or TOML) that ``start --agent NAME``, the client API and the
+    gateway's ``{"agent": NAME}`` start conversations from (docs/tools.md)."""
 
     tenant_daily_usd: Decimal | None = Field(default=Decimal("100"), ge=0)
     """Default daily US-dollar budget of a tenant (all its conversations); empty: none."""
@@ -140,20 +171,6 @@ class Settings(BaseSettings):
     """Default model calls a tenant may make at once before the rate applies."""
     tenant_limits: dict[str, TenantLimits] = {}
     """Per-tenant overrides as JSON, e.g. ``{"acme": {"daily_usd": "5"}}``."""
-    # Worker tuning (the conversations' task queue). ``None``: the SDK's default.
-    max_cached_workflows: int = Field(default=1000, ge=0)
-    """Conversations kept in the worker's memory between turns (sticky cache); an evicted
-    one replays its run's history when it next works."""
-    workflow_task_slots: int | None = Field(default=None, ge=1)
-    """Workflow tasks run at once (SDK default 100)."""
-    activity_slots: int | None = Field(default=None, ge=1)
-    """Activities (model and tool calls) run at once (SDK default 100)."""
-    local_activity_slots: int | None = Field(default=None, ge=1)
-    """Local activities (leases, fast tools) run at once (SDK default 100)."""
-    workflow_task_pollers: int | None = Field(default=None, ge=1)
-    """Concurrent long polls for workflow tasks (SDK default 5)."""
-    activity_task_pollers: int | None = Field(default=None, ge=1)
-    """Concurrent long polls for activity tasks (SDK default 5)."""
     governor_lease_calls: int = Field(default=16, ge=1)
     """Model calls a conversation may take from its tenant's governor at once (a lease)."""
     governor_lease_usd: Decimal = Field(default=Decimal("0.50"), gt=0)
@@ -203,6 +220,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "search_url",
+        "profiles_file",
         "anthropic_base_url",
         "otlp_endpoint",
         "anthropic_api_key",
@@ -218,6 +236,17 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("tool_modules", mode="before")
+    @classmethod
+    def _module_list(cls, value: object) -> object:
+        return parse_module_list(value) if isinstance(value, str) else value
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _server_names(cls, value: dict[str, McpServerConfig]) -> dict[str, McpServerConfig]:
+        check_server_names(value)
+        return value
 
     @field_validator("notes_db", "blob_db", mode="before")
     @classmethod

@@ -188,7 +188,14 @@ class ConversationInput(_Model):
     model: str | None = None
     """Model name; ``None`` uses the worker's configured model."""
     tools: list[str] | None = None
-    """Names of the tools this conversation may use; ``None`` means every built-in tool."""
+    """Names of the tools this conversation may use (built-in and user tools); ``None``
+    means every built-in tool."""
+    toolsets: list[str] = Field(default=[], max_length=32)
+    """MCP servers (names configured on the workers, ``AGENT_MCP_SERVERS``) whose tools
+    this conversation may use; their catalog is fetched when it starts (docs/tools.md)."""
+    agent: str | None = Field(default=None, max_length=64)
+    """The agent profile this input was resolved from (a record; the profile's settings
+    are the other fields)."""
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1, le=64_000)
     """``max_tokens`` of each model call."""
     max_model_calls_per_turn: int = Field(default=DEFAULT_MAX_MODEL_CALLS_PER_TURN, ge=1, le=100)

@@ -32,6 +32,7 @@ PASSTHROUGH_MODULES = (
     "durable_agent.search_attributes",
     "durable_agent.token_bucket",
     "durable_agent.tools",
+    "durable_agent.toolsets",
     "durable_agent.usage",
     # The workflow's helpers: deterministic (they call only the ``workflow`` API), no
     # module state. Imported once per worker instead of once per cached conversation.

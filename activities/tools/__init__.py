@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 
 from activities.tools._offload import Offloader
-from activities.tools.calculator import CalculatorTool
+from activities.tools.calculator import calculator
+from activities.tools.functions import FunctionTools
 from activities.tools.notes import NoteTools
 from activities.tools.search import TOOL_NOT_CONFIGURED, SearchTool
 from activities.tools.weather import WeatherTool
@@ -33,7 +34,7 @@ class ToolActivities:
     def __init__(
         self, settings: Settings, notes: NoteStore, http: httpx.AsyncClient, blobs: BlobStore
     ) -> None:
-        self.calculator = CalculatorTool()
+        self.functions = FunctionTools([calculator])
         self.notes = NoteTools(notes, Offloader(blobs, settings.tool_result_inline_bytes))
         self.weather = WeatherTool(settings, http)
         self.search = SearchTool(settings, http)
@@ -41,7 +42,7 @@ class ToolActivities:
     def activities(self) -> list[Callable[..., Any]]:
         """The bound activity methods, for ``Worker(activities=...)``."""
         return [
-            self.calculator.calculator,
+            *self.functions.activities(),
             self.notes.save_note,
             self.notes.list_notes,
             self.weather.get_weather,

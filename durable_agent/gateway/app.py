@@ -88,7 +88,9 @@ from durable_agent.gateway.schemas import (
 )
 from durable_agent.gateway.service import Gateway
 from durable_agent.gateway.stream import event_stream
+from durable_agent.profiles import Profiles, UnknownProfile, load_profiles
 from durable_agent.safety import unsendable
+from durable_agent.tools.loading import load_tools
 from durable_agent.tools.registry import select_tools
 
 log = logging.getLogger("durable_agent.gateway")
@@ -164,6 +166,9 @@ def create_app(
     default; a runtime with Prometheus also serves the gateway's metrics)."""
     settings = settings or Settings()
     gateway = Gateway(settings, connect, runtime)
+    # Read once at start: a bad file or tool module stops the gateway, not a request.
+    load_tools(settings.tool_modules, use_entry_points=settings.tool_entry_points)
+    profiles = load_profiles(settings.profiles_file) if settings.profiles_file else Profiles()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -227,7 +232,7 @@ def create_app(
     ) -> ConversationCreated:
         """Start a conversation of the key's tenant."""
         body = body or StartConversation()
-        config = _conversation_input(settings, key.tenant, body)
+        config = _conversation_input(settings, key.tenant, body, profiles)
         client = await gateway.reachable_client()
         fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
         if idempotency_key:
@@ -658,9 +663,22 @@ def _install_docs(app: FastAPI) -> None:
 
 
 def _conversation_input(
-    settings: Settings, tenant: str, body: StartConversation
+    settings: Settings, tenant: str, body: StartConversation, profiles: Profiles
 ) -> ConversationInput:
-    """The start input: the gateway's safety policy and tenant, the body's choices."""
+    """The start input: the agent profile named (if any) or the gateway's safety
+    policy, the key's tenant, the body's choices."""
+    base = ConversationInput(tenant=tenant, safety=settings.safety)
+    if body.agent is not None:
+        try:
+            profile = profiles.get(body.agent)
+        except UnknownProfile as e:
+            raise ProblemError(
+                problems.VALIDATION,
+                str(e),
+                errors=[problems.FieldError(location="body.agent", message=str(e))],
+            ) from None
+        safety = {} if profile.safety else {"safety": settings.safety}
+        base = profile.conversation_input(body.agent, tenant=tenant, **safety)
     try:
         select_tools(body.tools)
     except KeyError as e:
@@ -669,11 +687,12 @@ def _conversation_input(
             str(e).strip("\"'"),
             errors=[problems.FieldError(location="body.tools", message=str(e).strip("\"'"))],
         ) from None
-    defaults = ConversationInput()
-    limits = _limits(body.limits, defaults.limits) if body.limits else defaults.limits
-    chosen = body.model_dump(exclude_none=True, exclude={"limits"})
+    limits = _limits(body.limits, base.limits) if body.limits else base.limits
+    chosen = body.model_dump(exclude_none=True, exclude={"limits", "agent"})
     try:
-        return ConversationInput(**chosen, limits=limits, tenant=tenant, safety=settings.safety)
+        return ConversationInput.model_validate(
+            base.model_dump() | chosen | {"limits": limits, "tenant": tenant}
+        )
     except ValidationError as e:
         raise ProblemError(
             problems.VALIDATION,

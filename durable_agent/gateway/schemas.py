@@ -67,10 +67,13 @@ class StartConversation(_Body):
     starts one with the gateway's defaults). The safety policy is the gateway's, and
     limits may only be lowered."""
 
+    agent: str | None = Field(default=None, min_length=1, max_length=64)
+    """An agent profile (the gateway's ``AGENT_PROFILES_FILE``) to start from; the other
+    fields replace its settings, and its limits are the ones that may only be lowered."""
     system_prompt: str | None = Field(default=None, min_length=1, max_length=20_000)
     model: str | None = Field(default=None, min_length=1, max_length=100)
     tools: list[str] | None = Field(default=None, max_length=32)
-    """Names of built-in tools; ``None``: all of them."""
+    """Names of built-in and user tools; ``None``: all built-in ones (or the agent's)."""
     max_tokens: int | None = Field(default=None, ge=1, le=64_000)
     max_model_calls_per_turn: int | None = Field(default=None, ge=1, le=100)
     turn_timeout_seconds: float | None = Field(default=None, gt=0, le=3600)

@@ -16,8 +16,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.common import RetryPolicy
 
-from durable_agent.activity_models import ToolDefinition
+from durable_agent.activity_models import ToolCall, ToolDefinition
 from durable_agent.contract import Permission
+from durable_agent.dependencies import tool_dependency
 
 Criticality = Literal["critical", "optional"]
 """A critical tool must work for the agent to be useful; an optional one may be down."""
@@ -95,6 +96,15 @@ class ToolSpec:
         """The registered activity name; stable, renaming it breaks running workflows."""
         return f"tool.{self.name}"
 
+    @property
+    def dependency(self) -> str:
+        """The breaker this tool's calls count against (MCP tools share their server's)."""
+        return tool_dependency(self.name)
+
+    def activity_input(self, call: ToolCall) -> ToolCall:
+        """What the activity is given for ``call`` (MCP tools add their server)."""
+        return call
+
     def definition(self) -> ToolDefinition:
         """The Messages API tool definition: the argument model's JSON schema."""
         return ToolDefinition(
@@ -164,15 +174,37 @@ BUILTIN_TOOLS: dict[str, ToolSpec] = {
 }
 
 
+_LOADED_TOOLS: dict[str, ToolSpec] = {}
+"""User tools this process loaded at start (``durable_agent.tools.loading``), by name.
+Filled before any workflow runs and never changed after: a worker, and a replayer that
+loads the same modules, resolve the same names to the same specs. (This module is
+passed through the workflow sandbox, so workflows read this very dict.)"""
+
+
+def register_tool(spec: ToolSpec) -> None:
+    """Make a loaded user tool known by name; ``ValueError`` if the name is taken by
+    another spec (registering the same spec again is a no-op)."""
+    existing = known_tools().get(spec.name)
+    if existing is not None and existing is not spec:
+        raise ValueError(f"tool name {spec.name!r} is already taken")
+    _LOADED_TOOLS[spec.name] = spec
+
+
+def known_tools() -> dict[str, ToolSpec]:
+    """Every tool a conversation may name: the built-ins and the loaded user tools."""
+    return BUILTIN_TOOLS | _LOADED_TOOLS
+
+
 def select_tools(names: Iterable[str] | None) -> list[ToolSpec]:
-    """The specs for ``names`` (all built-ins for ``None``); raises ``KeyError`` naming an
-    unknown tool."""
+    """The specs for ``names`` (all built-ins for ``None``: user tools are only ever
+    named); raises ``KeyError`` naming an unknown tool."""
     if names is None:
         return list(BUILTIN_TOOLS.values())
-    unknown = [n for n in names if n not in BUILTIN_TOOLS]
+    known = known_tools()
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise KeyError(f"unknown tools {unknown}; known: {sorted(BUILTIN_TOOLS)}")
-    return [BUILTIN_TOOLS[n] for n in names]
+        raise KeyError(f"unknown tools {unknown}; known: {sorted(known)}")
+    return [known[n] for n in names]
 
 
 def describe_validation_error(error: ValidationError, root: str = "arguments") -> str:

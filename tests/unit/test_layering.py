@@ -11,9 +11,10 @@ core           the contract and the pure policy: exactly the               core
                budget, pricing, usage, governor, token_bucket,
                retry_classification, injection, safety, provenance,
                dependencies, contract, activity_models, api_keys,
-               search_attributes, tools, models (the offline model)
-platform       settings and process plumbing: config, codec, logs,         core
-               process, telemetry, devserver, stores
+               search_attributes, tools, toolsets, models (the offline
+               model)
+platform       settings and process plumbing: config, profiles, codec,     core
+               logs, process, telemetry, devserver, stores
 testing        test fakes: ``durable_agent.testing``                       core, platform
 servers        clients and HTTP servers: client, health, codec_server,     core, platform
                gateway
@@ -76,6 +77,7 @@ PREFIXES: dict[str, str] = {
     "durable_agent": CORE,  # the package itself (empty), not its modules
     **dict.fromkeys(CORE_PREFIXES, CORE),
     "durable_agent.config": PLATFORM,
+    "durable_agent.profiles": PLATFORM,
     "durable_agent.codec": PLATFORM,
     "durable_agent.logs": PLATFORM,
     "durable_agent.process": PLATFORM,
