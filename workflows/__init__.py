@@ -1,54 +1,44 @@
-"""Workflows of durable-agent, and how workers (and replayers) must run them."""
+"""Workflows of durable-agent, and how workers (and replayers) must run them
+(``workflows.runner``).
 
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+The sandbox imports this package afresh for every workflow run it starts (a cached
+conversation keeps its own copy), so it imports nothing itself: its names load on first
+use.
+"""
 
-from workflows.agent import AgentWorkflow
-from workflows.governor import TenantGovernorWorkflow
+from __future__ import annotations
 
-CONVERSATION_WORKFLOWS: list[type] = [AgentWorkflow]
-"""Served on the conversations' task queue."""
-GOVERNOR_WORKFLOWS: list[type] = [TenantGovernorWorkflow]
-"""Served on the governors' task queue."""
-WORKFLOWS: list[type] = [*CONVERSATION_WORKFLOWS, *GOVERNOR_WORKFLOWS]
-"""Every workflow workers register; the replayer needs the same list."""
+import importlib
+from typing import TYPE_CHECKING, Any
 
-PASSTHROUGH_MODULES = (
-    # The contract and the pure core: deterministic, no I/O, no mutable module state.
-    # Exactly these; the layering test (tests/unit/test_layering.py) holds them to
-    # importing only the standard library, pydantic, temporalio.common and each other.
-    "durable_agent.activity_models",
-    "durable_agent.api_keys",
-    "durable_agent.breaker",
-    "durable_agent.budget",
-    "durable_agent.contract",
-    "durable_agent.dependencies",
-    "durable_agent.governor",
-    "durable_agent.injection",
-    "durable_agent.models",
-    "durable_agent.pricing",
-    "durable_agent.provenance",
-    "durable_agent.retry_classification",
-    "durable_agent.safety",
-    "durable_agent.search_attributes",
-    "durable_agent.token_bucket",
-    "durable_agent.tools",
-    "durable_agent.toolsets",
-    "durable_agent.usage",
-    # The workflow's helpers: deterministic (they call only the ``workflow`` API), no
-    # module state. Imported once per worker instead of once per cached conversation.
-    "workflows.approvals",
-    "workflows.feed",
-    "workflows.permits",
-    "workflows.telemetry",
-    "workflows.transcript",
-)
-"""Modules the sandbox shares instead of re-importing for every workflow run. The
-workflow definitions themselves (``workflows.agent``, ``workflows.governor``) are still
-re-imported, so the sandbox checks what they do."""
+if TYPE_CHECKING:
+    from workflows.agent import AgentWorkflow
+    from workflows.governor import TenantGovernorWorkflow
+    from workflows.runner import (
+        CONVERSATION_WORKFLOWS,
+        GOVERNOR_WORKFLOWS,
+        PASSTHROUGH_MODULES,
+        WORKFLOW_RUNNER,
+        WORKFLOWS,
+    )
 
-WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-)
+_HOMES = {
+    "AgentWorkflow": "workflows.agent",
+    "TenantGovernorWorkflow": "workflows.governor",
+    "CONVERSATION_WORKFLOWS": "workflows.runner",
+    "GOVERNOR_WORKFLOWS": "workflows.runner",
+    "PASSTHROUGH_MODULES": "workflows.runner",
+    "WORKFLOWS": "workflows.runner",
+    "WORKFLOW_RUNNER": "workflows.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'workflows' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)
+
 
 __all__ = [
     "CONVERSATION_WORKFLOWS",
