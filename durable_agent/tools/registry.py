@@ -8,6 +8,7 @@ No I/O here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -110,7 +111,7 @@ class ToolSpec:
         return ToolDefinition(
             name=self.name,
             description=self.description,
-            input_schema=self.arguments.model_json_schema(),
+            input_schema=_json_schema(self.arguments),
         )
 
     def validate(self, arguments: dict[str, Any]) -> ToolArguments:
@@ -205,6 +206,13 @@ def select_tools(names: Iterable[str] | None) -> list[ToolSpec]:
     if unknown:
         raise KeyError(f"unknown tools {unknown}; known: {sorted(known)}")
     return [known[n] for n in names]
+
+
+@functools.cache
+def _json_schema(arguments: type[ToolArguments]) -> dict[str, Any]:
+    """An argument model's JSON schema, built once per process (every model call sends
+    the tools' definitions; building a schema is slow)."""
+    return arguments.model_json_schema()
 
 
 def describe_validation_error(error: ValidationError, root: str = "arguments") -> str:
