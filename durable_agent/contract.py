@@ -38,6 +38,7 @@ SIGNAL_END = "end"
 SIGNAL_FORCE_BREAKER = "force_breaker"
 UPDATE_APPROVE = "approve"
 UPDATE_REJECT = "reject"
+UPDATE_CLEAR_UNTRUSTED = "clear_untrusted"
 QUERY_APPROVALS = "approvals"
 QUERY_EVENTS = "events"
 
@@ -116,6 +117,17 @@ Permission = Literal["read", "write", "execute", "admin"]
 """What a tool may do: ``read`` (look things up), ``write`` (change stored data),
 ``execute`` (act on the outside world), ``admin`` (change the agent or its data wholesale)."""
 
+Trust = Literal["trusted", "untrusted"]
+"""Where a tool's results come from: ``trusted`` (our own code, e.g. the calculator) or
+``untrusted`` (text someone else wrote: web pages, API answers, stored notes, MCP
+servers). See docs/security.md, "Provenance"."""
+
+Severity = Literal["normal", "elevated", "high"]
+"""How risky a call waiting for approval looks: ``normal`` (the policy asks for every
+such call), ``elevated`` (untrusted content is in the context), ``high`` (text in the
+context was flagged as a possible prompt injection, or the arguments quote the system
+prompt)."""
+
 
 class SafetyPolicy(_Model):
     """What a conversation accepts from users and tools, and which tool calls wait for a
@@ -154,6 +166,24 @@ class SafetyPolicy(_Model):
     protect_system_prompt: bool = True
     """Tool arguments that quote the system prompt wait for approval, and a reply that
     quotes it is withheld (an exfiltration attempt either way)."""
+    untrusted_context: Literal["approve", "block", "off"] = "approve"
+    """While untrusted content is in the context the model sees (see ``Trust``), every
+    write/execute/admin call, and an outbound call that would carry untrusted text or a
+    new destination out, ``approve``: waits for a person; ``block``: is refused;
+    ``off``: runs (only the detector's flags gate calls, as before ``provenance-v1``)."""
+    flagged_context: Literal["approve", "block"] = "approve"
+    """While text the detector flagged is in the context: ``approve``: those calls wait
+    for a person, shown with ``high`` severity; ``block``: they are refused outright."""
+    trusted_sources: list[str] = Field(default=[], max_length=100)
+    """Tools whose results count as trusted although their spec says ``untrusted``
+    (an explicit relaxation, e.g. ``["list_notes"]`` when only people write notes)."""
+    untrusted_allowed_tools: list[str] = Field(default=[], max_length=100)
+    """Tools that run without approval even while untrusted content is in the context
+    (an explicit relaxation; ``approval_tools``/``approval_levels`` and flags still
+    apply)."""
+    exfiltration_min_chars: int = Field(default=20, ge=8, le=400)
+    """An outbound call's arguments carry untrusted text when this many consecutive
+    characters (normalised) appear in untrusted content and nowhere trusted."""
 
     @field_validator("blocked_patterns", "injection_patterns")
     @classmethod
@@ -258,6 +288,8 @@ class ContinuedState(_Model):
     """The newest replies by update id, so a retried message is answered, not rerun."""
     lease: HeldLease | None = None
     """The tenant lease the conversation holds (runs since ``lean-turn-v1``)."""
+    provenance: Provenance | None = None
+    """Untrusted content in the context, and who cleared it (runs since ``provenance-v1``)."""
 
 
 class AnsweredMessage(_Model):
@@ -389,6 +421,9 @@ class ConversationStatus(_Model):
     """Tool calls waiting for a person (``approve``/``reject`` them by ``call_id``)."""
     runs: int = 1
     """Runs of this conversation so far (it continues as new as it grows)."""
+    untrusted: list[UntrustedSource] = []
+    """Untrusted content in the context the model sees: while there is any, write/
+    execute/admin calls wait for approval (see ``SafetyPolicy.untrusted_context``)."""
 
 
 class BreakerCommand(_Model):
@@ -507,11 +542,17 @@ class PendingApproval(_Model):
     permission: Permission
     arguments: dict[str, Any]
     reason: str
-    """Why it needs approval (policy, a flagged input, the system prompt in arguments)."""
+    """Why it needs approval (policy, untrusted or flagged content in the context, the
+    system prompt or untrusted text in the arguments)."""
     turn: int
     requested_at: datetime
     expires_at: datetime
     """When it counts as rejected."""
+    severity: Severity = "normal"
+    """How risky the call looks (a detector flag raises it to ``high``)."""
+    untrusted_sources: list[str] = []
+    """What untrusted content the context held when the model asked for the call
+    (``tool:web_search (turn 2)``), so the approver knows what may have steered it."""
 
 
 class ApproveCall(_Model):
@@ -553,6 +594,8 @@ class ApprovalRecord(_Model):
     """What the call ran with (approved), when it differs from ``requested_arguments``."""
     requested_at: datetime
     decided_at: datetime
+    severity: Severity = "normal"
+    """The severity the approver was shown."""
 
 
 class Approvals(_Model):
@@ -560,6 +603,48 @@ class Approvals(_Model):
 
     pending: list[PendingApproval]
     decisions: list[ApprovalRecord]
+
+
+# --- provenance: untrusted content in the context --------------------------------------
+
+
+class UntrustedSource(_Model):
+    """A piece of untrusted content in the context the model sees."""
+
+    source: str
+    """``tool:<name>``, or ``user`` for a user message the detector flagged."""
+    turn: int
+    tool_use_id: str | None = None
+    """The tool call whose result it is."""
+    flagged: list[str] = []
+    """Prompt-injection categories the detector found in it (empty: not flagged)."""
+
+
+class Clearance(_Model):
+    """A person declared the context trusted again (the ``clear_untrusted`` update)."""
+
+    by: str
+    reason: str | None = None
+    at: datetime
+    turn: int
+    """Turns completed when it was cleared."""
+    cleared: list[UntrustedSource]
+
+
+class Provenance(_Model):
+    """Untrusted content in the context, and the audit list of clearances."""
+
+    untrusted: list[UntrustedSource] = []
+    clearances: list[Clearance] = []
+
+
+class ClearUntrusted(_Model):
+    """Input of the ``clear_untrusted`` update: a person vouches for the content in the
+    context, so writes stop waiting for approval until untrusted content comes in again."""
+
+    by: str = Field(min_length=1, max_length=200)
+    """Who clears it (checked against ``SafetyPolicy.approvers``)."""
+    reason: str | None = Field(default=None, max_length=2000)
 
 
 # --- error types (``ApplicationError.type``) ---------------------------------------------

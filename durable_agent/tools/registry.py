@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.common import RetryPolicy
 
 from durable_agent.activity_models import ToolCall, ToolDefinition
-from durable_agent.contract import Permission
+from durable_agent.contract import Permission, Trust
 from durable_agent.dependencies import tool_dependency
 
 Criticality = Literal["critical", "optional"]
@@ -87,6 +87,13 @@ class ToolSpec:
     schedule_to_close_timeout: timedelta = timedelta(minutes=2)
     heartbeat_timeout: timedelta = timedelta(seconds=10)
     retry_policy: RetryPolicy = field(default_factory=lambda: DEFAULT_TOOL_RETRY_POLICY)
+    trust: Trust = "untrusted"
+    """Whether its results are text someone else could have written (``untrusted``, the
+    default for any new tool) or our own (``trusted``). Untrusted results in the context
+    make write/execute/admin calls wait for approval (docs/security.md, "Provenance")."""
+    outbound: bool = False
+    """Its arguments leave the worker (an HTTP query): while the context is untrusted,
+    a call carrying untrusted text or a new destination out waits for approval."""
     local: bool = False
     """Pure and fast (no I/O, well under a second): run as a local activity, recorded as
     one marker with the next workflow task instead of a task of its own. Same timeouts
@@ -129,6 +136,7 @@ CALCULATOR = ToolSpec(
     arguments=CalculatorArgs,
     criticality="critical",
     permission="read",
+    trust="trusted",
     start_to_close_timeout=timedelta(seconds=5),
     schedule_to_close_timeout=timedelta(seconds=30),
     heartbeat_timeout=timedelta(seconds=5),
@@ -140,6 +148,7 @@ SAVE_NOTE = ToolSpec(
     arguments=SaveNoteArgs,
     criticality="critical",
     permission="write",
+    trust="trusted",  # its result is our own confirmation, not the note's text
     retry_policy=RetryPolicy(
         initial_interval=timedelta(milliseconds=500),
         backoff_coefficient=2.0,
@@ -154,6 +163,8 @@ LIST_NOTES = ToolSpec(
     arguments=ListNotesArgs,
     criticality="critical",
     permission="read",
+    # A note may have been written from a web page's words: its text is untrusted.
+    trust="untrusted",
 )
 GET_WEATHER = ToolSpec(
     name="get_weather",
@@ -161,6 +172,8 @@ GET_WEATHER = ToolSpec(
     arguments=GetWeatherArgs,
     criticality="optional",
     permission="read",
+    trust="untrusted",
+    outbound=True,
 )
 WEB_SEARCH = ToolSpec(
     name="web_search",
@@ -168,6 +181,8 @@ WEB_SEARCH = ToolSpec(
     arguments=WebSearchArgs,
     criticality="optional",
     permission="read",
+    trust="untrusted",
+    outbound=True,
 )
 
 BUILTIN_TOOLS: dict[str, ToolSpec] = {
