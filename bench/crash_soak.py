@@ -58,7 +58,7 @@ from bench.harness import user_texts
 from bench.processes import wait_polling, worker_process
 from durable_agent.breaker import BreakerConfig
 from durable_agent.client import Conversation, ConversationError, connect, start_conversation
-from durable_agent.contract import ConversationInput, ConversationStatus, Reply
+from durable_agent.contract import ConversationInput, ConversationStatus, Reply, SafetyPolicy
 from durable_agent.dependencies import MODEL, tool_dependency
 from durable_agent.devserver import DevServer
 from durable_agent.governor import governor_id
@@ -281,8 +281,13 @@ async def _soak(
     task_queue, tenant = run, run
     env = {"AGENT_GOVERNOR_TASK_QUEUE": f"{run}-governor"}
     notes_db, log_file = workdir / "notes.sqlite3", workdir / "workers.log"
+    # The soak is about durability: notes after weather lookups (untrusted content) run
+    # without approval here, an explicit relaxation of the provenance rule.
+    start = ConversationInput(
+        tenant=tenant, safety=SafetyPolicy(untrusted_allowed_tools=["save_note"])
+    )
     conversations = [
-        await start_conversation(client, ConversationInput(tenant=tenant), task_queue=task_queue)
+        await start_conversation(client, start, task_queue=task_queue)
         for _ in range(config.conversations)
     ]
     sticky = [c.id for c in conversations] + [governor_id(tenant)]

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from durable_agent import budget as budgets
+    from durable_agent import provenance as prov
     from durable_agent import search_attributes as attributes
     from durable_agent.activity_models import (
         COMPACT_ACTIVITY,
@@ -67,6 +68,8 @@ with workflow.unsafe.imports_passed_through():
         BreakerCommand,
         BudgetScope,
         BudgetStatus,
+        Clearance,
+        ClearUntrusted,
         ContentBlock,
         ContinuedState,
         ConversationInput,
@@ -76,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
         EventPage,
         EventsRequest,
         Message,
+        Provenance,
         RejectCall,
         Reply,
         SafetyFlag,
@@ -123,6 +127,10 @@ every older patch below as given (one marker per run instead of six)."""
 
 SEARCH_ATTRIBUTES_PATCH = "search-attributes-v1"
 """Runs recorded before conversations kept their search attributes up to date."""
+
+PROVENANCE_PATCH = "provenance-v1"
+"""Runs since: untrusted content in the context (not only a detector flag in the turn)
+makes write/execute/admin calls wait for approval, and guards outbound calls."""
 
 SAFETY_PATCH = "safety-v1"
 """Runs recorded before screening, approvals and the approval-aware turn deadline."""
@@ -237,6 +245,9 @@ class AgentWorkflow:
             input.safety.approvers,
         )
         self._flags: list[SafetyFlag] = list(carried.flags) if carried else []
+        # Untrusted content in the context (``PROVENANCE_PATCH``; decided at the first turn).
+        self._provenance = (carried.provenance if carried else None) or Provenance()
+        self._guarded: bool | None = None
         # Whether this run screens, asks for approvals and pauses the deadline for them
         # (``SAFETY_PATCH``); decided at the first turn.
         self._safety = False
@@ -397,6 +408,32 @@ class AgentWorkflow:
         answer = _parse(decision, RejectCall, "rejection", _REJECT_SHAPE)
         self._desk.get(answer.call_id, answer.by)
 
+    @workflow.update(name="clear_untrusted")
+    def clear_untrusted(self, request: RawValue) -> Clearance:
+        """A person vouches for the context (a ``ClearUntrusted``): calls stop waiting
+        for approval because of the untrusted content in it, until more comes in.
+        Returns the audit record."""
+        clearing = _parse(request, ClearUntrusted, "clearance", _CLEAR_SHAPE)
+        clearance = prov.clear(
+            self._provenance, clearing.by, clearing.reason, workflow.now(), self._turns
+        )
+        workflow.logger.warning(
+            "untrusted content cleared by %s",
+            clearing.by,
+            extra={"event": "untrusted_cleared", "by": clearing.by, "reason": clearing.reason},
+        )
+        return clearance
+
+    @clear_untrusted.validator
+    def validate_clear_untrusted(self, request: RawValue) -> None:
+        """Only an approver, and only when there is something to clear."""
+        clearing = _parse(request, ClearUntrusted, "clearance", _CLEAR_SHAPE)
+        self._desk.check_approver(clearing.by, "the context stays untrusted")
+        if not self._provenance.untrusted:
+            raise ApplicationError(
+                "the context holds no untrusted content", type=INVALID_APPROVAL, non_retryable=True
+            )
+
     @workflow.signal(name="end")
     def end(self) -> None:
         """Finish the queued turns, then end the conversation."""
@@ -446,6 +483,7 @@ class AgentWorkflow:
             degraded=self._health.degraded(now),
             pending_approvals=self._desk.pending(),
             runs=self._runs,
+            untrusted=self._provenance.untrusted,
         )
 
     @workflow.query(name="transcript")
@@ -482,6 +520,8 @@ class AgentWorkflow:
         self._append_user([TextBlock(text=message.text)])
         self._events.emit("turn_started", turn.number)
         self._safety = self._patched(SAFETY_PATCH)
+        if self._safety and self._guarded is None:  # a new patch: never implied by lean
+            self._guarded = workflow.patched(PROVENANCE_PATCH)
         if self._safety and self._input.safety.screen_user_messages != "off":
             self._screen(turn, "user", message.text)
         try:
@@ -802,8 +842,22 @@ class AgentWorkflow:
         except ValidationError as e:
             return _record(block, "invalid_arguments", describe_validation_error(e))
         arguments, approval = block.input, None
-        reason = self._approval_reason(turn, spec, block) if self._safety else None
-        if reason:
+        # Decided before any call of this step returns: a result the model has not seen
+        # cannot have steered the calls it asked for alongside.
+        gate = self._gate(turn, spec, block) if self._safety else None
+        if gate and gate.action == "block":
+            workflow.logger.warning(
+                "tool call %s (%s) refused: %s",
+                block.id,
+                spec.name,
+                gate.reason,
+                extra={"event": "tool_call_blocked", "call_id": block.id, "tool": spec.name},
+            )
+            return _record(
+                block, "rejected", f"not run: the safety policy refuses it: {gate.reason}"
+            )
+        if gate:
+            reason = gate.reason
             self._publish("awaiting_approval")
             self._events.emit(
                 "approval_requested", turn.number, call_id=block.id, tool=spec.name, detail=reason
@@ -815,6 +869,8 @@ class AgentWorkflow:
                 arguments=block.input,
                 reason=reason,
                 turn=turn.number,
+                severity=gate.severity,
+                untrusted_sources=gate.untrusted,
             )
             self._telemetry.approval(spec.name, approval.decision)
             self._events.emit(
@@ -863,6 +919,8 @@ class AgentWorkflow:
             screening = self._screen(turn, f"tool:{spec.name}", content, tool_use_id=block.id)
             if screening.flagged:
                 content, flags = untrusted(spec.name, content, screening), screening.categories
+        if self._guarded and result.outcome == "ok":
+            self._note_provenance(turn, spec, block, flags)
         if approval and approval.arguments is not None:
             content = (
                 f"(run with arguments edited by {approval.by}: {json.dumps(arguments)})\n{content}"
@@ -1011,6 +1069,7 @@ class AgentWorkflow:
                 for update_id, reply in self._answered.items()
             ],
             lease=self._permits.carry(),
+            provenance=self._provenance if self._guarded else None,
         )
 
     def _restore(self, carried: ContinuedState) -> None:
@@ -1035,6 +1094,8 @@ class AgentWorkflow:
             self._flag(
                 turn, source, screening.categories, screening.matches[0].excerpt, tool_use_id
             )
+            if self._guarded and source == "user":  # a pasted document: untrusted from now on
+                prov.record(self._provenance, source, turn.number, flagged=screening.categories)
         return screening
 
     def _flag(
@@ -1057,15 +1118,51 @@ class AgentWorkflow:
         self._flags.append(flag)
         self._telemetry.safety_flag(flag)
 
-    def _approval_reason(self, turn: _Turn, spec: ToolSpec, block: ToolUseBlock) -> str | None:
-        return approval_reason(
+    def _gate(self, turn: _Turn, spec: ToolSpec, block: ToolUseBlock) -> prov.Gate | None:
+        """Whether the call needs approval (or is refused): by provenance, or in runs
+        from before it by the turn's flags."""
+        policy = self._input.safety
+        if not self._guarded:
+            reason = approval_reason(
+                spec.name,
+                spec.permission,
+                block.input,
+                policy,
+                tainted_by=turn.tainted_by,
+                system_prompt=self._input.system_prompt,
+            )
+            return prov.Gate("approve", reason, "normal") if reason else None
+        texts = None
+        if spec.outbound and self._provenance.untrusted:
+            texts = prov.context_texts(
+                self._messages,
+                self._input.system_prompt,
+                [
+                    s.name
+                    for s in self._tools.values()
+                    if prov.result_trust(s.name, s.trust, policy) == "untrusted"
+                ],
+                self._provenance,
+                summarised=self._compactions > 0,
+            )
+        return prov.gate(
             spec.name,
             spec.permission,
             block.input,
-            self._input.safety,
-            tainted_by=turn.tainted_by,
+            policy,
+            self._provenance,
+            outbound=spec.outbound,
             system_prompt=self._input.system_prompt,
+            texts=texts,
         )
+
+    def _note_provenance(
+        self, turn: _Turn, spec: ToolSpec, block: ToolUseBlock, flags: list[str]
+    ) -> None:
+        """A result of an untrusted tool (or a flagged one) makes the context untrusted."""
+        trust = prov.result_trust(spec.name, spec.trust, self._input.safety)
+        if trust == "untrusted" or flags:
+            prov.record(self._provenance, f"tool:{spec.name}", turn.number, block.id, flags)
 
     def _final_reply(self, turn: _Turn, text: str) -> Reply:
         """The model's answer, unless it quotes the system prompt (then withheld)."""
@@ -1187,6 +1284,7 @@ def _parse_message(raw: RawValue) -> UserMessage:
 _P = TypeVar("_P", bound=BaseModel)
 _APPROVE_SHAPE = '{"call_id": "...", "by": "...", "arguments": {...}?, "reason": "..."?}'
 _REJECT_SHAPE = '{"call_id": "...", "by": "...", "reason": "..."}'
+_CLEAR_SHAPE = '{"by": "...", "reason": "..."?}'
 
 
 def _parse(

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         PendingApproval,
         Permission,
         RejectCall,
+        Severity,
     )
 
 _R = TypeVar("_R")
@@ -66,19 +67,26 @@ class ApprovalDesk:
     def snapshot(self) -> Approvals:
         return Approvals(pending=self.pending(), decisions=list(self._decisions.values()))
 
+    def check_approver(
+        self, by: str, waiting: str = "the call still waits for one of them"
+    ) -> None:
+        """An ``InvalidApproval`` error when ``by`` is not one of the policy's approvers
+        (anyone is, when the policy names none)."""
+        if self._approvers and identity(by) not in self._approvers:
+            raise ApplicationError(
+                f"{identity(by)!r} is not one of this conversation's approvers; {waiting}",
+                "approver",  # details: what was wrong (clients map it to a 403)
+                type=INVALID_APPROVAL,
+                non_retryable=True,
+            )
+
     def get(self, call_id: str, by: str | None = None) -> PendingApproval:
         """The pending call ``call_id``; an ``InvalidApproval`` error naming the pending
         ones when there is no such call (or it is already answered), or when ``by`` is
         not one of the policy's approvers. Validators call it, so a refusal leaves no
         trace in history."""
-        if by is not None and self._approvers and identity(by) not in self._approvers:
-            raise ApplicationError(
-                f"{identity(by)!r} is not one of this conversation's approvers; the call "
-                "still waits for one of them",
-                "approver",  # details: what was wrong (clients map it to a 403)
-                type=INVALID_APPROVAL,
-                non_retryable=True,
-            )
+        if by is not None:
+            self.check_approver(by)
         pending = self._pending.get(call_id)
         if pending is None or call_id in self._answers:
             if call_id in self._decisions:
@@ -111,6 +119,8 @@ class ApprovalDesk:
         arguments: dict[str, Any],
         reason: str,
         turn: int,
+        severity: Severity = "normal",
+        untrusted_sources: Sequence[str] = (),
     ) -> ApprovalRecord:
         """Wait for a person to approve or reject this call; the timeout rejects it."""
         now = workflow.now()
@@ -123,6 +133,8 @@ class ApprovalDesk:
             turn=turn,
             requested_at=now,
             expires_at=now + timedelta(seconds=self._timeout),
+            severity=severity,
+            untrusted_sources=list(untrusted_sources),
         )
         workflow.logger.warning(
             "tool call %s (%s) waits for approval: %s",
@@ -187,6 +199,7 @@ def _record(
         arguments=answer.arguments if isinstance(answer, ApproveCall) and edited else None,
         requested_at=pending.requested_at,
         decided_at=now,
+        severity=pending.severity,
     )
 
 

@@ -3,6 +3,7 @@ loopback fake of the Messages API, inside real activities on the real dev server
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.faults import Fault
 from durable_agent.testing.responders import ScriptedResponder, offline_responder
 from tests.conftest import claude_worker
+from tests.helpers import eventually
 from workflows.replay import export_history
 
 CANARY_KEY = "sk-ant-canary-" + uuid.uuid4().hex
@@ -68,7 +70,11 @@ async def test_claude_path_streams_tool_use_end_to_end(
     for recorded in fake_claude.requests:
         assert recorded.headers.get("x-stainless-retry-count") == "0"  # SDK retries off
 
-    second = await conversation.send_message("Remember that Claude streamed this.")
+    # A note after reading the weather (untrusted content) waits for a person.
+    asked = asyncio.ensure_future(conversation.send_message("Remember that Claude streamed this."))
+    status = await eventually(conversation.status, until=lambda s: bool(s.pending_approvals))
+    await conversation.approve(status.pending_approvals[0].call_id, by="tester")
+    second = await asked
     assert [c.name for c in second.tool_calls] == ["save_note"] and second.turn == 2
 
 

@@ -42,6 +42,7 @@ UNDEFENDED = SafetyPolicy(
     screen_tool_results="off",
     approval_levels=[],
     protect_system_prompt=False,
+    untrusted_context="off",
 )
 
 
@@ -199,7 +200,8 @@ async def test_pasted_injection_with_the_offline_planner(
     reply = asyncio.ensure_future(conversation.send_message(attack["pasted"]))
     status = await eventually(conversation.status, until=lambda s: bool(s.pending_approvals))
     (pending,) = status.pending_approvals
-    assert pending.tool == "save_note" and "(user)" in pending.reason
+    assert pending.tool == "save_note" and "(user in turn 1, flagged" in pending.reason
+    assert pending.severity == "high"
     await conversation.reject(pending.call_id, by="reviewer", reason="pasted instructions")
     assert (await reply).tool_calls[0].outcome == "rejected"
     assert await saved_notes(settings) == []

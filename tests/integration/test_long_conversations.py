@@ -41,6 +41,10 @@ MESSAGES = [
     "Remember that item {n} is done",
     "What's the weather in Paris and what is {n} + 1?",
 ]
+# These tests are about durability, not prompt injection: a note after a weather lookup
+# runs without approval here (an explicit relaxation of the provenance rule).
+NOTES_AFTER_WEATHER = SafetyPolicy(untrusted_allowed_tools=["save_note"])
+DURABLE = ConversationInput(safety=NOTES_AFTER_WEATHER)
 
 
 async def _runs(client: Client, workflow_id: str) -> list[WorkflowHandle]:
@@ -67,7 +71,7 @@ async def _model_inputs(handle: WorkflowHandle) -> list[dict]:
 async def test_model_calls_carry_only_new_messages_and_history_stays_flat(
     client: Client, task_queue: str
 ) -> None:
-    conversation = await start_conversation(client, task_queue=task_queue)
+    conversation = await start_conversation(client, DURABLE, task_queue=task_queue)
     ends = []  # the number of history events after each turn
     for n in range(24):
         await conversation.send_message(MESSAGES[n % 3].format(n=n))
@@ -95,7 +99,7 @@ async def test_a_worker_without_the_transcript_asks_the_workflow(
             tmp_path / queue, tool_server, transcript_cache_conversations=capacity
         )
         async with running_worker(client, settings, queue):
-            conversation = await start_conversation(client, task_queue=queue)
+            conversation = await start_conversation(client, DURABLE, task_queue=queue)
             replies[queue] = [
                 (await conversation.send_message(MESSAGES[n % 3].format(n=n))).text
                 for n in range(6)
@@ -175,7 +179,7 @@ async def _events(conversation: Conversation, after: int) -> EventPage:
 async def test_continue_as_new_after_a_number_of_turns(
     client: Client, task_queue: str, settings: Settings
 ) -> None:
-    config = ConversationInput(continue_as_new_after_turns=2)
+    config = ConversationInput(continue_as_new_after_turns=2, safety=NOTES_AFTER_WEATHER)
     conversation = await start_conversation(client, config, task_queue=task_queue)
     usage = 0
     cursor = 0
@@ -204,7 +208,9 @@ async def test_continue_as_new_after_a_number_of_turns(
 async def test_old_turns_are_compacted_and_the_originals_archived(
     client: Client, task_queue: str, settings: Settings
 ) -> None:
-    config = ConversationInput(context_window_tokens=3000, keep_recent_turns=2)
+    config = ConversationInput(
+        context_window_tokens=3000, keep_recent_turns=2, safety=NOTES_AFTER_WEATHER
+    )
     conversation = await start_conversation(client, config, task_queue=task_queue)
     for n in range(12):
         reply = await conversation.send_message(MESSAGES[n % 3].format(n=n))

@@ -3,6 +3,7 @@ against the current workflow code without nondeterminism."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from temporalio.workflow import NondeterminismError
 
 from durable_agent.client import start_conversation
 from durable_agent.devserver import DevServer
-from tests.helpers import run_command
+from tests.helpers import eventually, run_command
 from workflows.replay import export_history, replay_file, replayer
 
 HISTORY_DIR = Path(__file__).parent.parent / "histories"
@@ -74,7 +75,11 @@ async def test_golden_history_replays(path: Path) -> None:
 async def test_finished_conversation_replays(client: Client, task_queue: str) -> None:
     conversation = await start_conversation(client, task_queue=task_queue)
     await conversation.send_message("What's the weather in Tokyo and what is 3 ** 3?")
-    await conversation.send_message("Remember that replay works.")
+    # A note after reading the weather (untrusted content) waits for a person.
+    note = asyncio.ensure_future(conversation.send_message("Remember that replay works."))
+    status = await eventually(conversation.status, until=lambda s: bool(s.pending_approvals))
+    await conversation.approve(status.pending_approvals[0].call_id, by="tester")
+    assert (await note).tool_calls[0].outcome == "ok"
     await conversation.end()
     await conversation.result()
 
