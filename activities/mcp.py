@@ -118,6 +118,7 @@ class McpActivities:
             **config.model_dump(
                 include={
                     "criticality",
+                    "trust",
                     "timeout_seconds",
                     "heartbeat_seconds",
                     "max_attempts",

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from temporalio.common import RetryPolicy
 
 from durable_agent.activity_models import ToolCall, ToolDefinition
-from durable_agent.contract import Permission
+from durable_agent.contract import Permission, Trust
 from durable_agent.tools.registry import (
     INVALID_TOOL_ARGUMENTS,
     Criticality,
@@ -74,6 +74,8 @@ class _ServerPolicy(_Model):
     """Never these tools."""
     criticality: Criticality = "optional"
     """``optional``: when the server is down the conversation goes on without it."""
+    trust: Trust = "untrusted"
+    """Whose text its results are (``docs/security.md``, "Provenance")."""
     timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     """Start-to-close timeout of one call."""
     heartbeat_seconds: float = Field(default=15.0, gt=0)
@@ -153,6 +155,7 @@ class McpToolset(_Model):
     server: str
     tools: list[McpToolInfo]
     criticality: Criticality = "optional"
+    trust: Trust = "untrusted"
     timeout_seconds: float = 60.0
     heartbeat_seconds: float = 15.0
     max_attempts: int = 3
@@ -286,6 +289,8 @@ def _spec(toolset: McpToolset, tool: McpToolInfo) -> McpToolSpec:
                 MCP_UNKNOWN_SERVER,
             ],
         ),
+        trust=toolset.trust,
+        outbound=True,  # arguments leave the worker for another program
         server=toolset.server,
         remote_name=tool.remote_name,
         input_schema=tool.input_schema,

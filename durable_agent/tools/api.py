@@ -33,7 +33,7 @@ from pydantic import BaseModel
 from temporalio.common import RetryPolicy
 
 from durable_agent.activity_models import ToolResult
-from durable_agent.contract import Permission
+from durable_agent.contract import Permission, Trust
 from durable_agent.tools.registry import (
     DEFAULT_TOOL_RETRY_POLICY,
     INVALID_TOOL_ARGUMENTS,
@@ -116,6 +116,8 @@ def tool(
     heartbeat_timeout: timedelta = timedelta(seconds=10),
     retry_policy: RetryPolicy | None = None,
     local: bool = False,
+    trust: Trust = "untrusted",
+    outbound: bool = False,
 ) -> Callable[[ToolFunction], Tool]: ...
 def tool(
     function: ToolFunction | None = None,
@@ -132,6 +134,8 @@ def tool(
     heartbeat_timeout: timedelta = timedelta(seconds=10),
     retry_policy: RetryPolicy | None = None,
     local: bool = False,
+    trust: Trust = "untrusted",
+    outbound: bool = False,
 ) -> Tool | Callable[[ToolFunction], Tool]:
     """Declare a tool (usable bare, ``@tool``, or with arguments).
 
@@ -142,7 +146,9 @@ def tool(
     approval policy judges; ``write`` unless declared. ``idempotent`` defaults to
     ``permission == "read"``; without an explicit ``retry_policy`` an idempotent tool
     gets the built-ins' policy (3 attempts) and any other exactly one attempt.
-    ``local``: pure and fast, run as a local activity (no heartbeat).
+    ``local``: pure and fast, run as a local activity (no heartbeat). ``trust`` and
+    ``outbound`` feed the provenance rules (docs/security.md): a tool's results are
+    ``untrusted`` unless it only returns text of your own.
     """
 
     def declare(fn: ToolFunction) -> Tool:
@@ -162,6 +168,8 @@ def tool(
             heartbeat_timeout=heartbeat_timeout,
             retry_policy=_retry_policy(retry_policy, safe),
             local=local,
+            trust=trust,
+            outbound=outbound,
         )
         check_spec(spec)
         return Tool(spec=spec, function=fn, idempotent=safe, wants_context=wants_context)
