@@ -4,8 +4,8 @@ Each scenario runs a real conversation on a throwaway dev server with the offlin
 model (or the fake Messages API) and loopback tools, then writes its history. CI
 replays them against the current workflow code (``tests/integration/test_replay.py``):
 a failure there means a change would break running conversations. Recordings made by
-older workflow code stay in subfolders (``pre_resilience/``, ``pre_safety/``) and must
-keep replaying.
+older workflow code stay in subfolders (``pre_resilience/``, ``pre_safety/``,
+``pre_provenance/``…) and must keep replaying.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ from durable_agent.client import Conversation, connect, start_conversation
 from durable_agent.config import Settings
 from durable_agent.contract import (
     SIGNAL_FORCE_BREAKER,
+    UPDATE_CLEAR_UNTRUSTED,
     BreakerCommand,
+    Clearance,
+    ClearUntrusted,
     ConversationInput,
     ConversationLimits,
     SafetyPolicy,
@@ -109,6 +112,27 @@ async def approvals(conversation: Conversation, tools: FakeToolServer) -> None:
     await conversation.result()
 
 
+async def provenance(conversation: Conversation, tools: FakeToolServer) -> None:
+    """A page read, then a note that waits because of it (provenance-v1) and is
+    rejected; a person clears the context, and the next note runs without asking."""
+    tools.pages = [("ACME", "https://acme.example/", "ACME opens at nine.")]
+    await conversation.send_message("Search the web for ACME")
+    reply = asyncio.ensure_future(conversation.send_message("Remember that ACME opens at nine"))
+    for _ in range(200):  # at most ~10 s
+        pending = (await conversation.status()).pending_approvals
+        if pending:
+            await conversation.reject(pending[0].call_id, by="bob", reason="from a web page")
+            break
+        await asyncio.sleep(0.05)
+    await reply
+    await conversation.handle.execute_update(
+        UPDATE_CLEAR_UNTRUSTED, ClearUntrusted(by="alice", reason="read it"), result_type=Clearance
+    )
+    await conversation.send_message("Remember that the context was cleared")
+    await conversation.end()
+    await conversation.result()
+
+
 async def long_enough_to_compact(conversation: Conversation, _: FakeToolServer) -> None:
     """Twelve turns in a small context window: the oldest turns are compacted."""
     for n in range(12):
@@ -141,6 +165,7 @@ SCENARIOS: dict[str, tuple[str, Scenario, ConversationInput]] = {
         approvals,
         ConversationInput(safety=SafetyPolicy(approval_tools=["save_note"])),
     ),
+    "offline_provenance": ("offline", provenance, ConversationInput()),
 }
 
 

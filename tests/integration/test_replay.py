@@ -4,6 +4,7 @@ against the current workflow code without nondeterminism."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import sys
 from pathlib import Path
@@ -51,6 +52,16 @@ def test_golden_histories_are_committed() -> None:
         "pre_lean/offline_approvals",
         "pre_lean/offline_continue_as_new",
         "pre_lean/offline_compaction",
+        # A write that waits because a page is in the context, then clear_untrusted.
+        "offline_provenance",
+        # Recorded before untrusted content gated side effects (provenance-v1).
+        "pre_provenance/offline_tools_multi_turn",
+        "pre_provenance/claude_tools_multi_turn",
+        "pre_provenance/offline_approvals",
+        "pre_provenance/offline_continue_as_new",
+        "pre_provenance/offline_compaction",
+        "pre_provenance/offline_degradation_and_budget",
+        "pre_provenance/offline_optional_tool_failure",
     } <= names
     updates = json.loads((HISTORY_DIR / "offline_approvals.json").read_text())["events"]
     names_used = [
@@ -62,6 +73,9 @@ def test_golden_histories_are_committed() -> None:
     runs = json.loads((HISTORY_DIR / "offline_continue_as_new.json").read_text())["runs"]
     assert len(runs) == 3
     assert "model.compact" in (HISTORY_DIR / "offline_compaction.json").read_text()
+    provenance = (HISTORY_DIR / "offline_provenance.json").read_text()
+    marker = base64.b64encode(b'{"id":"provenance-v1"').decode()[:24]  # the patch marker
+    assert marker in provenance and '"clear_untrusted"' in provenance
 
 
 @pytest.mark.parametrize(
