@@ -44,12 +44,15 @@ from durable_agent.contract import (
     QUERY_TRANSCRIPT,
     SIGNAL_END,
     UPDATE_APPROVE,
+    UPDATE_CLEAR_UNTRUSTED,
     UPDATE_REJECT,
     UPDATE_SEND_MESSAGE,
     WORKFLOW_TYPE,
     ApprovalRecord,
     Approvals,
     ApproveCall,
+    Clearance,
+    ClearUntrusted,
     ConversationInput,
     ConversationResult,
     ConversationStatus,
@@ -225,6 +228,21 @@ class Conversation:
     async def reject(self, call_id: str, *, by: str, reason: str) -> ApprovalRecord:
         """Reject the waiting tool call ``call_id``; the model is told ``reason``."""
         return await self._decide(UPDATE_REJECT, RejectCall(call_id=call_id, by=by, reason=reason))
+
+    async def clear_untrusted(self, *, by: str, reason: str | None = None) -> Clearance:
+        """Vouch for the context: calls stop waiting for approval because of the
+        untrusted content in it, until more comes in (see docs/security.md)."""
+        try:
+            clearance: Clearance = await self.handle.execute_update(
+                UPDATE_CLEAR_UNTRUSTED, ClearUntrusted(by=by, reason=reason), result_type=Clearance
+            )
+            return clearance
+        except WorkflowUpdateFailedError as e:
+            if isinstance(e.cause, ApplicationError):
+                raise ApprovalRefused(e.cause.type or "Rejected", e.cause.message) from None
+            raise
+        except RPCError as e:
+            raise _translate(e, self.id) from None
 
     async def approvals(self) -> Approvals:
         """The ``approvals`` query: waiting tool calls and every decision so far."""

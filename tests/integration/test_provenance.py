@@ -18,15 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 
 from durable_agent.activity_models import ModelRequest
-from durable_agent.client import Conversation, start_conversation
+from durable_agent.client import ApprovalRefused, Conversation, start_conversation
 from durable_agent.config import Settings
 from durable_agent.contract import (
-    UPDATE_CLEAR_UNTRUSTED,
     Clearance,
-    ClearUntrusted,
     ConversationInput,
     Message,
     Reply,
@@ -272,11 +270,7 @@ async def test_a_strict_policy_refuses_without_asking(
 
 
 async def _clear(conversation: Conversation, by: str) -> Clearance:
-    clearance: Clearance = await conversation.handle.execute_update(
-        UPDATE_CLEAR_UNTRUSTED, ClearUntrusted(by=by, reason="I read the page"),
-        result_type=Clearance,
-    )  # fmt: skip
-    return clearance
+    return await conversation.clear_untrusted(by=by, reason="I read the page")
 
 
 async def test_read_only_tools_never_ask(client: Client, task_queue: str) -> None:
@@ -306,7 +300,7 @@ async def test_a_write_after_reading_the_web_asks_until_cleared(
     )
     before = await conversation.send_message("Remember that the trip is on Monday")
     assert before.tool_calls[0].approval is None  # nothing untrusted yet
-    with pytest.raises(WorkflowUpdateFailedError):
+    with pytest.raises(ApprovalRefused):
         await _clear(conversation, "alice")  # nothing to clear
     await conversation.send_message("Search the web for ACME")
     asked = asyncio.ensure_future(conversation.send_message("Remember that ACME opens at nine"))
@@ -314,7 +308,7 @@ async def test_a_write_after_reading_the_web_asks_until_cleared(
     assert status.pending_approvals[0].severity == "elevated"
     await conversation.approve(status.pending_approvals[0].call_id, by="alice")
     assert (await asked).tool_calls[0].approval is not None
-    with pytest.raises(WorkflowUpdateFailedError):
+    with pytest.raises(ApprovalRefused):
         await _clear(conversation, "mallory")  # not an approver: nothing changes
     clearance = await _clear(conversation, "alice")
     assert [u.source for u in clearance.cleared] == ["tool:web_search"]
