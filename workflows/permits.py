@@ -21,6 +21,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from workflows.versions import ASYNC_SETTLE_PATCH
+
 with workflow.unsafe.imports_passed_through():
     from durable_agent.governor import (
         GOVERNOR_ACTIVITY,
@@ -44,8 +46,6 @@ GOVERNOR_RETRY_POLICY = RetryPolicy(
 GOVERNOR_START_TO_CLOSE = timedelta(seconds=10)
 GOVERNOR_SCHEDULE_TO_CLOSE = timedelta(minutes=1)
 
-ASYNC_SETTLE_PATCH = "async-settle-v1"
-"""Runs recorded before model calls stopped waiting for their settlement signal."""
 
 RateLimitWait = Callable[[tuple[float, str] | None], None]
 """Told when a call starts waiting out the tenant's rate limit (until when, why) and

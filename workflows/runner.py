@@ -37,10 +37,20 @@ PASSTHROUGH_MODULES = (
     # The workflow's helpers: deterministic (they call only the ``workflow`` API), no
     # module state. Imported once per worker instead of once per cached conversation.
     "workflows.approvals",
+    "workflows.base",
+    "workflows.compaction",
+    "workflows.continuation",
     "workflows.feed",
+    "workflows.model_step",
+    "workflows.parsing",
     "workflows.permits",
+    "workflows.policies",
+    "workflows.screening",
     "workflows.telemetry",
+    "workflows.tool_step",
     "workflows.transcript",
+    "workflows.turn",
+    "workflows.versions",
 )
 """Modules the sandbox shares instead of re-importing for every workflow run. The
 workflow definitions themselves (``workflows.agent``, ``workflows.governor``) are still

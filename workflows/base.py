@@ -1,0 +1,193 @@
+"""The state every part of ``AgentWorkflow`` shares, and the helpers they all use:
+the clock, versions, the UI, the transcript's shape, budgets and price, replies."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from durable_agent import search_attributes as attributes
+    from durable_agent.activity_models import ModelContext
+    from durable_agent.budget import Budget, BudgetLimits
+    from durable_agent.contract import (
+        ContentBlock,
+        ConversationInput,
+        ConversationState,
+        Message,
+        Provenance,
+        Reply,
+        SafetyFlag,
+        TextBlock,
+        ToolResultBlock,
+        ToolUseBlock,
+    )
+    from durable_agent.dependencies import DependencyHealth
+    from durable_agent.injection import InjectionDetector
+    from durable_agent.pricing import Price, price_for
+    from durable_agent.tools.registry import ToolSpec
+
+
+from workflows.approvals import ApprovalDesk
+from workflows.feed import EventFeed
+from workflows.permits import TenantPermits
+from workflows.telemetry import ConversationTelemetry
+from workflows.transcript import RequestSize
+from workflows.turn import Pending, Turn
+from workflows.versions import SEARCH_ATTRIBUTES_PATCH
+
+
+class ConversationBase:
+    """The state of one conversation (set up by ``AgentWorkflow.__init__``), and the
+    helpers every part of the workflow uses. Each concern adds its methods in a module
+    of its own, as a class in this chain:
+
+        ConversationBase → Screens → Compacts → ModelStep → ToolStep → Continues
+                         → AgentWorkflow (handlers, queries, the turn loop)
+
+    These modules pass through the sandbox (imported once per worker, not once per
+    cached conversation); they call only the ``workflow`` API and pure modules."""
+
+    _input: ConversationInput
+    _messages: list[Message]
+    """The transcript the model sees."""
+    _pending: list[Pending]
+    _replies: dict[str, Reply]
+    _answered: dict[str, Reply]
+    _state: ConversationState
+    _turns: int
+    _turns_at_start: int
+    _model_calls: int
+    _last_error: str | None
+    _end_requested: bool
+    _tools: dict[str, ToolSpec]
+    _input_error: str | None
+    _detector: InjectionDetector
+    _desk: ApprovalDesk
+    _flags: list[SafetyFlag]
+    _provenance: Provenance
+    _guarded: bool | None
+    """Whether this run gates by provenance (``PROVENANCE_PATCH``); decided at the first
+    turn."""
+    _safety: bool
+    """Whether this run screens and asks for approvals (``SAFETY_PATCH``)."""
+    _budget: Budget
+    _health: DependencyHealth
+    _priced_model: str | None
+    _telemetry: ConversationTelemetry
+    _sent: int
+    """Messages before this index were sent to the model activity unchanged."""
+    _request_size: RequestSize
+    _context: ModelContext | None
+    _runs: int
+    _compactions: int
+    _permits: TenantPermits
+    _lean: bool
+    """Whether this run is lean (``LEAN_TURN_PATCH``); decided when the run starts."""
+    _published: tuple[str, str, int, int, Decimal] | None
+    _events: EventFeed
+
+    def _publish(self, status: str) -> None:
+        """Show where the conversation is in the Temporal UI: current details, and the
+        ``Agent*`` search attributes when the server has them."""
+        spent = self._budget.spent
+        workflow.set_current_details(
+            f"{self._turns} turns · {status} · {spent.usage.total_tokens:,} tokens · "
+            f"${spent.usd:.4f} · tenant {self._input.tenant}"
+        )
+        if not self._input.search_attributes or not self._patched(SEARCH_ATTRIBUTES_PATCH):
+            return
+        values = (self._input.tenant, status, self._turns, spent.usage.total_tokens, spent.usd)
+        if self._lean and values == self._published:
+            return  # unchanged: no command, no event
+        self._published = values
+        tenant, status, turns, tokens, usd = values
+        workflow.upsert_search_attributes(
+            [
+                attributes.TENANT.value_set(tenant),
+                attributes.STATUS.value_set(status),
+                attributes.TURNS.value_set(turns),
+                attributes.TOKENS.value_set(tokens),
+                attributes.COST_USD.value_set(float(usd)),
+            ]
+        )
+
+    def _now(self) -> float:
+        return workflow.now().timestamp()
+
+    def _patched(self, patch_id: str) -> bool:
+        """Whether this run has an older patch: lean runs have them all (see
+        ``LEAN_TURN_PATCH``), without recording a marker for each."""
+        return self._lean or workflow.patched(patch_id)
+
+    def _append_user(self, blocks: list[ContentBlock]) -> None:
+        """Add user content, merging into a trailing user message so roles alternate
+        (a turn cut short leaves tool results last)."""
+        if self._messages and self._messages[-1].role == "user":
+            self._messages[-1].content.extend(blocks)
+            self._sent = min(self._sent, len(self._messages) - 1)  # that one changed
+        else:
+            self._messages.append(Message(role="user", content=blocks))
+
+    def _close_turn(self, reply: Reply) -> None:
+        """Leave the transcript valid for the next model call however the turn ended:
+        tool_use blocks cut off by the deadline get results, and a turn that ended
+        without the model's answer gets the reply the user saw as the assistant's word."""
+        last = self._messages[-1]
+        dangling = [b for b in last.content if isinstance(b, ToolUseBlock)]
+        if last.role == "assistant" and dangling:
+            self._append_user(
+                [
+                    ToolResultBlock(
+                        tool_use_id=b.id, content="not run: the turn was stopped", is_error=True
+                    )
+                    for b in dangling
+                ]
+            )
+        if self._messages[-1].role == "user":
+            self._messages.append(Message(role="assistant", content=[TextBlock(text=reply.text)]))
+
+    def _turn_limits(self) -> BudgetLimits:
+        limits = self._input.limits.turn
+        if limits.model_calls is None:
+            limits = limits.model_copy(update={"model_calls": self._input.max_model_calls_per_turn})
+        return limits
+
+    def _price(self, model: str | None = None) -> Price:
+        return price_for(model or self._priced_model or "")
+
+    def _timeout_reply(self, turn: Turn) -> Reply:
+        """The turn's deadline passed: while it waited out the tenant's rate limit, or
+        while it worked."""
+        if turn.rate_limited:
+            until, why = turn.rate_limited
+            return turn.reply(
+                "The tenant's rate limit outlasted this turn; try again shortly.",
+                "rate_limited",
+                detail=why,
+                retry_after_seconds=max(0.0, until - self._now()),
+            )
+        seconds = self._input.turn_timeout_seconds
+        return turn.reply(
+            f"This turn ran out of time ({seconds:g}s) and was stopped.",
+            "timeout",
+            detail=f"turn deadline of {seconds:g}s passed",
+        )
+
+    def _degraded_reply(self, turn: Turn, *dependencies: str) -> Reply:
+        turn.degraded.extend(dependencies)
+        now = self._now()
+        waits = [
+            s.seconds_until_half_open
+            for name, s in self._health.snapshot(now).items()
+            if name in dependencies and s.seconds_until_half_open is not None
+        ]
+        when = f" Try again in about {max(waits):.0f}s." if waits else ""
+        names = ", ".join(d.removeprefix("tool:") for d in dependencies)
+        return turn.reply(
+            f"Sorry, {names} {'is' if len(dependencies) == 1 else 'are'} unavailable right "
+            f"now, so I can't answer this fully.{when}",
+            "degraded",
+            detail=f"unavailable: {', '.join(dependencies)}",
+        )

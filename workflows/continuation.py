@@ -1,0 +1,148 @@
+"""A run's state from start to continue-as-new: set up fresh or restored from the
+previous run, and, when a run has grown long, carried exactly into a fresh one between
+turns (``ContinuedState``)."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+from workflows.approvals import ApprovalDesk
+from workflows.feed import EventFeed
+from workflows.permits import TenantPermits
+from workflows.telemetry import ConversationTelemetry
+from workflows.tool_step import ToolStep
+from workflows.transcript import RequestSize
+
+with workflow.unsafe.imports_passed_through():
+    from durable_agent.budget import Budget
+    from durable_agent.contract import (
+        AnsweredMessage,
+        ContinuedState,
+        ConversationInput,
+        Provenance,
+    )
+    from durable_agent.dependencies import DependencyHealth
+    from durable_agent.injection import InjectionDetector
+    from durable_agent.tools.registry import select_tools
+from workflows.versions import CONTINUE_AS_NEW_PATCH
+
+
+class Continues(ToolStep):
+    """A run's state: set up, restored from the previous run, carried to the next."""
+
+    def _set_up(self, input: ConversationInput) -> None:
+        """The state of a new conversation, or of the next run of one (``input.continued``)."""
+        self._input = input
+        self._messages = []
+        self._pending = []
+        self._replies = {}
+        # Replies of recent messages by update id, carried across continue-as-new: a
+        # retried update (the gateway's Idempotency-Key) that reaches the next run gets
+        # the reply it had (Temporal deduplicates update ids only within a run).
+        self._answered = (
+            {a.update_id: a.reply for a in input.continued.answered} if input.continued else {}
+        )
+        self._state = "idle"
+        self._turns = 0
+        self._model_calls = 0
+        self._last_error = None
+        self._end_requested = False
+        # Resolved here, not in run: signals and queries of the first activation see it.
+        self._tools = {}
+        self._input_error = None
+        try:
+            self._tools = {spec.name: spec for spec in select_tools(input.tools)}
+        except KeyError as e:
+            self._input_error = str(e)
+        self._detector = InjectionDetector.create(input.safety.injection_patterns)
+        carried = input.continued
+        self._desk = ApprovalDesk(
+            input.safety.approval_timeout_seconds,
+            carried.decisions if carried else (),
+            input.safety.approvers,
+        )
+        self._flags = list(carried.flags) if carried else []
+        # Untrusted content in the context (``PROVENANCE_PATCH``; decided at the first turn).
+        self._provenance = (carried.provenance if carried else None) or Provenance()
+        self._guarded = None
+        # Whether this run screens, asks for approvals and pauses the deadline for them
+        # (``SAFETY_PATCH``); decided at the first turn.
+        self._safety = False
+        self._budget = Budget(limits=input.limits.conversation)
+        self._health = DependencyHealth(config=input.breakers, overrides=input.breaker_overrides)
+        # The model a price is looked up for: named, or learnt from the first response.
+        # Until then the conservative default price applies, so budgets err on the safe side.
+        self._priced_model = input.model
+        self._telemetry = ConversationTelemetry()
+        # Messages before this index are unchanged since the last model call was sent, so
+        # the next call sends only the rest (see ``TranscriptWindow``).
+        self._sent = 0
+        self._request_size = RequestSize()
+        # The system prompt and tools last sent to the model activity (see ``_windowed``).
+        self._context = None
+        self._runs = 1
+        self._compactions = 0
+        self._permits = TenantPermits(input.tenant, carried.lease if carried else None)
+        # Whether this run is lean (``LEAN_TURN_PATCH``); decided when the run starts.
+        self._lean = False
+        # The search attributes last upserted; a new run starts with the previous run's
+        # (continue-as-new carries them), so it upserts only what changes.
+        self._published = None
+        self._events = EventFeed(carried.events, carried.event_seq) if carried else EventFeed()
+        if carried:
+            self._restore(carried)
+            spent = self._budget.spent
+            self._published = (input.tenant, "idle", self._turns, spent.usage.total_tokens,
+                               spent.usd)  # fmt: skip
+        self._turns_at_start = self._turns
+
+    def _should_continue_as_new(self) -> bool:
+        if not self._patched(CONTINUE_AS_NEW_PATCH):
+            return False
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or self._turns - self._turns_at_start >= self._input.continue_as_new_after_turns
+            or info.get_current_history_size() >= self._input.continue_as_new_history_bytes
+        )
+
+    def _carry(self) -> ContinuedState:
+        """The state the next run starts from (see ``_restore``)."""
+        workflow.logger.info(
+            "continuing as new after %d turns in this run",
+            self._turns - self._turns_at_start,
+            extra={"event": "continue_as_new", "run": self._runs},
+        )
+        events, event_seq = self._events.carry()
+        return ContinuedState(
+            runs=self._runs,
+            messages=self._messages,
+            turns=self._turns,
+            model_calls=self._model_calls,
+            last_error=self._last_error,
+            budget=self._budget,
+            health=self._health,
+            priced_model=self._priced_model,
+            flags=self._flags,
+            decisions=self._desk.decisions(),
+            compactions=self._compactions,
+            events=events,
+            event_seq=event_seq,
+            answered=[
+                AnsweredMessage(update_id=update_id, reply=reply)
+                for update_id, reply in self._answered.items()
+            ],
+            lease=self._permits.carry(),
+            provenance=self._provenance if self._guarded else None,
+        )
+
+    def _restore(self, carried: ContinuedState) -> None:
+        self._runs = carried.runs + 1
+        self._messages = list(carried.messages)
+        self._turns = carried.turns
+        self._model_calls = carried.model_calls
+        self._last_error = carried.last_error
+        self._budget = carried.budget
+        self._health = carried.health
+        self._priced_model = carried.priced_model
+        self._compactions = carried.compactions

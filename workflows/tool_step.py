@@ -1,0 +1,230 @@
+"""The tool step: the tool calls of one model response, run concurrently as far as
+budgets, breakers and approvals allow; every call ends as a tool_result the model can
+read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from durable_agent import budget as budgets
+    from durable_agent.activity_models import (
+        ToolCall,
+        ToolResult,
+    )
+    from durable_agent.contract import (
+        ToolCallRecord,
+        ToolResultBlock,
+        ToolUseBlock,
+    )
+    from durable_agent.dependencies import tool_dependency
+    from durable_agent.safety import untrusted
+    from durable_agent.tools.registry import ToolSpec, describe_validation_error
+
+from workflows.model_step import ModelStep
+from workflows.turn import Turn, TurnOver, describe, record, rejection, tool_summary
+
+
+class ToolStep(ModelStep):
+    """The tool calls of one model response, each ending as a tool_result."""
+
+    async def _tool_step(self, turn: Turn, tool_uses: list[ToolUseBlock]) -> None:
+        """Run the tool calls of one response concurrently, as far as budgets and
+        breakers allow; every call gets a tool_result."""
+        self._state = "running_tools"
+        allowed = budgets.plan_tool_calls([turn.budget, self._budget], len(tool_uses))
+        turn_allows = budgets.plan_tool_calls([turn.budget], len(tool_uses))
+        for budget in (turn.budget, self._budget):
+            budgets.record_tool_calls(budget, allowed)
+        first = len(turn.tool_calls)
+        results = list(
+            await asyncio.gather(
+                *(
+                    self._timed_tool(turn, first + i, block)
+                    for i, block in enumerate(tool_uses[:allowed])
+                )
+            )
+        )
+        results += [
+            record(block, "skipped", "not run: the tool-call budget is exhausted")
+            for block in tool_uses[allowed:]
+        ]
+        turn.tool_calls.extend(results)
+        self._append_user(
+            [
+                ToolResultBlock(
+                    tool_use_id=r.id,
+                    content=r.result,
+                    is_error=r.outcome != "ok",
+                    ref=r.result_ref,
+                )
+                for r in results
+            ]
+        )
+        down = [
+            tool_dependency(r.name)
+            for r in results
+            if r.outcome == "unavailable" and self._tools[r.name].criticality == "critical"
+        ]
+        if down:
+            raise TurnOver(self._degraded_reply(turn, *down))
+        if allowed < len(tool_uses):
+            raise TurnOver(
+                turn.reply(
+                    "I can't continue: the tool-call budget is exhausted.",
+                    "budget_exceeded",
+                    detail=f"tool-call budget: {len(tool_uses) - allowed} call(s) not run",
+                    budget_scope="turn" if turn_allows == allowed else "conversation",
+                )
+            )
+
+    async def _timed_tool(self, turn: Turn, index: int, block: ToolUseBlock) -> ToolCallRecord:
+        started = self._now()
+        self._events.emit(
+            "tool_call_started",
+            turn.number,
+            call_id=block.id,
+            tool=block.name,
+            arguments=block.input,
+        )
+        record = await self._run_tool(turn, index, block)
+        self._telemetry.tool_call(turn.number, record, self._now() - started)
+        self._events.emit(
+            "tool_call_finished",
+            turn.number,
+            call_id=block.id,
+            tool=block.name,
+            outcome=record.outcome,
+        )
+        return record
+
+    async def _run_tool(self, turn: Turn, index: int, block: ToolUseBlock) -> ToolCallRecord:
+        """Run one tool call; every failure becomes a tool_result the model can read."""
+        spec = self._tools.get(block.name)
+        if spec is None:
+            return record(
+                block,
+                "unknown_tool",
+                f"unknown tool {block.name!r}; available tools: {sorted(self._tools)}",
+            )
+        try:
+            spec.validate(block.input)
+        except ValidationError as e:
+            return record(block, "invalid_arguments", describe_validation_error(e))
+        arguments, approval = block.input, None
+        # Decided before any call of this step returns: a result the model has not seen
+        # cannot have steered the calls it asked for alongside.
+        gate = self._gate(turn, spec, block) if self._safety else None
+        if gate and gate.action == "block":
+            workflow.logger.warning(
+                "tool call %s (%s) refused: %s",
+                block.id,
+                spec.name,
+                gate.reason,
+                extra={"event": "tool_call_blocked", "call_id": block.id, "tool": spec.name},
+            )
+            return record(
+                block, "rejected", f"not run: the safety policy refuses it: {gate.reason}"
+            )
+        if gate:
+            reason = gate.reason
+            self._publish("awaiting_approval")
+            self._events.emit(
+                "approval_requested", turn.number, call_id=block.id, tool=spec.name, detail=reason
+            )
+            approval = await self._desk.request(
+                call_id=block.id,
+                tool=spec.name,
+                permission=spec.permission,
+                arguments=block.input,
+                reason=reason,
+                turn=turn.number,
+                severity=gate.severity,
+                untrusted_sources=gate.untrusted,
+            )
+            self._telemetry.approval(spec.name, approval.decision)
+            self._events.emit(
+                "approval_decided",
+                turn.number,
+                call_id=block.id,
+                tool=spec.name,
+                outcome=approval.decision,
+                detail=approval.by,
+            )
+            if not self._desk.waiting:
+                self._publish("running_tools")
+            if approval.decision != "approved":
+                return record(block, "rejected", rejection(approval), approval=approval)
+            arguments = approval.arguments or block.input
+        dependency = tool_dependency(spec.name)
+        if not self._health.allows(dependency, self._now()):
+            turn.degraded.append(dependency)
+            return record(
+                block,
+                "unavailable",
+                f"{spec.name} is temporarily unavailable after repeated failures; "
+                "answer without it and tell the user.",
+            )
+        screens = self._safety and self._input.safety.screen_tool_results != "off"
+        call = ToolCall(
+            tool=spec.name,
+            arguments=arguments,
+            idempotency_key=f"{workflow.info().workflow_id}/{turn.number}/{index}",
+            conversation_id=workflow.info().workflow_id,
+            tenant=self._input.tenant,
+            injection_patterns=self._input.safety.injection_patterns if screens else None,
+        )
+        try:
+            result = await self._execute_tool(spec, call)
+        except ActivityError as e:
+            self._health.record(dependency, False, self._now())
+            self._last_error = f"{spec.name}: {describe(e)}"
+            return record(block, "error", f"{spec.name} failed: {describe(e)}", approval=approval)
+        self._health.record(dependency, True, self._now())
+        content, flags = result.content, list(result.flags)
+        if flags:  # an offloaded result, screened whole (and fenced) by the activity
+            turn.tainted_by.append(f"tool:{spec.name}")
+            self._flag(turn, f"tool:{spec.name}", flags, content[:80], block.id)
+        elif screens and result.outcome == "ok" and result.ref is None:
+            screening = self._screen(turn, f"tool:{spec.name}", content, tool_use_id=block.id)
+            if screening.flagged:
+                content, flags = untrusted(spec.name, content, screening), screening.categories
+        if self._guarded and result.outcome == "ok":
+            self._note_provenance(turn, spec, block, flags)
+        if approval and approval.arguments is not None:
+            content = (
+                f"(run with arguments edited by {approval.by}: {json.dumps(arguments)})\n{content}"
+            )
+        return record(
+            block, result.outcome, content, flags=flags, approval=approval, ref=result.ref
+        )
+
+    async def _execute_tool(self, spec: ToolSpec, call: ToolCall) -> ToolResult:
+        if spec.local and self._lean:
+            local: ToolResult = await workflow.execute_local_activity(
+                spec.activity_name,
+                call,
+                result_type=ToolResult,
+                start_to_close_timeout=spec.start_to_close_timeout,
+                schedule_to_close_timeout=spec.schedule_to_close_timeout,
+                retry_policy=spec.retry_policy,
+                summary=tool_summary(spec.name, call.arguments),
+            )
+            return local
+        result: ToolResult = await workflow.execute_activity(
+            spec.activity_name,
+            call,
+            result_type=ToolResult,
+            start_to_close_timeout=spec.start_to_close_timeout,
+            schedule_to_close_timeout=spec.schedule_to_close_timeout,
+            heartbeat_timeout=spec.heartbeat_timeout,
+            retry_policy=spec.retry_policy,
+            summary=tool_summary(spec.name, call.arguments),
+        )
+        return result

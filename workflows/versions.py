@@ -1,0 +1,77 @@
+"""Every ``workflow.patched`` id of ``AgentWorkflow``: what it guards, since when, and
+when it can go.
+
+A change to the commands a workflow issues keeps old runs on the old path behind a patch
+id; their recordings stay in ``tests/histories/pre_*`` and must keep replaying. An id
+can be deprecated (``workflow.deprecate_patch``) once no run recorded before it can
+still be running or replayed: after the retention of every namespace that ran it.
+
+Runs since ``lean-turn-v1`` take every older id as given (``ConversationBase._patched``):
+one marker per run instead of one per id. Ids newer than it are asked for themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RESILIENCE_PATCH = "resilience-v1"
+"""Runs recorded before breakers, budgets, the tenant governor and the turn deadline
+replay without the governor's activity and the deadline's timer."""
+
+SEARCH_ATTRIBUTES_PATCH = "search-attributes-v1"
+"""Runs recorded before conversations kept their search attributes up to date."""
+
+SAFETY_PATCH = "safety-v1"
+"""Runs recorded before screening, approvals and the approval-aware turn deadline."""
+
+CONTINUE_AS_NEW_PATCH = "continue-as-new-v1"
+"""Runs recorded before conversations continued as new between turns."""
+
+COMPACTION_PATCH = "compaction-v1"
+"""Runs recorded before old turns were compacted near the context window."""
+
+ASYNC_SETTLE_PATCH = "async-settle-v1"
+"""Runs recorded before model calls stopped waiting for their settlement signal (asked
+in ``workflows.permits``)."""
+
+LEAN_TURN_PATCH = "lean-turn-v1"
+"""Runs since: tenant leases instead of a permit per model call, fast tools as local
+activities, search attributes upserted only when they change. A run that has it takes
+every older patch above as given (one marker per run instead of six)."""
+
+PROVENANCE_PATCH = "provenance-v1"
+"""Runs since: untrusted content in the context (not only a detector flag in the turn)
+makes write/execute/admin calls wait for approval, and guards outbound calls."""
+
+
+@dataclass(frozen=True)
+class Version:
+    """One patch id, as a row of the table below."""
+
+    patch_id: str
+    guards: str
+    since: str
+    recordings: str
+    """Where the recordings of runs from before it are kept."""
+
+
+VERSIONS: tuple[Version, ...] = (
+    Version(RESILIENCE_PATCH, "breakers, budgets, the governor, the turn deadline",
+            "2026-11 (session 1)", "tests/histories/pre_resilience/"),
+    Version(SEARCH_ATTRIBUTES_PATCH, "Agent* search attributes", "2026-11 (session 1)",
+            "tests/histories/pre_resilience/"),
+    Version(SAFETY_PATCH, "screening, approvals, approval-aware deadline",
+            "2026-11 (session 2)", "tests/histories/pre_safety/"),
+    Version(CONTINUE_AS_NEW_PATCH, "windowed model calls, continue-as-new",
+            "2026-11 (session 2)", "tests/histories/pre_safety/"),
+    Version(COMPACTION_PATCH, "compaction near the context window", "2026-11 (session 2)",
+            "tests/histories/pre_safety/"),
+    Version(ASYNC_SETTLE_PATCH, "settlement signals not awaited", "2026-11 (session 2)",
+            "tests/histories/pre_async_settle/"),
+    Version(LEAN_TURN_PATCH, "leases, local fast tools, upserts only on change, one marker",
+            "2026-12 (session 4)", "tests/histories/pre_lean/"),
+    Version(PROVENANCE_PATCH, "provenance gates side effects", "2026-12 (session 4)",
+            "tests/histories/pre_provenance/"),
+)  # fmt: skip
+"""Every patch id, oldest first. None can be deprecated yet: conversations recorded
+before each may still be running (a conversation lives as long as its users talk)."""
