@@ -114,12 +114,18 @@ class ToolSpec:
         return call
 
     def definition(self) -> ToolDefinition:
-        """The Messages API tool definition: the argument model's JSON schema."""
-        return ToolDefinition(
-            name=self.name,
-            description=self.description,
-            input_schema=_json_schema(self.arguments),
-        )
+        """The Messages API tool definition: the argument model's JSON schema. Built once
+        per spec and shared (every model call of every conversation sends it; nobody
+        changes it)."""
+        cached: ToolDefinition | None = self.__dict__.get("_definition")
+        if cached is None:
+            cached = ToolDefinition(
+                name=self.name,
+                description=self.description,
+                input_schema=_json_schema(self.arguments),
+            )
+            object.__setattr__(self, "_definition", cached)  # a frozen dataclass
+        return cached
 
     def validate(self, arguments: dict[str, Any]) -> ToolArguments:
         """Parse arguments; raises ``pydantic.ValidationError`` when they are wrong."""
