@@ -290,6 +290,9 @@ class ContinuedState(_Model):
     """The tenant lease the conversation holds (runs since ``lean-turn-v1``)."""
     provenance: Provenance | None = None
     """Untrusted content in the context, and who cleared it (runs since ``provenance-v1``)."""
+    toolsets: list[dict[str, Any]] = []
+    """The MCP toolsets listed so far (``durable_agent.toolsets.McpToolset`` as JSON):
+    a conversation keeps the catalog it was given for its whole life."""
 
 
 class AnsweredMessage(_Model):

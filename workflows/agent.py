@@ -65,9 +65,10 @@ with workflow.unsafe.imports_passed_through():
         Transcript,
         UserMessage,
     )
-    from durable_agent.dependencies import MODEL, tool_dependency
+    from durable_agent.dependencies import MODEL
     from durable_agent.safety import message_problem
     from durable_agent.tools.registry import describe_validation_error
+    from durable_agent.toolsets import server_dependency
 
 __all__ = ["MODEL_RETRY_POLICY", "AgentWorkflow"]
 
@@ -244,7 +245,11 @@ class AgentWorkflow(Continues):
     @workflow.signal(name="force_breaker")
     def force_breaker(self, command: BreakerCommand) -> None:
         """Operators: force a dependency's breaker open or closed, or back to automatic."""
-        known = [MODEL, *(tool_dependency(name) for name in self._tools)]
+        known = [
+            MODEL,
+            *dict.fromkeys(spec.dependency for spec in self._tools.values()),
+            *(server_dependency(name) for name in self._input.toolsets),
+        ]
         if command.dependency not in known:
             self._last_error = (
                 f"force_breaker: unknown dependency {command.dependency!r}; known: {known}"
@@ -366,6 +371,8 @@ class AgentWorkflow(Continues):
 
     async def _agent_loop(self, turn: Turn) -> Reply:
         """Model → tools (concurrently) → model … until the model answers."""
+        if self._input.toolsets:
+            await self._load_toolsets()
         while True:
             response = await self._model_step(turn)
             tool_uses = [b for b in response.content if isinstance(b, ToolUseBlock)]

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent.injection import InjectionDetector
     from durable_agent.pricing import Price, price_for
     from durable_agent.tools.registry import ToolSpec
+    from durable_agent.toolsets import McpToolset
 
 
 from workflows.approvals import ApprovalDesk
@@ -87,6 +88,10 @@ class ConversationBase:
     """Whether this run is lean (``LEAN_TURN_PATCH``); decided when the run starts."""
     _published: tuple[str, str, int, int, Decimal] | None
     _events: EventFeed
+    _toolsets: dict[str, McpToolset]
+    """MCP toolsets listed, by server name (their tools are in ``_tools``)."""
+    _toolsets_down: set[str]
+    """Toolsets that could not be listed yet: the model is told they are unavailable."""
 
     def _publish(self, status: str) -> None:
         """Show where the conversation is in the Temporal UI: current details, and the

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent.dependencies import DependencyHealth
     from durable_agent.injection import InjectionDetector
     from durable_agent.tools.registry import select_tools
+    from durable_agent.toolsets import McpToolset
 from workflows.versions import CONTINUE_AS_NEW_PATCH
 
 
@@ -89,6 +90,8 @@ class Continues(ToolStep):
         # (continue-as-new carries them), so it upserts only what changes.
         self._published = None
         self._events = EventFeed(carried.events, carried.event_seq) if carried else EventFeed()
+        self._toolsets = {}
+        self._toolsets_down = set()
         if carried:
             self._restore(carried)
             spent = self._budget.spent
@@ -134,6 +137,7 @@ class Continues(ToolStep):
             ],
             lease=self._permits.carry(),
             provenance=self._provenance if self._guarded else None,
+            toolsets=[toolset.model_dump(mode="json") for toolset in self._toolsets.values()],
         )
 
     def _restore(self, carried: ContinuedState) -> None:
@@ -146,3 +150,5 @@ class Continues(ToolStep):
         self._health = carried.health
         self._priced_model = carried.priced_model
         self._compactions = carried.compactions
+        for toolset in carried.toolsets:
+            self._add_toolset(McpToolset.model_validate(toolset))

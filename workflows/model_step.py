@@ -21,7 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent.contract import (
         Message,
     )
-    from durable_agent.dependencies import MODEL, tool_dependency
+    from durable_agent.dependencies import MODEL
+    from durable_agent.toolsets import server_dependency
 
 from workflows.compaction import Compacts
 from workflows.permits import GovernorUnavailable, PermitRefused
@@ -55,7 +56,8 @@ class ModelStep(Compacts):
         if not self._health.allows(MODEL, self._now()):
             raise TurnOver(self._degraded_reply(turn, MODEL))
         withheld = self._withheld()
-        turn.degraded.extend(tool_dependency(name) for name in withheld)
+        turn.degraded.extend(self._tools[name].dependency for name in withheld)
+        turn.degraded.extend(server_dependency(name) for name in sorted(self._toolsets_down))
         request = self._model_request(withheld)
         size = self._request_size.of(request)
         if await self._compact_if_needed(turn, size.chars):
@@ -197,6 +199,11 @@ class ModelStep(Compacts):
                 f"\n\nThese tools are temporarily unavailable: {', '.join(withheld)}. "
                 "If the user needs them, say so and answer as well as you can without them."
             )
+        if self._toolsets_down:
+            system += (
+                f"\n\nThese toolsets are unavailable right now: "
+                f"{', '.join(sorted(self._toolsets_down))}. If the user needs them, say so."
+            )
         return ModelRequest(
             model=self._input.model,
             system=system,
@@ -211,8 +218,7 @@ class ModelStep(Compacts):
         return [
             spec.name
             for spec in self._tools.values()
-            if spec.criticality == "optional"
-            and not self._health.allows(tool_dependency(spec.name), now)
+            if spec.criticality == "optional" and not self._health.allows(spec.dependency, now)
         ]
 
     def _windowed(self, request: ModelRequest) -> ModelRequest:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -23,12 +25,27 @@ with workflow.unsafe.imports_passed_through():
         ToolResultBlock,
         ToolUseBlock,
     )
-    from durable_agent.dependencies import tool_dependency
     from durable_agent.safety import untrusted
     from durable_agent.tools.registry import ToolSpec, describe_validation_error
+    from durable_agent.toolsets import (
+        MCP_LIST_TOOLS,
+        MCP_PROTOCOL_ERROR,
+        MCP_UNKNOWN_SERVER,
+        McpListRequest,
+        McpToolset,
+        server_dependency,
+        toolset_specs,
+    )
 
 from workflows.model_step import ModelStep
 from workflows.turn import Turn, TurnOver, describe, record, rejection, tool_summary
+
+MCP_LIST_TIMEOUT = timedelta(seconds=30)
+MCP_LIST_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_attempts=3,
+    non_retryable_error_types=[MCP_UNKNOWN_SERVER, MCP_PROTOCOL_ERROR],
+)
 
 
 class ToolStep(ModelStep):
@@ -68,7 +85,7 @@ class ToolStep(ModelStep):
             ]
         )
         down = [
-            tool_dependency(r.name)
+            self._tools[r.name].dependency
             for r in results
             if r.outcome == "unavailable" and self._tools[r.name].criticality == "critical"
         ]
@@ -162,7 +179,7 @@ class ToolStep(ModelStep):
             if approval.decision != "approved":
                 return record(block, "rejected", rejection(approval), approval=approval)
             arguments = approval.arguments or block.input
-        dependency = tool_dependency(spec.name)
+        dependency = spec.dependency
         if not self._health.allows(dependency, self._now()):
             turn.degraded.append(dependency)
             return record(
@@ -209,7 +226,7 @@ class ToolStep(ModelStep):
         if spec.local and self._lean:
             local: ToolResult = await workflow.execute_local_activity(
                 spec.activity_name,
-                call,
+                spec.activity_input(call),
                 result_type=ToolResult,
                 start_to_close_timeout=spec.start_to_close_timeout,
                 schedule_to_close_timeout=spec.schedule_to_close_timeout,
@@ -219,7 +236,7 @@ class ToolStep(ModelStep):
             return local
         result: ToolResult = await workflow.execute_activity(
             spec.activity_name,
-            call,
+            spec.activity_input(call),
             result_type=ToolResult,
             start_to_close_timeout=spec.start_to_close_timeout,
             schedule_to_close_timeout=spec.schedule_to_close_timeout,
@@ -228,3 +245,37 @@ class ToolStep(ModelStep):
             summary=tool_summary(spec.name, call.arguments),
         )
         return result
+
+    async def _load_toolsets(self) -> None:
+        """List the MCP toolsets the conversation names that it has not listed yet. A
+        conversation keeps a catalog for its whole life (carried across continue-as-new);
+        a server that could not be listed is asked again at the next turn, and meanwhile
+        the model is told the toolset is unavailable."""
+        for name in self._input.toolsets:
+            if name in self._toolsets:
+                continue
+            dependency = server_dependency(name)
+            if not self._health.allows(dependency, self._now()):
+                self._toolsets_down.add(name)
+                continue
+            try:
+                toolset: McpToolset = await workflow.execute_activity(
+                    MCP_LIST_TOOLS,
+                    McpListRequest(server=name),
+                    result_type=McpToolset,
+                    start_to_close_timeout=MCP_LIST_TIMEOUT,
+                    retry_policy=MCP_LIST_RETRY_POLICY,
+                    summary=f"list the tools of MCP server {name}",
+                )
+            except ActivityError as e:
+                self._health.record(dependency, False, self._now())
+                self._last_error = f"MCP server {name}: {describe(e)}"
+                self._toolsets_down.add(name)
+                continue
+            self._health.record(dependency, True, self._now())
+            self._add_toolset(toolset)
+
+    def _add_toolset(self, toolset: McpToolset) -> None:
+        self._toolsets[toolset.server] = toolset
+        self._tools.update({spec.name: spec for spec in toolset_specs(toolset)})
+        self._toolsets_down.discard(toolset.server)
