@@ -213,7 +213,9 @@ async def within_deadline(loop: asyncio.Future[_R], seconds: float, desk: Approv
             started = workflow.now()
             try:
                 await workflow.wait_condition(
-                    lambda: loop.done() or desk.waiting, timeout=max(left, 0.0)
+                    lambda: loop.done() or desk.waiting,
+                    timeout=max(left, 0.0),
+                    timeout_summary=f"turn deadline: {max(left, 0.0):g}s of work left",
                 )
             except TimeoutError:
                 loop.cancel()

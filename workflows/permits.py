@@ -102,7 +102,10 @@ class TenantPermits:
             if grant.reason == "daily_budget":
                 raise PermitRefused(grant.message, grant.retry_after_seconds)
             on_wait((_now() + grant.retry_after_seconds, grant.message))
-            await workflow.sleep(timedelta(seconds=grant.retry_after_seconds))
+            await workflow.sleep(
+                timedelta(seconds=grant.retry_after_seconds),
+                summary=f"tenant {self._tenant}: {grant.reason.replace('_', ' ')}",
+            )
             on_wait(None)
 
     def settle(self, lease_id: str, reserved_usd: Decimal, actual_usd: Decimal) -> None:
@@ -155,7 +158,10 @@ class TenantPermits:
         self._watcher = asyncio.ensure_future(self._expire(lease))
 
     async def _expire(self, lease: HeldLease) -> None:
-        await workflow.sleep(timedelta(seconds=max(0.0, lease.expires_at - _now())))
+        await workflow.sleep(
+            timedelta(seconds=max(0.0, lease.expires_at - _now())),
+            summary=f"lease {lease.lease_id} expires",
+        )
         if self._lease is lease:
             self._lease = None
             self._signal("release", lease.report())
@@ -192,7 +198,10 @@ class TenantPermits:
                 raise PermitRefused(decision.message, decision.retry_after_seconds)
             # Rate limited: wait as asked; the turn's deadline bounds the wait.
             on_wait((_now() + decision.retry_after_seconds, decision.message))
-            await workflow.sleep(timedelta(seconds=decision.retry_after_seconds))
+            await workflow.sleep(
+                timedelta(seconds=decision.retry_after_seconds),
+                summary=f"tenant {self._tenant}: rate limited",
+            )
             on_wait(None)
 
     async def settle_permit(self, reservation: str, actual_usd: Decimal) -> None:

@@ -269,4 +269,6 @@ async def test_search_attributes_and_details_show_progress_in_the_ui(
         # activities, and local activities (markers) such as the calculator
     ]
     assert any("tokens in" in s for s in summaries)  # e.g. "offline-planner · ~300 tokens in"
+    assert not any("1 messages" in s for s in summaries)
     assert any(s.endswith("calculator(2 + 2)") for s in summaries)
+    assert any(s.startswith("turn deadline: ") for s in summaries)  # the turn's timer
