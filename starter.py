@@ -7,6 +7,7 @@
     python starter.py pending -c ID               # tool calls waiting for approval
     python starter.py approve -c ID CALL_ID [--args JSON] | reject -c ID CALL_ID --reason R
     python starter.py approvals -c ID             # the audit list of decisions
+    python starter.py clear -c ID --reason R      # vouch for the untrusted content in it
     python starter.py history export ID > h.json  # then: python starter.py replay h.json
 
 Common flags: ``--server HOST:PORT``, ``--namespace``, ``--task-queue``, ``--json``.
@@ -296,6 +297,10 @@ async def run(args: argparse.Namespace) -> int:
     elif args.command == "reject":
         record = await conversation.reject(args.call_id, by=args.by, reason=args.reason)
         _print(record, args.json, format_decision(record))
+    elif args.command == "clear":
+        clearance = await conversation.clear_untrusted(by=args.by, reason=args.reason)
+        sources = ", ".join(u.source for u in clearance.cleared)
+        _print(clearance, args.json, f"cleared by {clearance.by}: {sources}")
     return 0
 
 
@@ -354,6 +359,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     reject.add_argument("call_id")
     reject.add_argument("--reason", required=True, help="told to the model")
+    clear = sub.add_parser(
+        "clear",
+        parents=[common, needs_id, approver],
+        help="vouch for the untrusted content in the context (calls stop waiting for it)",
+    )
+    clear.add_argument("--reason", help="why it is safe to act on (kept in the audit record)")
     history = sub.add_parser("history", parents=[common], help="export a history")
     history_sub = history.add_subparsers(dest="history_command", required=True)
     history_sub.add_parser("export", parents=[common]).add_argument("id")

@@ -38,6 +38,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from temporalio.client import (
     Client,
@@ -58,6 +59,8 @@ from durable_agent.contract import (
     ApprovalRecord,
     Approvals,
     ApproveCall,
+    Clearance,
+    ClearUntrusted,
     ConversationInput,
     ConversationLimits,
     ConversationResult,
@@ -75,6 +78,7 @@ from durable_agent.gateway.problems import MEDIA_TYPE, Problem, ProblemError
 from durable_agent.gateway.schemas import (
     Accepted,
     ApprovalRequest,
+    ClearanceRequest,
     ConversationCreated,
     ConversationList,
     ConversationSummary,
@@ -160,12 +164,13 @@ def create_app(
     *,
     connect: Callable[[], Awaitable[Client]] | None = None,
     runtime: Runtime | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """The gateway application for ``settings`` (from the environment by default);
     ``connect`` makes its Temporal client (``connect_with(settings)`` on ``runtime`` by
-    default; a runtime with Prometheus also serves the gateway's metrics)."""
+    default); its request metrics go on ``registry`` (a private one by default)."""
     settings = settings or Settings()
-    gateway = Gateway(settings, connect, runtime)
+    gateway = Gateway(settings, connect, runtime, registry)
     # Read once at start: a bad file or tool module stops the gateway, not a request.
     load_tools(settings.tool_modules, use_entry_points=settings.tool_entry_points)
     profiles = load_profiles(settings.profiles_file) if settings.profiles_file else Profiles()
@@ -534,6 +539,41 @@ def create_app(
             extra={"conversation": conversation_id, "call_id": call_id, "by": by},
         )
         return record
+
+    @app.post(
+        "/v1/conversations/{conversation_id}/clearance",
+        response_model=Clearance,
+        responses=_errors(403, 404, 409),
+        tags=["approvals"],
+    )
+    async def clear(
+        key: Key,
+        conversation_id: ConversationId,
+        request: ClearanceRequest,
+        idempotency_key: Annotated[str | None, _IDEMPOTENCY_KEY] = None,
+    ) -> Clearance:
+        """Vouch for the untrusted content in the context (see docs/security.md,
+        "Provenance"): write/execute/admin calls stop waiting for approval because of it,
+        until more comes in. 409 when there is nothing to clear, 403 for a key the
+        conversation's policy does not list as an approver."""
+        handle = await handle_of(key, conversation_id)
+        by = approver(key) + (f" for {request.on_behalf_of}" if request.on_behalf_of else "")
+        update_id = _request_id("clearance", conversation_id, idempotency_key)
+        try:
+            clearance: Clearance = await calls.call(
+                handle.execute_update(
+                    contract.UPDATE_CLEAR_UNTRUSTED,
+                    ClearUntrusted(by=by, reason=request.reason),
+                    id=update_id,
+                    result_type=Clearance,
+                    rpc_timeout=gateway.rpc_timeout,
+                ),
+                conversation_id,
+            )
+        except WorkflowUpdateFailedError as e:
+            raise calls.refusal(e, conversation_id) from None
+        log.info("context cleared", extra={"conversation": conversation_id, "by": by})
+        return clearance
 
     # --- events ------------------------------------------------------------------------------
 

@@ -172,6 +172,27 @@ class ApprovalRequest(_Body):
         return self
 
 
+class ClearanceRequest(_Body):
+    """Body of ``POST /v1/conversations/{id}/clearance``: a person vouches for the
+    context, so calls stop waiting for approval because of the untrusted content in it
+    (until more comes in). Recorded as made by the API key, like an approval; a body
+    cannot say who (``by`` is refused)."""
+
+    reason: str | None = Field(default=None, min_length=1, max_length=2000)
+    """Why the untrusted content is safe to act on (kept in the audit record)."""
+    on_behalf_of: str | None = Field(default=None, min_length=1, max_length=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_by(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "by" in data:
+            raise ValueError(
+                "by is not accepted: a clearance is recorded as made by the API key that "
+                "sends it (name the person in on_behalf_of)"
+            )
+        return data
+
+
 class Accepted(_Body):
     """``202`` of ``DELETE`` and ``POST …/end``: Temporal has the request."""
 

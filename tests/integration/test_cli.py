@@ -199,3 +199,21 @@ async def test_chat_asks_before_a_call_that_needs_approval(
     assert out.count("approval needed: save_note") == 2
     assert "approved by me" in out and "rejected by me: nope" in out
     assert await saved_notes(settings) == ["chat asks first"]
+
+
+async def test_cli_clears_untrusted_content(temporal_server: DevServer, task_queue: str) -> None:
+    conversation = _id()
+    code, _, err = await starter(temporal_server, "start", "--task-queue", task_queue,
+                                 "-c", conversation)  # fmt: skip
+    assert code == 0, err
+    code, out, err = await starter(temporal_server, "clear", "-c", conversation, "--by", "ops")
+    assert code == 1 and "the context holds no untrusted content" in err
+    code, out, err = await starter(
+        temporal_server, "send", "-c", conversation, "What's the weather in Paris?"
+    )
+    assert code == 0, err
+    code, out, err = await starter(
+        temporal_server, "clear", "-c", conversation, "--by", "ops", "--reason", "a forecast"
+    )
+    assert code == 0, err
+    assert "cleared by ops: tool:get_weather" in out

@@ -560,3 +560,28 @@ async def test_cors_is_off_unless_origins_are_configured(
             "/v1/conversations", headers={**found[0].headers, "Origin": "http://ui.example"}
         )
         assert listed.status_code == 200 and "access-control-allow-origin" not in listed.headers
+
+
+async def test_a_person_clears_untrusted_content_over_http(gateway: RunningGateway) -> None:
+    alice = gateway.tenants[0]
+    async with gateway.as_(alice) as api:
+        conversation = await start(api)
+        base = f"/v1/conversations/{conversation}"
+        assert_problem(
+            await api.post(f"{base}/clearance", json={"reason": "nothing yet"}),
+            409,
+            "approval-conflict",
+        )
+        sent = await api.post(f"{base}/messages", json={"text": "What's the weather in Paris?"})
+        assert sent.status_code == 200, sent.text
+        view = await api.get(base)
+        assert [u["source"] for u in view.json()["status"]["untrusted"]] == ["tool:get_weather"]
+        assert_problem(
+            await api.post(f"{base}/clearance", json={"by": "mallory"}), 422, "validation-error"
+        )
+        cleared = await api.post(
+            f"{base}/clearance", json={"reason": "a forecast", "on_behalf_of": "alice"}
+        )
+        assert cleared.status_code == 200, cleared.text
+        assert cleared.json()["by"] == f"{alice.name}/{alice.name}-svc for alice"
+        assert (await api.get(base)).json()["status"]["untrusted"] == []
