@@ -28,6 +28,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from durable_agent.token_bucket import refill, wait_seconds
+
 LEASE_SHARE = 2
 """A lease takes at most 1/(this + open leases) of the dollars left today and of the
 tokens in the bucket: the more conversations hold leases, the smaller a new one (down to
@@ -266,7 +268,7 @@ class GovernorState(_Model):
             if tokens < 1.0:
                 self.denied += 1
                 self.bucket_tokens, self.bucket_updated_at = tokens, at
-                wait = (1.0 - tokens) / (limits.model_calls_per_minute / 60.0)
+                wait = wait_seconds(tokens, limits.model_calls_per_minute / 60.0)
                 return Lease(
                     lease_id=request.lease_id,
                     granted=False,
@@ -413,26 +415,24 @@ class GovernorState(_Model):
 
     def _tokens(self, now: float) -> float:
         """Tokens in the bucket at ``now`` (refilled at the rate, up to the burst)."""
-        rate_per_minute = self.limits.model_calls_per_minute or 0.0
-        capacity = float(self.limits.burst)
-        if self.bucket_tokens < 0:
-            return capacity
-        elapsed = max(0.0, now - self.bucket_updated_at)
-        return min(capacity, self.bucket_tokens + elapsed * rate_per_minute / 60.0)
+        return refill(
+            None if self.bucket_tokens < 0 else self.bucket_tokens,
+            self.bucket_updated_at,
+            now,
+            rate=(self.limits.model_calls_per_minute or 0.0) / 60.0,
+            burst=float(self.limits.burst),
+        )
 
     def _take_token(self, now: float) -> float:
         """Take one token; 0 if taken, else seconds until one is available."""
         rate_per_minute = self.limits.model_calls_per_minute
         if rate_per_minute is None:
             return 0.0
-        rate = rate_per_minute / 60.0
         tokens = self._tokens(now)
         self.bucket_updated_at = now
-        if tokens >= 1.0:
-            self.bucket_tokens = tokens - 1.0
-            return 0.0
-        self.bucket_tokens = tokens
-        return (1.0 - tokens) / rate
+        wait = wait_seconds(tokens, rate_per_minute / 60.0)
+        self.bucket_tokens = tokens - 1.0 if wait == 0.0 else tokens
+        return wait
 
 
 class HeldLease(_Model):

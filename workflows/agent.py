@@ -45,6 +45,16 @@ with workflow.unsafe.imports_passed_through():
         INVALID_APPROVAL,
         INVALID_MESSAGE,
         MESSAGE_BLOCKED,
+        QUERY_APPROVALS,
+        QUERY_EVENTS,
+        QUERY_STATUS,
+        QUERY_TRANSCRIPT,
+        SIGNAL_END,
+        SIGNAL_FORCE_BREAKER,
+        UPDATE_APPROVE,
+        UPDATE_CLEAR_UNTRUSTED,
+        UPDATE_REJECT,
+        UPDATE_SEND_MESSAGE,
         WORKFLOW_TYPE,
         ApprovalRecord,
         Approvals,
@@ -144,7 +154,7 @@ class AgentWorkflow(Continues):
     # cancellation abandons waiting callers (they get "workflow execution already
     # completed"), which is what cancel means.
     @workflow.update(
-        name="send_message", unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON
+        name=UPDATE_SEND_MESSAGE, unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON
     )
     async def send_message(self, message: RawValue) -> Reply:
         """Queue a user message (a ``UserMessage``) and return the reply once its turn
@@ -177,7 +187,7 @@ class AgentWorkflow(Continues):
                 non_retryable=True,
             )
 
-    @workflow.update(name="approve")
+    @workflow.update(name=UPDATE_APPROVE)
     async def approve(self, decision: RawValue) -> ApprovalRecord:
         """A person approves a waiting tool call (an ``ApproveCall``), optionally with
         edited arguments; returns the audit record once the call has resumed."""
@@ -199,7 +209,7 @@ class AgentWorkflow(Continues):
                     non_retryable=True,
                 ) from None
 
-    @workflow.update(name="reject")
+    @workflow.update(name=UPDATE_REJECT)
     async def reject(self, decision: RawValue) -> ApprovalRecord:
         """A person rejects a waiting tool call (a ``RejectCall``); the model is told
         the reason. Returns the audit record."""
@@ -211,7 +221,7 @@ class AgentWorkflow(Continues):
         answer = parse(decision, RejectCall, "rejection", REJECT_SHAPE)
         self._desk.get(answer.call_id, answer.by)
 
-    @workflow.update(name="clear_untrusted")
+    @workflow.update(name=UPDATE_CLEAR_UNTRUSTED)
     def clear_untrusted(self, request: RawValue) -> Clearance:
         """A person vouches for the context (a ``ClearUntrusted``): calls stop waiting
         for approval because of the untrusted content in it, until more comes in.
@@ -237,12 +247,12 @@ class AgentWorkflow(Continues):
                 "the context holds no untrusted content", type=INVALID_APPROVAL, non_retryable=True
             )
 
-    @workflow.signal(name="end")
+    @workflow.signal(name=SIGNAL_END)
     def end(self) -> None:
         """Finish the queued turns, then end the conversation."""
         self._end_requested = True
 
-    @workflow.signal(name="force_breaker")
+    @workflow.signal(name=SIGNAL_FORCE_BREAKER)
     def force_breaker(self, command: BreakerCommand) -> None:
         """Operators: force a dependency's breaker open or closed, or back to automatic."""
         known = [
@@ -263,10 +273,12 @@ class AgentWorkflow(Continues):
     @workflow.signal(dynamic=True)
     def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
         """A signal nobody handles is recorded, not buffered forever."""
-        self._last_error = f"unknown signal {name!r}; known signals: ['end', 'force_breaker']"
+        self._last_error = (
+            f"unknown signal {name!r}; known signals: {[SIGNAL_END, SIGNAL_FORCE_BREAKER]}"
+        )
         workflow.logger.warning("ignored unknown signal %r", name)
 
-    @workflow.query(name="status")
+    @workflow.query(name=QUERY_STATUS)
     def status(self) -> ConversationStatus:
         """Where the conversation is, what it has used, what is degraded, and which tool
         calls wait for approval."""
@@ -293,7 +305,7 @@ class AgentWorkflow(Continues):
             untrusted=self._provenance.untrusted,
         )
 
-    @workflow.query(name="transcript")
+    @workflow.query(name=QUERY_TRANSCRIPT)
     def transcript(self) -> Transcript:
         """The system prompt, every message so far, and what screening flagged."""
         return Transcript(
@@ -309,12 +321,12 @@ class AgentWorkflow(Continues):
             context=self._context if prefix.context else None,
         )
 
-    @workflow.query(name="approvals")
+    @workflow.query(name=QUERY_APPROVALS)
     def approvals(self) -> Approvals:
         """Tool calls waiting for approval, and the audit list of every decision."""
         return self._desk.snapshot()
 
-    @workflow.query(name="events")
+    @workflow.query(name=QUERY_EVENTS)
     def events(self, request: EventsRequest) -> EventPage:
         """The steps of the turns, after ``request.after`` (see ``EventFeed``)."""
         return self._events.page(request, ended=self._state == "ended")

@@ -15,6 +15,14 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ConfigDict
 
+    from durable_agent.contract import (
+        GOVERNOR_QUERY_STATE,
+        GOVERNOR_SIGNAL_RELEASE,
+        GOVERNOR_SIGNAL_SETTLE,
+        GOVERNOR_UPDATE_ACQUIRE,
+        GOVERNOR_UPDATE_LEASE,
+        GOVERNOR_WORKFLOW_TYPE,
+    )
     from durable_agent.governor import (
         GovernorState,
         LeaseBatch,
@@ -40,7 +48,7 @@ class GovernorInput(BaseModel):
     """Continue-as-new after this many handled messages (or when the server suggests)."""
 
 
-@workflow.defn(name="TenantGovernorWorkflow")
+@workflow.defn(name=GOVERNOR_WORKFLOW_TYPE)
 class TenantGovernorWorkflow:
     """Grants model calls for one tenant; never completes on its own."""
 
@@ -60,32 +68,32 @@ class TenantGovernorWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(input.model_copy(update={"state": self._state}))
 
-    @workflow.update(name="acquire")
+    @workflow.update(name=GOVERNOR_UPDATE_ACQUIRE)
     def acquire(self, request: PermitRequest) -> PermitDecision:
         """Grant or refuse one model call."""
         self._handled += 1
         return self._state.acquire(request, workflow.now().astimezone(UTC))
 
-    @workflow.update(name="lease")
+    @workflow.update(name=GOVERNOR_UPDATE_LEASE)
     def lease(self, batch: LeaseBatch) -> LeaseBatchResult:
         """Grant or refuse a batch of leases (reporting the ones they replace)."""
         self._handled += len(batch.requests)
         now = workflow.now().astimezone(UTC)
         return LeaseBatchResult(leases=[self._state.lease(r, now) for r in batch.requests])
 
-    @workflow.signal(name="release")
+    @workflow.signal(name=GOVERNOR_SIGNAL_RELEASE)
     def release(self, report: LeaseReport) -> None:
         """A conversation is done with a lease (it expired, or the conversation ended)."""
         self._handled += 1
         self._state.report(report, workflow.now().astimezone(UTC))
 
-    @workflow.signal(name="settle")
+    @workflow.signal(name=GOVERNOR_SIGNAL_SETTLE)
     def settle(self, settlement: Settlement) -> None:
         """Record what a granted call really cost."""
         self._handled += 1
         self._state.settle(settlement, workflow.now().astimezone(UTC))
 
-    @workflow.query(name="state")
+    @workflow.query(name=GOVERNOR_QUERY_STATE)
     def state(self) -> GovernorState:
         """Limits, today's spend, open reservations, counters."""
         return self._state

@@ -75,13 +75,14 @@ class ModelStep(Compacts):
             min_output_tokens=min(MIN_OUTPUT_TOKENS, request.max_tokens),
         )
         if not plan.allowed:
-            assert plan.reason is not None
+            reason = plan.reason
+            why = reason.message if reason else "the budget is spent"
             raise TurnOver(
                 turn.reply(
-                    f"I can't continue: {plan.reason.message}.",
+                    f"I can't continue: {why}.",
                     "budget_exceeded",
-                    detail=plan.reason.message,
-                    budget_scope="turn" if plan.reason.scope == "turn" else "conversation",
+                    detail=why,
+                    budget_scope="turn" if reason and reason.scope == "turn" else "conversation",
                 )
             )
         request = self._windowed(request.model_copy(update={"max_tokens": plan.max_tokens}))

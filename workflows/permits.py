@@ -24,6 +24,7 @@ from temporalio.exceptions import ActivityError
 from workflows.versions import ASYNC_SETTLE_PATCH
 
 with workflow.unsafe.imports_passed_through():
+    from durable_agent.contract import GOVERNOR_SIGNAL_RELEASE, GOVERNOR_SIGNAL_SETTLE
     from durable_agent.governor import (
         GOVERNOR_ACTIVITY,
         LEASE_ACTIVITY,
@@ -124,7 +125,7 @@ class TenantPermits:
         if self._watcher is not None and not self._watcher.done():
             self._watcher.cancel()
         if lease is not None and not lease.unlimited:
-            self._signal("release", lease.report())
+            self._signal(GOVERNOR_SIGNAL_RELEASE, lease.report())
 
     async def _renew(self, call_id: str, reserved_usd: Decimal, describe: Describe) -> Lease:
         held = self._lease
@@ -164,7 +165,7 @@ class TenantPermits:
         )
         if self._lease is lease:
             self._lease = None
-            self._signal("release", lease.report())
+            self._signal(GOVERNOR_SIGNAL_RELEASE, lease.report())
 
     # --- permits (runs recorded before leases) ---------------------------------------------
 
@@ -209,9 +210,9 @@ class TenantPermits:
         do not wait for the signal's delivery (it goes out with the workflow task)."""
         settlement = Settlement(reservation_id=reservation, actual_usd=actual_usd)
         if workflow.patched(ASYNC_SETTLE_PATCH):
-            self._signal("settle", settlement)
+            self._signal(GOVERNOR_SIGNAL_SETTLE, settlement)
             return
-        await self._send("settle", settlement)
+        await self._send(GOVERNOR_SIGNAL_SETTLE, settlement)
 
     # --- signals to the governor -----------------------------------------------------------
 
