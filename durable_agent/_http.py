@@ -46,9 +46,17 @@ def _bind(host: str, port: int, name: str) -> socket.socket:
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: ASGIApp, host: str, port: int, name: str) -> AsyncIterator[int]:
+async def serve_app(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    name: str,
+    *,
+    http: type[asyncio.Protocol] | None = None,
+) -> AsyncIterator[int]:
     """Serve ``app`` on ``host:port`` (0: any free port) for the duration of the block;
-    yield the bound port. ``name`` says who could not listen (a ``RuntimeError``)."""
+    yield the bound port. ``name`` says who could not listen (a ``RuntimeError``);
+    ``http`` is uvicorn's HTTP protocol class (its own by default)."""
     sock = _bind(host, port, name)
     server = _EmbeddedServer(
         uvicorn.Config(
@@ -58,6 +66,7 @@ async def serve_app(app: ASGIApp, host: str, port: int, name: str) -> AsyncItera
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=STOP_GRACE_SECONDS,
+            http=http or "auto",
         )
     )
     serving = asyncio.create_task(server.serve(sockets=[sock]))

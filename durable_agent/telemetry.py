@@ -6,10 +6,12 @@ Temporal outage that was ANSI-coloured text among the JSON lines. ``sdk_runtime`
 forwards them to the ``temporalio.core`` Python logger instead, so they come out as
 JSON on stderr, redacted, like every other line.
 
-The SDK's runtime serves ``/metrics`` with its own worker and client metrics plus the
-agent's (``durable_agent_*``), which workflows and activities emit through their
-replay-safe metric meters. Traces use the SDK's ``TracingInterceptor`` on clients and
-workers, so a conversation is one trace across start, updates, workflow and activities.
+In the worker the SDK's runtime serves ``/metrics`` with its own worker and client
+metrics plus the agent's (``durable_agent_*``), which workflows and activities emit
+through their replay-safe metric meters; the gateway's process metrics are on
+``prometheus-client`` (``durable_agent.metrics``). Traces use the SDK's
+``TracingInterceptor`` on clients and workers, so a conversation is one trace across
+start, updates, workflow and activities.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
+    MetricBuffer,
     PrometheusConfig,
     Runtime,
     TelemetryConfig,
@@ -35,11 +38,17 @@ CORE_LOGGER = "temporalio.core"
 """The Python logger the SDK core's log lines are forwarded to."""
 
 
-def sdk_runtime(metrics_address: str | None = None, *, core_level: str = "WARN") -> Runtime:
+def sdk_runtime(
+    metrics_address: str | None = None,
+    *,
+    core_level: str = "WARN",
+    buffer: MetricBuffer | None = None,
+) -> Runtime:
     """The process's Temporal runtime, made its default: the core's logs at
     ``core_level`` and above forwarded to ``CORE_LOGGER`` (our JSON on stderr), and
-    Prometheus metrics at ``metrics_address``/metrics when given. Worker and gateway
-    build theirs here, before their first client."""
+    Prometheus metrics at ``metrics_address``/metrics when given, or into ``buffer``
+    (the gateway's ``metrics.SdkMetrics``). Worker and gateway build theirs here, before
+    their first client."""
     runtime = Runtime(
         telemetry=TelemetryConfig(
             logging=LoggingConfig(
@@ -55,7 +64,7 @@ def sdk_runtime(metrics_address: str | None = None, *, core_level: str = "WARN")
             metrics=(
                 PrometheusConfig(bind_address=metrics_address, durations_as_seconds=True)
                 if metrics_address
-                else None
+                else buffer
             ),
         )
     )

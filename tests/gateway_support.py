@@ -4,7 +4,6 @@ process (its Temporal client is the session's), plus API keys for two tenants.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 import weakref
@@ -14,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
+from prometheus_client import CollectorRegistry
 from temporalio.client import Client
 
+from durable_agent._http import serve_app
 from durable_agent.config import Settings
-from durable_agent.devserver import free_port
 from durable_agent.gateway.app import create_app
 from durable_agent.gateway.guards import ProblemHTTPProtocol
 from durable_agent.gateway.keys import GatewayKey, hash_key, new_key
@@ -63,10 +62,11 @@ async def serving(
     settings: Settings,
     connect: Client | Callable[[], Awaitable[Client]],
     *,
-    port: int | None = None,
+    port: int = 0,
+    registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[str]:
     """Serve the gateway app for ``settings`` on 127.0.0.1 with ``connect``'s client (or
-    that client itself); yields its base URL."""
+    that client itself), its metrics on ``registry``; yields its base URL."""
     if isinstance(connect, Client):
         client = connect
 
@@ -74,33 +74,12 @@ async def serving(
             return client
 
         connect = reuse
-    port = port or free_port()
-    app = create_app(settings, connect=connect)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            access_log=False,
-            http=ProblemHTTPProtocol,
-        )
-    )
-    server.config.timeout_graceful_shutdown = 2
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(200):  # bounded: up to 10 s
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.05)
-        if not server.started:
-            raise AssertionError("the gateway did not start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        app.state.gateway.stopping.set()
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, 10)
+    app = create_app(settings, connect=connect, registry=registry)
+    async with serve_app(app, "127.0.0.1", port, "gateway", http=ProblemHTTPProtocol) as bound:
+        try:
+            yield f"http://127.0.0.1:{bound}"
+        finally:
+            app.state.gateway.stopping.set()  # event streams end before the server stops
 
 
 _LINES: weakref.WeakKeyDictionary[httpx.Response, AsyncIterator[str]] = weakref.WeakKeyDictionary()

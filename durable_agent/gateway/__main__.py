@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -61,12 +62,15 @@ def serve(settings: Settings, host: str, port: int) -> None:
         from durable_agent.telemetry import configure_tracing
 
         configure_tracing("durable-agent-gateway", settings.otlp_endpoint)
+    from durable_agent.metrics import SdkMetrics, process_registry, serve_metrics
     from durable_agent.telemetry import sdk_runtime
 
     # Always a runtime of ours: it forwards the SDK core's log lines into our JSON logs.
-    metrics = settings.gateway_metrics_port
-    runtime = sdk_runtime(f"{host}:{metrics}" if metrics else None)
-    app = create_app(settings, runtime=runtime)
+    # With metrics on, the Temporal client's metrics join the process's registry.
+    sdk = SdkMetrics() if settings.gateway_metrics_port else None
+    runtime = sdk_runtime(buffer=sdk.buffer if sdk else None)
+    registry = process_registry(sdk) if sdk else None
+    app = create_app(settings, runtime=runtime, registry=registry)
     if not settings.gateway_keys:
         log.warning("no API keys configured (AGENT_GATEWAY_KEYS): every request gets 401")
     config = uvicorn.Config(
@@ -80,8 +84,11 @@ def serve(settings: Settings, host: str, port: int) -> None:
         http=ProblemHTTPProtocol,  # a request it cannot parse gets a problem, not text
     )
     server = _Server(config, [app])
-    log.info("gateway listening on http://%s:%d", host, port)
-    server.run()
+    with contextlib.ExitStack() as serving:
+        if registry is not None and sdk is not None:
+            serving.enter_context(serve_metrics(registry, host, settings.gateway_metrics_port, sdk))
+        log.info("gateway listening on http://%s:%d", host, port)
+        server.run()
 
 
 def main(argv: list[str] | None = None) -> int:

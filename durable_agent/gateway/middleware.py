@@ -93,9 +93,7 @@ def install_access_log(app: FastAPI) -> None:
         template: str | None = getattr(request.scope.get("route"), "path", None)
         metrics: GatewayMetrics = request.app.state.gateway.metrics
         # Route templates only (or "unmatched"): bounded label values.
-        labels = {"route": template or "unmatched", "method": request.method}
-        metrics.requests.add(1, {**labels, "status": str(response.status_code)})
-        metrics.seconds.record(seconds, labels)
+        metrics.request(template or "unmatched", request.method, response.status_code, seconds)
         access.info(
             "%s %s %d",
             request.method,

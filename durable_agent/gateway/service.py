@@ -9,8 +9,8 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from temporalio.client import Client
-from temporalio.common import MetricMeter
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
@@ -20,6 +20,7 @@ from durable_agent.gateway import problems
 from durable_agent.gateway.keys import KeyRing, RateLimits
 from durable_agent.gateway.problems import ProblemError
 from durable_agent.health import CachedCheck, temporal_check
+from durable_agent.metrics import SECONDS_BUCKETS
 
 log = logging.getLogger("durable_agent.gateway")
 
@@ -31,24 +32,36 @@ CACHE_SECONDS = 1.0
 
 
 class GatewayMetrics:
-    """The gateway's Prometheus metrics (``durable_agent_gateway_*``), served with the
-    SDK's client metrics on ``AGENT_GATEWAY_METRICS_PORT``."""
+    """The gateway's Prometheus metrics (``durable_agent_gateway_*``) on ``registry``
+    (a private one by default), served with the process's metrics on
+    ``AGENT_GATEWAY_METRICS_PORT``. Routes are templates, never raw paths or keys."""
 
-    def __init__(self, meter: MetricMeter) -> None:
-        self.requests = meter.create_counter(
-            "durable_agent_gateway_requests", "HTTP requests by route, method and status."
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "durable_agent_gateway_requests",
+            "HTTP requests by route, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
         )
-        self.seconds = meter.create_histogram_float(
-            "durable_agent_gateway_request_seconds", "HTTP request duration by route.", "s"
+        self.seconds = Histogram(
+            "durable_agent_gateway_request_seconds",
+            "HTTP request duration by route.",
+            ["route", "method"],
+            buckets=SECONDS_BUCKETS,
+            registry=self.registry,
         )
-        self.streams = meter.create_gauge(
-            "durable_agent_gateway_event_streams", "Event streams open now."
+        self.streams = Gauge(
+            "durable_agent_gateway_event_streams", "Event streams open now.", registry=self.registry
         )
-        self._open = 0
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request of ``route`` (a template) and its duration."""
+        self.requests.labels(route, method, str(status)).inc()
+        self.seconds.labels(route, method).observe(seconds)
 
     def stream(self, delta: int) -> None:
-        self._open += delta
-        self.streams.set(self._open)
+        self.streams.inc(delta)
 
 
 class Gateway:
@@ -60,10 +73,11 @@ class Gateway:
         settings: Settings,
         connect: Callable[[], Awaitable[Client]] | None = None,
         runtime: Runtime | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.runtime = runtime
-        self.metrics = GatewayMetrics(runtime.metric_meter if runtime else MetricMeter.noop)
+        self.metrics = GatewayMetrics(registry)
         self.keys = KeyRing(settings.gateway_keys)
         self.rates = RateLimits(settings.gateway_requests_per_second, settings.gateway_burst)
         self.rpc_timeout = timedelta(seconds=settings.gateway_rpc_timeout_seconds)
