@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 DATA   := .data
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install demo test test-fast check lint typecheck server stop worker gateway gateway-key chat codec-server histories bench load eval clean
+.PHONY: help install demo example test test-fast check lint typecheck server stop worker gateway gateway-key chat codec-server histories bench load eval clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,6 +37,9 @@ install: $(VENV)/.base  ## create .venv and install the project
 demo: $(VENV)/.demo  ## dev server + worker + a scripted conversation, end to end
 	$(PY) -m demo
 
+example: $(VENV)/.demo  ## the support team's agent (examples/support_team): its own tool, an MCP server and a profile, end to end
+	$(PY) -m examples.support_team
+
 test: $(VENV)/.dev  ## run the whole test suite (starts its own Temporal dev server)
 	$(BIN)/pytest -q
 
@@ -62,7 +65,7 @@ lint: $(VENV)/.dev  ## ruff
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.dev  ## mypy
-	$(BIN)/mypy durable_agent workflows activities evals worker.py starter.py demo.py
+	$(BIN)/mypy durable_agent workflows activities evals examples worker.py starter.py demo.py
 
 check: lint typecheck test  ## everything CI could ask for
 

@@ -30,7 +30,7 @@ from temporalio.worker import Worker
 from activities.compaction import CompactionActivities
 from activities.governor import GovernorActivities
 from activities.llm import ClaudeBackend, ModelActivities, ModelBackend, OfflineBackend
-from activities.mcp import McpActivities
+from activities.mcp import McpActivities, held_credentials
 from activities.observability import LatencyInterceptor
 from activities.tools import ToolActivities
 from activities.tools._offload import Offloader
@@ -81,8 +81,9 @@ def redactor(settings: Settings) -> Redactor:
 
 
 def secret_values(settings: Settings) -> list[str]:
-    """The credentials this process holds, as plain text (to redact, never to print)."""
-    return settings.held_secrets()
+    """The credentials this process holds, as plain text (to redact, never to print):
+    the settings' own and the MCP servers' (``McpActivities.held_secrets``)."""
+    return settings.held_secrets() + held_credentials(settings.mcp_servers)
 
 
 @asynccontextmanager

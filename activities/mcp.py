@@ -92,7 +92,7 @@ class McpActivities:
 
     def held_secrets(self) -> list[str]:
         """The credentials read from the environment (to redact from logs)."""
-        return [v for values in self._secrets.values() for v in values.values()]
+        return _redactable([v for values in self._secrets.values() for v in values.values()])
 
     @activity.defn(name=MCP_LIST_TOOLS)
     async def list_tools(self, request: McpListRequest) -> McpToolset:
@@ -192,6 +192,29 @@ async def _client(config: McpServerConfig, secrets: dict[str, str]) -> AsyncIter
         Client(streamable_http_client(config.url, http_client=http)) as client,
     ):
         yield client
+
+
+def held_credentials(
+    servers: Mapping[str, McpServerConfig], environ: Mapping[str, str] = os.environ
+) -> list[str]:
+    """The credentials ``servers`` read from ``environ`` (the values of ``env_from`` and
+    ``headers_from_env``), for the log redactor, which is set up before the activities
+    exist; unset ones are left out (``McpActivities`` refuses them, naming them)."""
+    names = [
+        var
+        for config in servers.values()
+        for var in (
+            config.env_from if isinstance(config, StdioServer) else config.headers_from_env.values()
+        )
+    ]
+    return _redactable([environ[var] for var in names if environ.get(var)])
+
+
+def _redactable(values: list[str]) -> list[str]:
+    """``values``, plus the credential alone of a header value with a scheme
+    (``Bearer <token>``): a log line may quote just the token."""
+    parts = [v.split(None, 1)[1] for v in values if len(v.split(None, 1)) == 2]
+    return list(dict.fromkeys([*values, *(p.strip() for p in parts)]))
 
 
 def _credentials(

@@ -16,7 +16,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.worker import Replayer, WorkflowReplayResult
 
+from durable_agent.contract import WORKFLOW_TYPE, ConversationInput
+from durable_agent.tools.registry import known_tools
 from workflows import WORKFLOW_RUNNER, WORKFLOWS
+
+
+class MissingTools(ValueError):
+    """A history names user tools this process has not loaded: replaying it would fail
+    as a confusing nondeterminism error, so it is refused with their names."""
 
 
 def replayer(data_converter: DataConverter = pydantic_data_converter) -> Replayer:
@@ -55,11 +62,30 @@ async def replay_file(
     # A run whose first workflow task has not completed has nothing to check (and the
     # replayer would wait for that task forever).
     started = [r for r in runs if any(e["eventType"] == _TASK_COMPLETED for e in r["events"])]
-    results = [
-        await replayer(data_converter).replay_workflow(WorkflowHistory.from_json(workflow_id, run))
-        for run in started or runs[:1]
-    ]
+    histories = [WorkflowHistory.from_json(workflow_id, run) for run in started or runs[:1]]
+    for history in histories:
+        await check_tools(history, data_converter)
+    results = [await replayer(data_converter).replay_workflow(h) for h in histories]
     return results[-1]
+
+
+async def check_tools(
+    history: WorkflowHistory, data_converter: DataConverter = pydantic_data_converter
+) -> None:
+    """Raise ``MissingTools`` when the conversation's start input names tools this
+    process does not know (load the worker's ``AGENT_TOOL_MODULES`` first, as
+    ``starter.py replay`` does)."""
+    started = history.events[0].workflow_execution_started_event_attributes
+    if started.workflow_type.name != WORKFLOW_TYPE:
+        return
+    (input,) = await data_converter.decode(started.input.payloads, [ConversationInput])
+    missing = sorted(set(input.tools or []) - known_tools().keys())
+    if missing:
+        raise MissingTools(
+            f"{history.workflow_id} names tools this process has not loaded: "
+            f"{', '.join(missing)}; name their modules in AGENT_TOOL_MODULES (or install "
+            "their entry points) as on the worker that ran it"
+        )
 
 
 _TASK_COMPLETED = "EVENT_TYPE_WORKFLOW_TASK_COMPLETED"

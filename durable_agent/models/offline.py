@@ -12,6 +12,9 @@ always gives the same response, byte for byte.
 * Tool results: phrase every result of the turn as text; or, when the turn said
   "…, then multiply that by 4", ask the calculator for the next step (one round per
   such clause, so it cannot loop).
+* A tool it has no phrases for (a user tool, an MCP tool) is called only when the text
+  names it with JSON arguments: ``use lookup_order {"order_id": "A-1"}``. The
+  planner cannot choose such tools; it can be told.
 """
 
 from __future__ import annotations
@@ -135,6 +138,11 @@ _CHAIN = tuple(
     )
 )
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?")
+# "use lookup_order {"order_id": "A-1"}": an offered tool named, then a JSON object.
+_EXPLICIT = _p(
+    r"\b(?:use|call)\s+(?:the\s+)?(?:tool\s+)?(?P<name>[a-z0-9_-]{1,64})(?:\s+tool)?"
+    r"\s+(?:with\s+)?(?=\{)"
+)
 
 
 @dataclass
@@ -307,6 +315,25 @@ def _plan(
     return calls, [(h.args["op"], h.args["operand"]) for h in kept if h.tool == "chain"]
 
 
+def _explicit_calls(text: str, offered: dict[str, ToolDefinition]) -> tuple[list[Call], str]:
+    """The calls ``text`` names with JSON arguments (``use <tool> {…}``), and the
+    text with them blanked out (for the phrase-based plan of the rest)."""
+    calls: list[Call] = []
+    rest, done = text, 0
+    for match in _EXPLICIT.finditer(text):
+        if match.start() < done or match.group("name") not in offered:
+            continue
+        try:
+            args, end = json.JSONDecoder().raw_decode(text, match.end())
+        except ValueError:
+            continue
+        if isinstance(args, dict):
+            calls.append((match.group("name"), args))
+            rest = rest[: match.start()] + "." + " " * (end - match.start() - 1) + rest[end:]
+            done = end
+    return calls, rest
+
+
 def _schema_value(prop: dict[str, Any], name: str) -> Any:
     """``name`` (e.g. ``maxLength``) of a property schema, looking inside ``anyOf``."""
     return next((s[name] for s in [prop, *prop.get("anyOf", [])] if name in s), None)
@@ -353,6 +380,12 @@ _DONE = {
 
 def _help(offered: dict[str, ToolDefinition]) -> str:
     skills = [example for tool, example in _EXAMPLES.items() if tool in offered]
+    others = sorted(set(offered) - _EXAMPLES.keys())
+    if others:
+        skills.append(
+            f"the tools {', '.join(others)} when you name one with JSON arguments "
+            f'("use {others[0]} {{...}}")'
+        )
     if not skills:
         return (
             "I'm the offline planner, not Claude, and I have no tools here, so I can't act on that."
@@ -407,7 +440,9 @@ class OfflineModel:
         if last is not None and any(isinstance(b, ToolResultBlock) for b in last.content):
             content = self._after_results(request, offered)
         elif last is not None and last.role == "user":
-            calls, _ = _plan(last.text(), offered)
+            named, rest = _explicit_calls(last.text(), offered)
+            planned, _ = _plan(rest, offered)
+            calls = named + [c for c in planned if c not in named]
             content = self._tool_uses(request, calls) if calls else content
         return self._finish(request, content)
 
@@ -426,7 +461,7 @@ class OfflineModel:
         results = {
             b.tool_use_id: b for m in turn for b in m.content if isinstance(b, ToolResultBlock)
         }
-        _, steps = _plan(turn[0].text() if starts else "", offered)
+        _, steps = _plan(_explicit_calls(turn[0].text(), offered)[1] if starts else "", offered)
         if 1 <= len(rounds) <= len(steps):  # one chained round per "then … that" clause
             answers = [results.get(u.id) for u in rounds[-1] if u.name == "calculator"]
             values = [_value(r) for r in answers if r is not None and not r.is_error]

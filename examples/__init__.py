@@ -1,0 +1,1 @@
+"""Examples a newcomer can copy (``python -m examples.<name>``)."""
