@@ -47,17 +47,12 @@ from pathlib import Path
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType, PendingActivityState, TimeoutType
 from temporalio.api.workflowservice.v1 import ResetStickyTaskQueueRequest
-from temporalio.client import (
-    Client,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
-from temporalio.service import RPCError
+from temporalio.client import Client
 
 from bench.harness import user_texts
 from bench.processes import wait_polling, worker_process
 from durable_agent.breaker import BreakerConfig
-from durable_agent.client import Conversation, ConversationError, connect, start_conversation
+from durable_agent.client import SEND_FAILURES, Conversation, connect, start_conversation
 from durable_agent.contract import ConversationInput, ConversationStatus, Reply, SafetyPolicy
 from durable_agent.dependencies import MODEL, tool_dependency
 from durable_agent.devserver import DevServer
@@ -72,13 +67,7 @@ log = logging.getLogger("bench.crash_soak")
 PLACES = tuple(dict.fromkeys(city for city, *_ in CITIES))  # only these exist in the fake
 MAX_MESSAGES = 500
 """Per conversation: a bound on the messages sent, whatever the timing."""
-SEND_ERRORS = (
-    TimeoutError,
-    ConversationError,
-    RPCError,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
+SEND_ERRORS: tuple[type[Exception], ...] = (TimeoutError, *SEND_FAILURES)
 
 
 @dataclass(frozen=True)

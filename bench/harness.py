@@ -24,12 +24,11 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.service import RPCError
+from temporalio.client import Client, WorkflowHandle
 
 from bench.bare import BARE_WORKFLOW, SIGNAL_END, UPDATE_TURN
 from bench.processes import ROOT, stop, wait_polling
-from durable_agent.client import Conversation, ConversationError, start_conversation
+from durable_agent.client import SEND_FAILURES, Conversation, start_conversation
 from durable_agent.contract import ConversationInput, Reply, TextBlock, Transcript, UserMessage
 from durable_agent.devserver import DevServer
 
@@ -38,12 +37,7 @@ Op = Literal["<=", ">=", "<"]
 
 TURN_TIMEOUT = 60.0
 """Seconds one turn may take before the benchmark gives up on it."""
-TURN_FAILURES = (
-    TimeoutError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-    ConversationError,
-    RPCError,
-)
+TURN_FAILURES: tuple[type[Exception], ...] = (TimeoutError, *SEND_FAILURES)
 """How a turn can fail to reply (a timeout surfaces as the SDK's cancellation error; an
 overloaded server may abort an update in flight)."""
 CLOSED_PORT_URL = "http://127.0.0.1:9"

@@ -30,15 +30,12 @@ import httpx
 import pydantic
 from temporalio.client import (
     Client,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.service import RPCError
 
 from bench.processes import ROOT, stop
 from durable_agent.client import (
+    SEND_FAILURES,
     Conversation,
-    ConversationError,
     MessageRejected,
     start_conversation,
 )
@@ -88,14 +85,6 @@ class Driver(Protocol):
 
 # --- the Temporal client ---------------------------------------------------------------
 
-CLIENT_ERRORS = (
-    ConversationError,
-    RPCError,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
-"""What ``Conversation.send_message`` raises when no reply comes."""
-
 
 @dataclass
 class ClientSession:
@@ -112,7 +101,7 @@ class ClientSession:
             return await self.conversation.send_message(text)
         except MessageRejected as e:
             raise SendFailed(f"MessageRejected:{e.type}", e.reason) from e
-        except CLIENT_ERRORS as e:
+        except SEND_FAILURES as e:
             raise SendFailed(type(e).__name__, str(e)[:200]) from e
 
 

@@ -25,6 +25,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
@@ -104,6 +105,17 @@ class ConversationClosed(ConversationError):
 
 class ConversationNotFound(ConversationError):
     """No running conversation has this id."""
+
+
+SEND_FAILURES: tuple[type[Exception], ...] = (
+    ConversationError,
+    RPCError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+"""What ``Conversation.send_message`` raises when a message gets no reply: this API's
+errors, Temporal unreachable, or an update the server failed or aborted in flight (an
+overloaded server may). A caller with a deadline of its own adds ``TimeoutError``."""
 
 
 async def connect(
@@ -223,26 +235,18 @@ class Conversation:
         """Approve the waiting tool call ``call_id`` (optionally with edited
         ``arguments``); returns the audit record once the call has resumed."""
         decision = ApproveCall(call_id=call_id, by=by, arguments=arguments, reason=reason)
-        return await self._decide(UPDATE_APPROVE, decision)
+        return await self._decide(UPDATE_APPROVE, decision, ApprovalRecord)
 
     async def reject(self, call_id: str, *, by: str, reason: str) -> ApprovalRecord:
         """Reject the waiting tool call ``call_id``; the model is told ``reason``."""
-        return await self._decide(UPDATE_REJECT, RejectCall(call_id=call_id, by=by, reason=reason))
+        rejection = RejectCall(call_id=call_id, by=by, reason=reason)
+        return await self._decide(UPDATE_REJECT, rejection, ApprovalRecord)
 
     async def clear_untrusted(self, *, by: str, reason: str | None = None) -> Clearance:
         """Vouch for the context: calls stop waiting for approval because of the
         untrusted content in it, until more comes in (see docs/security.md)."""
-        try:
-            clearance: Clearance = await self.handle.execute_update(
-                UPDATE_CLEAR_UNTRUSTED, ClearUntrusted(by=by, reason=reason), result_type=Clearance
-            )
-            return clearance
-        except WorkflowUpdateFailedError as e:
-            if isinstance(e.cause, ApplicationError):
-                raise ApprovalRefused(e.cause.type or "Rejected", e.cause.message) from None
-            raise
-        except RPCError as e:
-            raise _translate(e, self.id) from None
+        clearance = ClearUntrusted(by=by, reason=reason)
+        return await self._decide(UPDATE_CLEAR_UNTRUSTED, clearance, Clearance)
 
     async def approvals(self) -> Approvals:
         """The ``approvals`` query: waiting tool calls and every decision so far."""
@@ -278,12 +282,16 @@ class Conversation:
         description = await self.handle.describe()
         return description.status == WorkflowExecutionStatus.RUNNING
 
-    async def _decide(self, update: str, decision: ApproveCall | RejectCall) -> ApprovalRecord:
+    async def _decide(
+        self,
+        update: str,
+        decision: ApproveCall | RejectCall | ClearUntrusted,
+        result_type: type[_T],
+    ) -> _T:
+        """A person's decision as ``update``; one the workflow refuses is ``ApprovalRefused``."""
         try:
-            record: ApprovalRecord = await self.handle.execute_update(
-                update, decision, result_type=ApprovalRecord
-            )
-            return record
+            result: _T = await self.handle.execute_update(update, decision, result_type=result_type)
+            return result
         except WorkflowUpdateFailedError as e:
             if isinstance(e.cause, ApplicationError):
                 raise ApprovalRefused(e.cause.type or "Rejected", e.cause.message) from None

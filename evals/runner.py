@@ -19,14 +19,11 @@ from dataclasses import dataclass
 
 from temporalio.client import (
     Client,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.service import RPCError
 
 from durable_agent.client import (
+    SEND_FAILURES,
     Conversation,
-    ConversationError,
     MessageRejected,
     start_conversation,
 )
@@ -38,13 +35,7 @@ from evals.scoring import CallSeen, CaseRun, CaseScore, TurnSeen, score_case
 
 APPROVAL_POLL_SECONDS = 0.05
 """How often a turn with approval steps looks for waiting calls."""
-TURN_FAILURES = (
-    TimeoutError,
-    ConversationError,
-    RPCError,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
+TURN_FAILURES: tuple[type[Exception], ...] = (TimeoutError, *SEND_FAILURES)
 """How a turn can fail to give a reply: no reply in time, a refused approval, the
 conversation closed, the server unreachable or the update aborted. The case fails."""
 CALL_SECONDS = 30.0

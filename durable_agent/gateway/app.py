@@ -30,7 +30,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
@@ -98,6 +98,8 @@ from durable_agent.tools.loading import load_tools
 from durable_agent.tools.registry import select_tools
 
 log = logging.getLogger("durable_agent.gateway")
+
+_T = TypeVar("_T")
 
 _MEMO_FINGERPRINT = "gateway_request_sha256"
 _IDEMPOTENCY_KEY = Header(
@@ -219,6 +221,11 @@ def create_app(
             )
         client = await gateway.reachable_client()
         return client.get_workflow_handle(conversation, result_type=ConversationResult)
+
+    async def ask(key: GatewayKey, conversation: str, query: str, result_type: type[_T]) -> _T:
+        """The answer of ``conversation``'s workflow (one of ``key``'s) to ``query``."""
+        handle = await handle_of(key, conversation)
+        return await calls.query(handle, query, result_type, gateway, conversation)
 
     # --- conversations -----------------------------------------------------------------
 
@@ -354,10 +361,7 @@ def create_app(
     )
     async def transcript(key: Key, conversation_id: ConversationId) -> Transcript:
         """The system prompt, every message, and what screening flagged."""
-        handle = await handle_of(key, conversation_id)
-        return await calls.query(
-            handle, contract.QUERY_TRANSCRIPT, Transcript, gateway, conversation_id
-        )
+        return await ask(key, conversation_id, contract.QUERY_TRANSCRIPT, Transcript)
 
     @app.delete(
         "/v1/conversations/{conversation_id}",
@@ -488,10 +492,7 @@ def create_app(
     )
     async def approvals(key: Key, conversation_id: ConversationId) -> Approvals:
         """Tool calls waiting for a person, and every decision so far."""
-        handle = await handle_of(key, conversation_id)
-        return await calls.query(
-            handle, contract.QUERY_APPROVALS, Approvals, gateway, conversation_id
-        )
+        return await ask(key, conversation_id, contract.QUERY_APPROVALS, Approvals)
 
     @app.post(
         "/v1/conversations/{conversation_id}/approvals/{call_id}",

@@ -139,7 +139,23 @@ class ConversationList(_Body):
     """Pass as ``page`` for the next page; ``None``: this was the last."""
 
 
-class ApprovalRequest(_Body):
+class _Decision(_Body):
+    """A person's decision sent by a service: recorded as made by the authenticated API
+    key, ``<tenant>/<key name>`` (with `` for <on_behalf_of>`` when given); a body
+    cannot say who decided (``by`` is refused)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_by(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "by" in data:
+            raise ValueError(
+                "by is not accepted: a decision is recorded as made by the API key that "
+                "sends it (name the person in on_behalf_of)"
+            )
+        return data
+
+
+class ApprovalRequest(_Decision):
     """Body of ``POST /v1/conversations/{id}/approvals/{call_id}``. The decision is
     recorded as made by the authenticated API key, ``<tenant>/<key name>`` (with
     `` for <on_behalf_of>`` when given); a body cannot say who decided (``by`` is
@@ -153,16 +169,6 @@ class ApprovalRequest(_Body):
     on_behalf_of: str | None = Field(default=None, min_length=1, max_length=100)
     """The person the calling service acts for, kept in the audit list."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_by(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "by" in data:
-            raise ValueError(
-                "by is not accepted: a decision is recorded as made by the API key that "
-                "sends it (name the person in on_behalf_of)"
-            )
-        return data
-
     @model_validator(mode="after")
     def _consistent(self) -> ApprovalRequest:
         if self.decision == "reject" and not self.reason:
@@ -172,7 +178,7 @@ class ApprovalRequest(_Body):
         return self
 
 
-class ClearanceRequest(_Body):
+class ClearanceRequest(_Decision):
     """Body of ``POST /v1/conversations/{id}/clearance``: a person vouches for the
     context, so calls stop waiting for approval because of the untrusted content in it
     (until more comes in). Recorded as made by the API key, like an approval; a body
@@ -181,16 +187,7 @@ class ClearanceRequest(_Body):
     reason: str | None = Field(default=None, min_length=1, max_length=2000)
     """Why the untrusted content is safe to act on (kept in the audit record)."""
     on_behalf_of: str | None = Field(default=None, min_length=1, max_length=100)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_by(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "by" in data:
-            raise ValueError(
-                "by is not accepted: a clearance is recorded as made by the API key that "
-                "sends it (name the person in on_behalf_of)"
-            )
-        return data
+    """The person the calling service acts for, kept in the audit record."""
 
 
 class Accepted(_Body):
