@@ -45,9 +45,16 @@ from durable_agent.contract import (
     PendingApproval,
     Reply,
     SafetyPolicy,
+    Transcript,
 )
 from durable_agent.process import exit_now
 from durable_agent.profiles import ProfileError, Profiles, load_profiles
+from durable_agent.stores.blobs import (
+    BlobNotFound,
+    BlobStoreError,
+    open_blob_store,
+    whole_transcript,
+)
 from durable_agent.tools.loading import load_tools
 
 
@@ -90,6 +97,23 @@ def format_decision(record: ApprovalRecord) -> str:
         f"{record.decided_at:%Y-%m-%d %H:%M:%S}Z {record.call_id} {record.tool} "
         f"{record.decision} by {record.by}{edited}{why}"
     )
+
+
+async def expanded(transcript: Transcript) -> Transcript:
+    """The whole transcript: earlier runs' messages read back from the blob store
+    (``AGENT_BLOB_DB``, as the workers use it). If it cannot be read, the transcript as
+    the conversation answered it (``archived`` names where the rest is)."""
+    if transcript.archived is None:
+        return transcript
+    store = open_blob_store(Settings().blob_db)
+    try:
+        messages = await whole_transcript(store, transcript)
+    except (BlobNotFound, BlobStoreError) as e:
+        print(f"(earlier messages not read from the blob store: {e})", file=sys.stderr)
+        return transcript
+    finally:
+        await store.close()
+    return transcript.model_copy(update={"messages": messages, "archived": None})
 
 
 def default_approver(settings: Settings | None = None) -> str:
@@ -182,7 +206,7 @@ async def _chat(client: Client, args: argparse.Namespace) -> int:
         if command == "/status":
             print((await conversation.status()).model_dump_json(indent=2))
         elif command == "/transcript":
-            print((await conversation.transcript()).model_dump_json(indent=2))
+            print((await expanded(await conversation.transcript())).model_dump_json(indent=2))
         elif command == "/end":
             await conversation.end()
             print("conversation ended")
@@ -271,7 +295,7 @@ async def run(args: argparse.Namespace) -> int:
         status = await conversation.status()
         _print(status, args.json, status.model_dump_json(indent=2))
     elif args.command == "transcript":
-        transcript = await conversation.transcript()
+        transcript = await expanded(await conversation.transcript())
         _print(transcript, args.json, transcript.model_dump_json(indent=2))
     elif args.command == "end":
         await conversation.end()

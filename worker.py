@@ -119,7 +119,7 @@ async def worker_resources(settings: Settings, client: Client) -> AsyncIterator[
                 backend=backend,
                 activities=[
                     model.invoke,
-                    CompactionActivities(model).compact,
+                    *CompactionActivities(model).activities(),
                     *governor.activities(),
                     *tools.activities(),
                     *functions.activities(),

@@ -10,19 +10,22 @@ planner makes a deterministic extractive one.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.llm import ModelActivities
-from activities.transcripts import prefix
+from activities.transcripts import archive_of, archived, prefix
 from durable_agent.activity_models import (
+    ARCHIVE_ACTIVITY,
     COMPACT_ACTIVITY,
+    ArchiveRequest,
     CompactRequest,
     CompactResult,
     ModelRequest,
 )
-from durable_agent.contract import Message, TextBlock, ToolUseBlock, Usage
+from durable_agent.contract import Message, TextBlock, ToolUseBlock, TranscriptArchive, Usage
 from durable_agent.models.offline import summarise
 from durable_agent.stores.blobs import BlobStoreError
 
@@ -43,11 +46,18 @@ class CompactionActivities:
     def __init__(self, model: ModelActivities) -> None:
         self._model = model
 
+    def activities(self) -> list[Callable[..., object]]:
+        """The activities to register."""
+        return [self.compact, self.archive]
+
     @activity.defn(name=COMPACT_ACTIVITY)
     async def compact(self, request: CompactRequest) -> CompactResult:
         """Archive the first ``window.base`` messages and summarise them."""
         model = self._model
-        messages = await prefix(request.window, model.client, model.cache)
+        messages = [
+            *await archived(request.archive, model.cache, model.blobs),
+            *await prefix(request.window, model.client, model.cache),
+        ]
         archive = json.dumps([m.model_dump(mode="json") for m in messages]).encode()
         try:
             await model.blobs.put(request.archive_key, archive)
@@ -69,6 +79,24 @@ class CompactionActivities:
         )
         text = "".join(b.text for b in response.content if isinstance(b, TextBlock))
         return CompactResult(summary=text, usage=response.usage, model=response.model)
+
+    @activity.defn(name=ARCHIVE_ACTIVITY)
+    async def archive(self, request: ArchiveRequest) -> TranscriptArchive:
+        """Write the transcript so far (the previous archive's messages, then the run's
+        first ``window.base``) to the blob store, for the next run to name instead of
+        carrying it through history. Idempotent: the same key gets the same messages."""
+        model = self._model
+        messages = [
+            *await archived(request.previous, model.cache, model.blobs),
+            *await prefix(request.window, model.client, model.cache),
+        ]
+        data, description = archive_of(request.key, messages)
+        try:
+            await model.blobs.put(request.key, data)
+        except BlobStoreError as e:
+            raise ApplicationError(str(e), type=BLOB_STORE_UNAVAILABLE) from e
+        model.cache.put_archive(request.key, messages)
+        return description
 
 
 def render(messages: list[Message]) -> str:

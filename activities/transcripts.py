@@ -9,6 +9,10 @@ messages with the ``transcript_prefix`` query. Either way the model sees exactly
 transcript the workflow holds. The system prompt and tool definitions travel the same
 way: a call sends them only when they differ from the previous call's
 (``ModelRequest.context_omitted``), and the cache (or the query) supplies them.
+
+At continue-as-new the transcript so far goes to the blob store (``transcript.archive``,
+``TranscriptArchive``) instead of through history; requests of the next run name the
+archive, and its messages go in front of the run's own.
 """
 
 from __future__ import annotations
@@ -28,8 +32,13 @@ from durable_agent.activity_models import (
     TranscriptPrefix,
     TranscriptWindow,
 )
-from durable_agent.contract import ContentBlock, Message, ToolResultBlock
-from durable_agent.stores.blobs import BlobNotFound, BlobStore, BlobStoreError
+from durable_agent.contract import ContentBlock, Message, ToolResultBlock, TranscriptArchive
+from durable_agent.stores.blobs import (
+    BlobNotFound,
+    BlobStore,
+    BlobStoreError,
+    archived_messages,
+)
 
 TRANSCRIPT_UNAVAILABLE = "TranscriptUnavailable"
 """``ApplicationError.type`` when the workflow could not be asked for its transcript
@@ -50,6 +59,7 @@ class TranscriptCache:
     def __init__(self, capacity: int = 256) -> None:
         self._capacity = capacity
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._archives: OrderedDict[str, list[Message]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -69,6 +79,19 @@ class TranscriptCache:
         if entry is None or entry.run_id != run_id or not entry.context:
             return None
         return entry.context if entry.context.seq == seq else None
+
+    def archived(self, key: str) -> list[Message] | None:
+        """An archive's messages, if cached (archives never change)."""
+        messages = self._archives.get(key)
+        if messages is not None:
+            self._archives.move_to_end(key)
+        return messages
+
+    def put_archive(self, key: str, messages: list[Message]) -> None:
+        self._archives[key] = messages
+        self._archives.move_to_end(key)
+        while len(self._archives) > self._capacity:
+            self._archives.popitem(last=False)
 
     def put(
         self,
@@ -106,14 +129,47 @@ async def full_request(
                 seq=window.context_seq, system=request.system, tools=request.tools
             )
         cache.put(window.workflow_id, window.run_id, messages, context)
+    if request.archive is not None:
+        messages = [*await archived(request.archive, cache, blobs), *messages]
     return request.model_copy(
         update=update
         | {
             "messages": await _with_results(messages, blobs),
             "window": None,
+            "archive": None,
             "context_omitted": False,
         }
     )
+
+
+async def archived(
+    archive: TranscriptArchive | None, cache: TranscriptCache, blobs: BlobStore
+) -> list[Message]:
+    """The messages of an archive (none for ``None``): cached, or read back."""
+    if archive is None:
+        return []
+    messages = cache.archived(archive.key)
+    if messages is None:
+        try:
+            messages = await archived_messages(blobs, archive)
+        except (BlobNotFound, BlobStoreError) as e:
+            raise ApplicationError(
+                f"transcript archive {archive.key} unreadable: {e}", type=TRANSCRIPT_UNAVAILABLE
+            ) from e
+        cache.put_archive(archive.key, messages)
+    return messages
+
+
+def archive_of(key: str, messages: list[Message]) -> tuple[bytes, TranscriptArchive]:
+    """The blob to store and its description (sizes as ``RequestSize`` counts them)."""
+    texts = [m.model_dump_json() for m in messages]
+    description = TranscriptArchive(
+        key=key,
+        messages=len(messages),
+        chars=sum(len(t) for t in texts),
+        bytes=sum(len(t.encode()) for t in texts),
+    )
+    return ("[" + ",".join(texts) + "]").encode(), description
 
 
 async def _context(

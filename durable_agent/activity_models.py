@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from durable_agent.contract import ContentBlock, Message, ToolOutcome, Usage
+from durable_agent.contract import ContentBlock, Message, ToolOutcome, TranscriptArchive, Usage
 
 MODEL_ACTIVITY = "model.invoke"
 """Registered name of the model activity; stable, renaming it breaks running workflows."""
@@ -85,6 +85,21 @@ class CompactRequest(_Model):
     archive_key: str
     model: str | None
     max_tokens: int = 1024
+    archive: TranscriptArchive | None = None
+    """Messages of earlier runs, folded in too (before the window's)."""
+
+
+ARCHIVE_ACTIVITY = "transcript.archive"
+"""Registered name of the activity that archives a transcript at continue-as-new."""
+
+
+class ArchiveRequest(_Model):
+    """Input of ``transcript.archive``: write ``previous`` (if any) and the run's first
+    ``window.base`` messages to the blob store under ``key``."""
+
+    window: TranscriptWindow
+    previous: TranscriptArchive | None = None
+    key: str
 
 
 class CompactResult(_Model):
@@ -106,6 +121,8 @@ class ModelRequest(_Model):
     tools: list[ToolDefinition]
     max_tokens: int
     window: TranscriptWindow | None = None
+    archive: TranscriptArchive | None = None
+    """Messages of earlier runs that go before ``messages`` (and the window's prefix)."""
     context_omitted: bool = False
     """``system`` and ``tools`` are left out because the previous call of this run sent
     the same (``window.context_seq``): the activity has them cached, or asks."""

@@ -290,6 +290,9 @@ class ContinuedState(_Model):
     """The tenant lease the conversation holds (runs since ``lean-turn-v1``)."""
     provenance: Provenance | None = None
     """Untrusted content in the context, and who cleared it (runs since ``provenance-v1``)."""
+    archive: TranscriptArchive | None = None
+    """The transcript so far, in the blob store; ``messages`` is then empty (runs since
+    ``flat-continue-v1``)."""
     toolsets: list[dict[str, Any]] = []
     """The MCP toolsets listed so far (``durable_agent.toolsets.McpToolset`` as JSON):
     a conversation keeps the catalog it was given for its whole life."""
@@ -454,6 +457,22 @@ class SafetyFlag(_Model):
     reply was not shown."""
 
 
+class TranscriptArchive(_Model):
+    """Messages of a conversation's earlier runs, kept in the blob store instead of
+    being carried through history at continue-as-new (runs since ``flat-continue-v1``).
+    The model activity puts them back in front of the run's messages, so the model sees
+    the whole transcript."""
+
+    key: str
+    """Blob-store key: a JSON list of the messages, oldest first."""
+    messages: int
+    """How many messages it holds."""
+    chars: int
+    """Sum of the messages' JSON lengths, in characters (request sizes stay exact)."""
+    bytes: int
+    """The same in UTF-8 bytes."""
+
+
 class Transcript(_Model):
     """Result of the ``transcript`` query."""
 
@@ -461,6 +480,9 @@ class Transcript(_Model):
     messages: list[Message]
     flags: list[SafetyFlag] = []
     """What screening flagged, in order."""
+    archived: TranscriptArchive | None = None
+    """Messages before ``messages``, from earlier runs, in the blob store (the model
+    still sees them). ``None``: ``messages`` is the whole transcript."""
 
 
 # --- the event feed: what a turn does, as it happens ------------------------------------

@@ -129,8 +129,9 @@ class AgentWorkflow(Continues):
             pending = self._pending.pop(0)
             reply = await self._run_turn(pending.message)
             continuing = self._should_continue_as_new()
-            if continuing:
-                await self._permits.delivered()  # before the reply: no message meanwhile
+            if continuing:  # before the reply, so no message comes meanwhile:
+                await self._permits.delivered()
+                transcript = await self._transcript_for_next_run()
             self._replies[pending.update_id] = reply
             self._answered[pending.update_id] = reply
             if len(self._answered) > ANSWERED_KEPT:
@@ -144,8 +145,9 @@ class AgentWorkflow(Continues):
                     lambda: workflow.all_handlers_finished() or bool(self._pending)
                 )
                 if not self._pending and not self._end_requested:
+                    continued = self._carry(*transcript)
                     workflow.continue_as_new(
-                        self._input.model_copy(update={"continued": self._carry()})
+                        self._input.model_copy(update={"continued": continued})
                     )
 
     # --- the public surface: update, signals, queries ------------------------------------
@@ -309,7 +311,10 @@ class AgentWorkflow(Continues):
     def transcript(self) -> Transcript:
         """The system prompt, every message so far, and what screening flagged."""
         return Transcript(
-            system_prompt=self._input.system_prompt, messages=self._messages, flags=self._flags
+            system_prompt=self._input.system_prompt,
+            messages=self._messages,
+            flags=self._flags,
+            archived=self._archive,
         )
 
     @workflow.query(name=QUERY_TRANSCRIPT_PREFIX)

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         TextBlock,
         ToolResultBlock,
         ToolUseBlock,
+        TranscriptArchive,
     )
     from durable_agent.dependencies import DependencyHealth
     from durable_agent.injection import InjectionDetector
@@ -88,6 +89,9 @@ class ConversationBase:
     """Whether this run is lean (``LEAN_TURN_PATCH``); decided when the run starts."""
     _published: tuple[str, str, int, int, Decimal] | None
     _events: EventFeed
+    _archive: TranscriptArchive | None
+    """Earlier runs' messages, in the blob store (``flat-continue-v1``); they go in front
+    of ``_messages`` in every model request."""
     _toolsets: dict[str, McpToolset]
     """MCP toolsets listed, by server name (their tools are in ``_tools``)."""
     _toolsets_down: set[str]

@@ -47,15 +47,19 @@ class Compacts(Screens):
             if m.role == "user" and any(isinstance(b, TextBlock) for b in m.content)
         ]
         keep = self._input.keep_recent_turns
-        if len(starts) <= keep or starts[-keep] < 3 or not self._patched(COMPACTION_PATCH):
+        archive = self._archive  # earlier runs' messages: always old enough to fold
+        foldable = archive is not None or (len(starts) > keep and starts[-keep] >= 3)
+        if not foldable or not self._patched(COMPACTION_PATCH):
             return False  # nothing old enough to fold (or a run from before compaction)
-        cut, info = starts[-keep], workflow.info()
+        cut, info = (starts[-keep] if len(starts) > keep else 0), workflow.info()
+        folded = cut + (archive.messages if archive else 0)
         self._compactions += 1
         key = f"transcript/{info.workflow_id}/{self._compactions}"
         request = CompactRequest(
             window=TranscriptWindow(workflow_id=info.workflow_id, run_id=info.run_id, base=cut),
             archive_key=key,
             model=self._input.model,
+            archive=archive,
         )
         try:
             result: CompactResult = await workflow.execute_activity(
@@ -66,7 +70,7 @@ class Compacts(Screens):
                 schedule_to_close_timeout=MODEL_SCHEDULE_TO_CLOSE,
                 heartbeat_timeout=MODEL_HEARTBEAT,
                 retry_policy=MODEL_RETRY_POLICY,
-                summary=f"compact {cut} messages into {key}",
+                summary=f"compact {folded} messages into {key}",
             )
         except ActivityError as e:
             self._last_error = f"compaction: {describe(e)}"
@@ -75,17 +79,18 @@ class Compacts(Screens):
         price = self._price(result.model)
         for budget in (turn.budget, self._budget):
             budgets.record_model_call(budget, result.usage, price)
-        summary = f"[Summary of {cut} earlier messages; originals archived as {key}]\n"
+        summary = f"[Summary of {folded} earlier messages; originals archived as {key}]\n"
         self._messages = [
             Message(role="user", content=[TextBlock(text=summary + result.summary)]),
             Message(role="assistant", content=[TextBlock(text="Noted; I'll go on from there.")]),
             *self._messages[cut:],
         ]
+        self._archive = None  # folded in
         self._sent = 0  # every message moved
         self._request_size.reset()
         workflow.logger.info(
             "compacted %d messages into %s",
-            cut,
+            folded,
             key,
             extra={"event": "compaction", "turn": turn.number, "archive": key},
         )

@@ -4,7 +4,11 @@ turns (``ContinuedState``)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 from workflows.approvals import ApprovalDesk
 from workflows.feed import EventFeed
@@ -14,18 +18,28 @@ from workflows.tool_step import ToolStep
 from workflows.transcript import RequestSize
 
 with workflow.unsafe.imports_passed_through():
+    from durable_agent.activity_models import ARCHIVE_ACTIVITY, ArchiveRequest, TranscriptWindow
     from durable_agent.budget import Budget
     from durable_agent.contract import (
         AnsweredMessage,
         ContinuedState,
         ConversationInput,
+        Message,
         Provenance,
+        TranscriptArchive,
     )
     from durable_agent.dependencies import DependencyHealth
     from durable_agent.injection import InjectionDetector
     from durable_agent.tools.registry import select_tools
     from durable_agent.toolsets import McpToolset
-from workflows.versions import CONTINUE_AS_NEW_PATCH
+from workflows.turn import describe
+from workflows.versions import CONTINUE_AS_NEW_PATCH, FLAT_CONTINUE_PATCH
+
+ARCHIVE_START_TO_CLOSE = timedelta(seconds=60)
+ARCHIVE_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+)  # fmt: skip
 
 
 class Continues(ToolStep):
@@ -92,6 +106,7 @@ class Continues(ToolStep):
         self._events = EventFeed(carried.events, carried.event_seq) if carried else EventFeed()
         self._toolsets = {}
         self._toolsets_down = set()
+        self._archive = None
         if carried:
             self._restore(carried)
             spent = self._budget.spent
@@ -109,7 +124,21 @@ class Continues(ToolStep):
             or info.get_current_history_size() >= self._input.continue_as_new_history_bytes
         )
 
-    def _carry(self) -> ContinuedState:
+    async def _transcript_for_next_run(
+        self,
+    ) -> tuple[list[Message], TranscriptArchive | None]:
+        """What the next run gets of the transcript: runs since ``FLAT_CONTINUE_PATCH``
+        archive it and pass the reference; older ones (or when the archive cannot be
+        written) pass the messages themselves."""
+        if self._lean and workflow.patched(FLAT_CONTINUE_PATCH):
+            try:
+                return [], await self._archive_transcript()
+            except ActivityError as e:  # carried inline, as before: nothing is lost
+                self._last_error = f"transcript archive: {describe(e)}"
+                workflow.logger.warning("%s", self._last_error)
+        return self._messages, self._archive
+
+    def _carry(self, messages: list[Message], archive: TranscriptArchive | None) -> ContinuedState:
         """The state the next run starts from (see ``_restore``)."""
         workflow.logger.info(
             "continuing as new after %d turns in this run",
@@ -119,7 +148,8 @@ class Continues(ToolStep):
         events, event_seq = self._events.carry()
         return ContinuedState(
             runs=self._runs,
-            messages=self._messages,
+            messages=messages,
+            archive=archive,
             turns=self._turns,
             model_calls=self._model_calls,
             last_error=self._last_error,
@@ -140,9 +170,32 @@ class Continues(ToolStep):
             toolsets=[toolset.model_dump(mode="json") for toolset in self._toolsets.values()],
         )
 
+    async def _archive_transcript(self) -> TranscriptArchive:
+        """Write the transcript so far to the blob store (the activity reads the run's
+        messages from its cache or by query: they do not travel through history)."""
+        info = workflow.info()
+        key = f"transcript/{info.workflow_id}/run-{self._runs}"
+        total = len(self._messages) + (self._archive.messages if self._archive else 0)
+        archive: TranscriptArchive = await workflow.execute_activity(
+            ARCHIVE_ACTIVITY,
+            ArchiveRequest(
+                window=TranscriptWindow(
+                    workflow_id=info.workflow_id, run_id=info.run_id, base=len(self._messages)
+                ),
+                previous=self._archive,
+                key=key,
+            ),
+            result_type=TranscriptArchive,
+            start_to_close_timeout=ARCHIVE_START_TO_CLOSE,
+            retry_policy=ARCHIVE_RETRY_POLICY,
+            summary=f"archive {total} messages as {key}",
+        )
+        return archive
+
     def _restore(self, carried: ContinuedState) -> None:
         self._runs = carried.runs + 1
         self._messages = list(carried.messages)
+        self._archive = carried.archive
         self._turns = carried.turns
         self._model_calls = carried.model_calls
         self._last_error = carried.last_error

@@ -68,7 +68,9 @@ class ModelStep(Compacts):
         plan = budgets.plan_model_call(
             [("turn", turn.budget), ("conversation", self._budget)],
             input_tokens_upper=budgets.input_tokens_upper_bound(
-                request_bytes, len(request.messages), len(request.tools)
+                request_bytes,
+                len(request.messages) + (request.archive.messages if request.archive else 0),
+                len(request.tools),
             ),
             requested_max_tokens=request.max_tokens,
             price=price,
@@ -211,6 +213,7 @@ class ModelStep(Compacts):
             messages=self._messages,
             tools=offered,
             max_tokens=self._input.max_tokens,
+            archive=self._archive,
         )
 
     def _withheld(self) -> list[str]:

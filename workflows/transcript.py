@@ -44,16 +44,19 @@ class RequestSize:
         self._sizes.clear()
 
     def of(self, request: ModelRequest) -> Size:
-        """The size of ``request.model_dump_json()``, ``request.messages`` being the
-        transcript this tracker follows."""
+        """The size of ``request.model_dump_json()`` as the model activity sends it (the
+        archive's messages in front of ``request.messages``, the transcript this tracker
+        follows)."""
         messages = request.messages
-        chars = bytes_ = 0
+        archive = request.archive  # earlier runs' messages, sent in front
+        chars = archive.chars if archive else 0
+        bytes_ = archive.bytes if archive else 0
         for i, message in enumerate(messages):
             size = self._measured(i, message)
             chars += size.chars
             bytes_ += size.bytes
-        empty = request.model_copy(update={"messages": []}).model_dump_json()
-        commas = max(0, len(messages) - 1)
+        empty = request.model_copy(update={"messages": [], "archive": None}).model_dump_json()
+        commas = max(0, len(messages) + (archive.messages if archive else 0) - 1)
         return Size(chars=len(empty) + chars + commas, bytes=len(empty.encode()) + bytes_ + commas)
 
     def _measured(self, index: int, message: Message) -> Size:

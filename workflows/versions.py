@@ -43,6 +43,11 @@ PROVENANCE_PATCH = "provenance-v1"
 """Runs since: untrusted content in the context (not only a detector flag in the turn)
 makes write/execute/admin calls wait for approval, and guards outbound calls."""
 
+FLAT_CONTINUE_PATCH = "flat-continue-v1"
+"""Runs since: at continue-as-new the transcript goes to the blob store
+(``transcript.archive``) and the next run names it, instead of carrying it through
+history (the continued-as-new event and the new run's input each held a copy)."""
+
 
 @dataclass(frozen=True)
 class Version:
@@ -72,6 +77,8 @@ VERSIONS: tuple[Version, ...] = (
             "2026-12 (session 4)", "tests/histories/pre_lean/"),
     Version(PROVENANCE_PATCH, "provenance gates side effects", "2026-12 (session 4)",
             "tests/histories/pre_provenance/"),
+    Version(FLAT_CONTINUE_PATCH, "the transcript crosses continue-as-new by reference",
+            "2026-12 (session 4)", "tests/histories/pre_flat/"),
 )  # fmt: skip
 """Every patch id, oldest first. None can be deprecated yet: conversations recorded
 before each may still be running (a conversation lives as long as its users talk)."""

@@ -13,9 +13,11 @@ from the ``AGENT_BLOB_DB`` setting.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Protocol
 
+from durable_agent.contract import Message, Transcript, TranscriptArchive
 from durable_agent.stores._location import store_location
 from durable_agent.stores._postgres import PostgresDatabase
 from durable_agent.stores._sqlite import SqliteFile
@@ -120,3 +122,27 @@ def open_blob_store(url_or_path: str | Path) -> BlobStore:
     if isinstance(location, Path):
         return SqliteBlobStore(location)
     return PostgresBlobStore(location)
+
+
+async def archived_messages(store: BlobStore, archive: TranscriptArchive) -> list[Message]:
+    """The messages of a transcript archive (earlier runs of a conversation, see
+    ``Transcript.archived``), oldest first. Raises ``BlobNotFound``/``BlobStoreError``,
+    or ``BlobStoreError`` when the blob does not hold what the archive says."""
+    data = await store.get(archive.key)
+    try:
+        messages = [Message.model_validate(m) for m in json.loads(data)]
+    except (ValueError, TypeError) as e:
+        raise BlobStoreError(f"transcript archive {archive.key} is not a transcript") from e
+    if len(messages) != archive.messages:
+        raise BlobStoreError(
+            f"transcript archive {archive.key} holds {len(messages)} messages, "
+            f"expected {archive.messages}"
+        )
+    return messages
+
+
+async def whole_transcript(store: BlobStore, transcript: Transcript) -> list[Message]:
+    """Every message of a conversation: its archive (if any) and then the current run's."""
+    if transcript.archived is None:
+        return transcript.messages
+    return [*await archived_messages(store, transcript.archived), *transcript.messages]

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import uuid
 
 from temporalio.client import Client
 
+from durable_agent.client import start_conversation
 from durable_agent.config import Settings
+from durable_agent.contract import ConversationInput
 from durable_agent.devserver import DevServer, temporal_binary
 from tests.helpers import eventually, run_command, saved_notes
 
@@ -217,3 +220,23 @@ async def test_cli_clears_untrusted_content(temporal_server: DevServer, task_que
     )
     assert code == 0, err
     assert "cleared by ops: tool:get_weather" in out
+
+
+async def test_cli_transcript_is_whole_after_continue_as_new(
+    client: Client, temporal_server: DevServer, task_queue: str, settings: Settings
+) -> None:
+    conversation = await start_conversation(
+        client, ConversationInput(continue_as_new_after_turns=1), task_queue=task_queue
+    )
+    for n in range(3):
+        assert (await conversation.send_message(f"What is {n} + 2?")).status == "ok"
+    assert (await conversation.transcript()).archived is not None
+    env = {**os.environ, "AGENT_BLOB_DB": str(settings.blob_db)}
+    code, out, err = await run_command(
+        sys.executable, "starter.py", "transcript", "--server", temporal_server.address,
+        "-c", conversation.id, "--json", env=env,
+    )  # fmt: skip
+    assert code == 0, err
+    transcript = json.loads(out)
+    assert transcript["archived"] is None and len(transcript["messages"]) == 12
+    assert transcript["messages"][0]["content"][0]["text"] == "What is 0 + 2?"

@@ -29,7 +29,7 @@ from durable_agent.contract import (
     UserMessage,
 )
 from durable_agent.devserver import DevServer
-from durable_agent.stores.blobs import open_blob_store
+from durable_agent.stores.blobs import open_blob_store, whole_transcript
 from durable_agent.testing.fake_tools import FakeToolServer
 from tests.conftest import make_settings
 from tests.helpers import eventually, run_command, running_worker, saved_notes
@@ -156,7 +156,13 @@ async def test_continue_as_new_when_the_server_suggests_it_keeps_everything(
         assert status.budget is not None and status.budget.spent.usage.input_tokens == usage
         assert status.breakers["tool:web_search"].forced == "open"
         assert [d.by for d in approvals.decisions] == ["auditor"] * 5
-        users = [m.text() for m in transcript.messages if m.role == "user" and m.text()]
+        # Earlier runs' messages are archived (flat-continue-v1): the whole transcript is
+        # the archive's messages, then the run's.
+        assert transcript.archived is not None
+        store = open_blob_store(settings.blob_db)
+        whole = await whole_transcript(store, transcript)
+        await store.close()
+        users = [m.text() for m in whole if m.role == "user" and m.text()]
         assert users[0] == "What is 0 * 7?" and len(users) == 15
         assert await saved_notes(settings) == [f"round {n} began" for n in range(1, 15, 3)]
         # The same id serves on.
@@ -308,3 +314,78 @@ async def test_a_retried_message_after_continue_as_new_gets_its_reply_not_a_new_
     assert status.turns == 1 and status.runs == 2  # no second turn
     other = await send("msg-other", "What is 6 * 7?")
     assert other.turn == 2  # a new id is a new message
+
+
+async def test_history_stays_flat_across_continue_as_new(
+    client: Client, task_queue: str, settings: Settings
+) -> None:
+    """The transcript crosses runs by reference: no run's history holds the earlier
+    runs' messages, the first model call of a run sends only the new message, and the
+    model still sees everything (the offline planner answers from the whole transcript,
+    and the transcript read back is whole)."""
+    config = ConversationInput(continue_as_new_after_turns=3)
+    conversation = await start_conversation(client, config, task_queue=task_queue)
+    marker = "flat-marker-" + uuid.uuid4().hex[:6]
+    first_message = f"Remember that {marker} is set".encode()  # only ever in the transcript
+    assert (await conversation.send_message(f"Remember that {marker} is set")).status == "ok"
+    for n in range(8):
+        assert (await conversation.send_message(f"What is {n} * 3?")).status == "ok"
+    runs = await _runs(client, conversation.id)
+    assert len(runs) >= 3
+    for run in runs[1:]:  # a continued run: its history never holds the first turn
+        history = await run.fetch_history()
+        assert first_message not in history.events[0].SerializeToString()  # its input
+        firsts = [
+            e.activity_task_scheduled_event_attributes.input
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "model.invoke"
+        ]
+        assert firsts and first_message not in firsts[0].SerializeToString()
+    last = await runs[-2].fetch_history()  # a run that continued: it archived
+    archived = [
+        e
+        for e in last.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "transcript.archive"
+    ]
+    assert len(archived) == 1
+    transcript = await conversation.transcript()
+    assert transcript.archived is not None
+    store = open_blob_store(settings.blob_db)
+    whole = await whole_transcript(store, transcript)
+    await store.close()
+    assert marker in whole[0].text() and len(whole) == 4 * 9  # 9 tool turns, 4 messages each
+    # The model saw the earlier runs: a question only the first turn can answer.
+    reply = await conversation.send_message("What did I note?")
+    assert marker in reply.text
+
+
+async def test_the_model_sees_the_whole_transcript_after_continue_as_new(
+    client: Client, tmp_path: Path, tool_server: FakeToolServer
+) -> None:
+    """On the Claude path: the first request of a continued run holds every message of
+    the earlier runs (read back from the archive), though history carried none."""
+    from durable_agent.testing.fake_anthropic import FakeAnthropicServer
+    from durable_agent.testing.responders import offline_responder
+    from tests.conftest import claude_worker
+
+    bodies: list[dict[str, object]] = []
+
+    def recording(body: dict[str, object]) -> dict[str, object]:
+        bodies.append(body)
+        return offline_responder(body)  # type: ignore[arg-type]
+
+    with FakeAnthropicServer() as claude:
+        claude.responder = recording
+        async with claude_worker(client, tmp_path, tool_server, claude) as queue:
+            config = ConversationInput(continue_as_new_after_turns=2)
+            conversation = await start_conversation(client, config, task_queue=queue)
+            for n in range(3):
+                assert (await conversation.send_message(f"What is {n} + 1?")).status == "ok"
+            assert len(await _runs(client, conversation.id)) == 2
+    # Turn 3 is the first of run 2: its first request carries turns 1-2 (4 messages
+    # each) and the new message.
+    third = [b for b in bodies if len(b["messages"]) == 9]  # type: ignore[arg-type]
+    assert third, [len(b["messages"]) for b in bodies]  # type: ignore[arg-type]
+    assert "What is 0 + 1?" in str(third[0]["messages"])

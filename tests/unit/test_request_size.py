@@ -43,3 +43,21 @@ def test_the_size_is_exactly_the_whole_requests(steps: list, system: str) -> Non
         whole = request(messages, system).model_dump_json()
         measured = size.of(request(messages, system))
         assert (measured.chars, measured.bytes) == (len(whole), len(whole.encode()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(BLOCKS, min_size=1, max_size=3), max_size=8), st.integers(0, 8), TEXT)
+def test_an_archived_prefix_counts_exactly_as_if_it_were_sent(
+    contents: list[list[ContentBlock]], split: int, system: str
+) -> None:
+    from activities.transcripts import archive_of
+
+    messages = [Message(role="user", content=list(blocks)) for blocks in contents]
+    earlier, recent = messages[:split], messages[split:]
+    _, archive = archive_of("transcript/c/run-1", earlier)
+    whole = request(messages, system).model_dump_json()
+    with_archive = request(recent, system).model_copy(
+        update={"archive": archive if earlier else None}
+    )
+    measured = RequestSize().of(with_archive)
+    assert (measured.chars, measured.bytes) == (len(whole), len(whole.encode()))
