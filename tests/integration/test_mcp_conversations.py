@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
+from durable_agent.breaker import BreakerConfig
 from durable_agent.client import start_conversation
 from durable_agent.contract import ConversationInput, SafetyPolicy
 from durable_agent.testing.fake_anthropic import FakeAnthropicServer
@@ -166,3 +167,23 @@ async def test_a_server_that_is_down_degrades_the_turn_not_the_conversation(
         assert "calculator" in offered and not any(n.startswith("desk__") for n in offered)
         status = await conversation.status()
         assert status.last_error and "desk" in status.last_error
+        # Each turn asks again until the server's breaker opens; then it is not asked.
+        for _ in range(BreakerConfig().failure_threshold - 1):
+            assert (await conversation.send_message("And now?")).status == "ok"
+        status = await conversation.status()
+        assert status.breakers["mcp:desk"].state == "open" and "mcp:desk" in status.degraded
+        history = await conversation.handle.fetch_history()
+        listings = [
+            e
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "mcp.list_tools"
+        ]
+        assert len(listings) == BreakerConfig().failure_threshold
+        assert (await conversation.send_message("Still there?")).status == "ok"
+        history = await conversation.handle.fetch_history()
+        assert len(history.events) > 0 and sum(
+            e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "mcp.list_tools"
+            for e in history.events
+        ) == len(listings)  # open: not asked
