@@ -346,12 +346,11 @@ class GovernorState(_Model):
     def _refused_for_budget(
         self, request: LeaseRequest, now: datetime, available: Decimal
     ) -> Lease:
-        midnight = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo) + timedelta(days=1)
         return Lease(
             lease_id=request.lease_id,
             granted=False,
             reason="daily_budget",
-            retry_after_seconds=(midnight - now).total_seconds(),
+            retry_after_seconds=_until_midnight(now),
             message=(
                 f"tenant {self.tenant!r} daily budget: limit {self.limits.daily_usd} USD, "
                 f"spent {self.spent_usd}, committed {self.committed_usd() - self.spent_usd}, "
@@ -371,13 +370,10 @@ class GovernorState(_Model):
             committed = self.committed_usd()
             if committed + request.reserved_usd > limits.daily_usd:
                 self.denied += 1
-                midnight = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo) + timedelta(
-                    days=1
-                )
                 return PermitDecision(
                     granted=False,
                     reason="daily_budget",
-                    retry_after_seconds=(midnight - now).total_seconds(),
+                    retry_after_seconds=_until_midnight(now),
                     message=(
                         f"tenant {self.tenant!r} daily budget: limit {limits.daily_usd} USD, "
                         f"spent {self.spent_usd}, reserved {committed - self.spent_usd}, "
@@ -433,6 +429,12 @@ class GovernorState(_Model):
         wait = wait_seconds(tokens, rate_per_minute / 60.0)
         self.bucket_tokens = tokens - 1.0 if wait == 0.0 else tokens
         return wait
+
+
+def _until_midnight(now: datetime) -> float:
+    """Seconds until the day (``now``'s timezone, UTC for the governor) rolls over."""
+    midnight = datetime(now.year, now.month, now.day, tzinfo=now.tzinfo) + timedelta(days=1)
+    return (midnight - now).total_seconds()
 
 
 class HeldLease(_Model):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -223,27 +224,28 @@ class ToolStep(ModelStep):
         )
 
     async def _execute_tool(self, spec: ToolSpec, call: ToolCall) -> ToolResult:
+        """One tool call as an activity with the spec's policy; a fast, pure tool
+        (``spec.local``) as a local activity in lean runs (same timeouts and retries, no
+        heartbeat)."""
+        policy: dict[str, Any] = {
+            "result_type": ToolResult,
+            "start_to_close_timeout": spec.start_to_close_timeout,
+            "schedule_to_close_timeout": spec.schedule_to_close_timeout,
+            "retry_policy": spec.retry_policy,
+            "summary": tool_summary(spec.name, call.arguments),
+        }
+        result: ToolResult
         if spec.local and self._lean:
-            local: ToolResult = await workflow.execute_local_activity(
+            result = await workflow.execute_local_activity(
+                spec.activity_name, spec.activity_input(call), **policy
+            )
+        else:
+            result = await workflow.execute_activity(
                 spec.activity_name,
                 spec.activity_input(call),
-                result_type=ToolResult,
-                start_to_close_timeout=spec.start_to_close_timeout,
-                schedule_to_close_timeout=spec.schedule_to_close_timeout,
-                retry_policy=spec.retry_policy,
-                summary=tool_summary(spec.name, call.arguments),
+                heartbeat_timeout=spec.heartbeat_timeout,
+                **policy,
             )
-            return local
-        result: ToolResult = await workflow.execute_activity(
-            spec.activity_name,
-            spec.activity_input(call),
-            result_type=ToolResult,
-            start_to_close_timeout=spec.start_to_close_timeout,
-            schedule_to_close_timeout=spec.schedule_to_close_timeout,
-            heartbeat_timeout=spec.heartbeat_timeout,
-            retry_policy=spec.retry_policy,
-            summary=tool_summary(spec.name, call.arguments),
-        )
         return result
 
     async def _load_toolsets(self) -> None:
