@@ -34,8 +34,9 @@ with workflow.unsafe.imports_passed_through():
 
 EVENTS_HELD = 64
 """Events held in memory: a reader polling once a second misses none of a busy turn."""
-CARRIED_EVENTS = 32
-"""Events carried into the next run: enough for a reader polling a few times a second."""
+CARRIED_EVENTS = 16
+"""Events carried into the next run: two busy turns, more than a reader polling once a
+second can fall behind by (the run continues as new right after a reply)."""
 RESULT_PREVIEW = 200
 """Characters of a tool result a reply event keeps."""
 

@@ -332,6 +332,7 @@ async def test_history_stays_flat_across_continue_as_new(
         assert (await conversation.send_message(f"What is {n} * 3?")).status == "ok"
     runs = await _runs(client, conversation.id)
     assert len(runs) >= 3
+    checked = 0
     for run in runs[1:]:  # a continued run: its history never holds the first turn
         history = await run.fetch_history()
         assert first_message not in history.events[0].SerializeToString()  # its input
@@ -341,8 +342,11 @@ async def test_history_stays_flat_across_continue_as_new(
             if e.HasField("activity_task_scheduled_event_attributes")
             and e.activity_task_scheduled_event_attributes.activity_type.name == "model.invoke"
         ]
-        assert firsts and first_message not in firsts[0].SerializeToString()
-    last = await runs[-2].fetch_history()  # a run that continued: it archived
+        if firsts:  # (the newest run may not have served a turn yet)
+            checked += 1
+            assert first_message not in firsts[0].SerializeToString()
+    assert checked >= 2
+    last = await runs[1].fetch_history()  # a run that continued: it archived
     archived = [
         e
         for e in last.events
