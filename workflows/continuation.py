@@ -13,6 +13,7 @@ from temporalio.exceptions import ActivityError
 from workflows.approvals import ApprovalDesk
 from workflows.feed import EventFeed
 from workflows.permits import TenantPermits
+from workflows.policies import ANSWERED_CARRIED
 from workflows.telemetry import ConversationTelemetry
 from workflows.tool_step import ToolStep
 from workflows.transcript import RequestSize
@@ -163,7 +164,7 @@ class Continues(ToolStep):
             event_seq=event_seq,
             answered=[
                 AnsweredMessage(update_id=update_id, reply=reply)
-                for update_id, reply in self._answered.items()
+                for update_id, reply in list(self._answered.items())[-ANSWERED_CARRIED:]
             ],
             lease=self._permits.carry(),
             provenance=self._provenance if self._guarded else None,

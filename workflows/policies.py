@@ -24,7 +24,11 @@ MODEL_SCHEDULE_TO_CLOSE = timedelta(minutes=10)
 MODEL_HEARTBEAT = timedelta(seconds=30)
 
 ANSWERED_KEPT = 16
-"""Replies kept by update id for retries that arrive after continue-as-new."""
+"""Replies a run keeps by update id (Temporal itself dedupes update ids within a run)."""
+ANSWERED_CARRIED = 4
+"""Replies carried into the next run for retries that arrive after continue-as-new (a
+retry comes within moments of its message, and the run continues as new right after a
+reply); whole replies, so they are the largest part of a new run's input."""
 
 MIN_OUTPUT_TOKENS = 64
 """A model call that could not produce at least this many tokens is not worth making."""
