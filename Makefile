@@ -69,8 +69,8 @@ typecheck: $(VENV)/.dev  ## mypy
 
 check: lint typecheck test  ## everything CI could ask for
 
-bench: $(VENV)/.bench  ## benchmark suite, < 10 min on 2 cores: prints a table, writes bench/results/bench.json and PNG charts (QUICK=1: CI-sized)
-	$(PY) -m bench.suite $(if $(QUICK),--quick)
+bench: $(VENV)/.bench  ## benchmark suite, < 10 min on 2 cores: prints a table, writes bench/results/bench.json, bench.md and PNG charts (QUICK=1: CI-sized; TUNING=1: also sweep worker settings)
+	$(PY) -m bench.suite $(if $(QUICK),--quick) $(if $(TUNING),--tuning)
 
 load: $(VENV)/.bench  ## load test, ~3 min: concurrent conversations with injected faults, no lost turn; writes bench/results/load.json and PNG charts (CONVERSATIONS=, DURATION=, FAULT_RATE=, VIA=client,gateway)
 	$(PY) -m bench.load $(if $(CONVERSATIONS),--conversations $(CONVERSATIONS)) $(if $(DURATION),--duration $(DURATION)) \
