@@ -297,14 +297,13 @@ class GovernorState(_Model):
         calls return to the bucket. A report of an unknown lease (already reported)
         changes nothing."""
         self._roll_day(now)
-        held = self.leases.get(report.lease_id)
+        held = self.leases.pop(report.lease_id, None)
         if held is not None:
-            tokens = self._tokens(now.timestamp())  # refilled while the lease was out
-            del self.leases[report.lease_id]
             self.spent_usd += report.spent_usd
             if held.calls is not None and self.limits.model_calls_per_minute is not None:
                 unused = max(0, held.calls - report.calls_used)
-                self.bucket_tokens = min(self._cap(), tokens + unused)
+                tokens = self._tokens(now.timestamp())
+                self.bucket_tokens = min(float(self.limits.burst), tokens + unused)
                 self.bucket_updated_at = now.timestamp()
         elif self.expired.pop(report.lease_id, None) is not None:
             self.spent_usd += report.spent_usd  # late: it was returned as unspent
@@ -411,20 +410,14 @@ class GovernorState(_Model):
             self.expired = {}
 
     def _tokens(self, now: float) -> float:
-        """Tokens in the bucket at ``now``, refilled at the rate up to the burst less
-        the calls lent to open leases: a lent call may still be made, so the bucket and
-        the leases together never hold more than the burst."""
+        """Tokens in the bucket at ``now`` (refilled at the rate, up to the burst)."""
         return refill(
             None if self.bucket_tokens < 0 else self.bucket_tokens,
             self.bucket_updated_at,
             now,
             rate=(self.limits.model_calls_per_minute or 0.0) / 60.0,
-            burst=self._cap(),
+            burst=float(self.limits.burst),
         )
-
-    def _cap(self) -> float:
-        lent = sum(lease.calls or 0 for lease in self.leases.values())
-        return max(0.0, float(self.limits.burst) - lent)
 
     def _take_token(self, now: float) -> float:
         """Take one token; 0 if taken, else seconds until one is available."""
