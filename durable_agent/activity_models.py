@@ -126,6 +126,17 @@ class ModelRequest(_Model):
     context_omitted: bool = False
     """``system`` and ``tools`` are left out because the previous call of this run sent
     the same (``window.context_seq``): the activity has them cached, or asks."""
+    stream: StreamTarget | None = None
+    """Publish the output as it is written to the conversation's stream (``None``: the
+    turn is not streamed)."""
+
+
+class StreamTarget(_Model):
+    """Where a model call's deltas go: the calling conversation's stream, labelled with
+    the call's place in it (``ModelDelta.turn``/``model_call``)."""
+
+    turn: int
+    model_call: int
 
 
 StopReason = str

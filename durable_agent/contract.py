@@ -260,6 +260,10 @@ class ConversationInput(_Model):
     compact_at_fraction: float = Field(default=0.75, gt=0, le=1)
     keep_recent_turns: int = Field(default=4, ge=1)
     """Turns kept verbatim when older ones are compacted."""
+    stream: bool = False
+    """Stream every turn's model output as it is written (docs/streaming.md). Off by
+    default: a turn nobody watches pays nothing; a client that shows the answer as it
+    comes asks per message (``UserMessage.stream``)."""
     continued: ContinuedState | None = None
     """Set by the workflow itself when it continues as new; never by clients."""
 
@@ -320,6 +324,9 @@ class UserMessage(_Model):
     """Input of the ``send_message`` update."""
 
     text: str
+    stream: bool | None = None
+    """Stream this turn's model output as it is written (``ModelDelta`` items on the
+    conversation's stream); ``None`` takes the conversation's ``stream`` setting."""
 
 
 ToolOutcome = Literal[
@@ -555,6 +562,45 @@ class EventPage(_Model):
     """The conversation has ended: no event will follow the ones it has."""
 
 
+# --- the stream: step events and model output on one offset-addressed log -------------
+
+STREAM_TOPIC_EVENTS = "events"
+"""Topic of step events (``ConversationEvent``), published by the workflow."""
+STREAM_TOPIC_DELTAS = "deltas"
+"""Topic of model output as it is written (``ModelDelta``), published by the model
+activity. Deltas are not authoritative: the turn's ``Reply`` is the record."""
+
+DeltaKind = Literal["text", "thinking", "tool_use_started", "tool_use_finished", "restarted"]
+"""``text``/``thinking``: a piece of the answer or of the model's thinking;
+``tool_use_started``/``tool_use_finished``: the model is writing a tool call
+(``call_id``, ``tool``); ``restarted``: the model call's attempt ``attempt`` began
+again after a failure: discard the text of earlier attempts of the same call."""
+
+
+class ModelDelta(_Model):
+    """A piece of one model call's output, as it is written."""
+
+    turn: int
+    model_call: int
+    """The call's number in the turn (as in ``model_call_*`` events)."""
+    attempt: int = 1
+    """The activity attempt that wrote it (retries start again from nothing)."""
+    kind: DeltaKind
+    text: str = ""
+    call_id: str | None = None
+    tool: str | None = None
+
+
+class StreamItem(_Model):
+    """One item of a conversation's stream as clients read it: exactly one of
+    ``event`` and ``delta`` is set. ``offset`` orders every item of the conversation
+    across its runs; resume after the last one seen (SSE ``id``)."""
+
+    offset: int
+    event: ConversationEvent | None = None
+    delta: ModelDelta | None = None
+
+
 # --- human approval of tool calls -------------------------------------------------------
 
 
@@ -694,5 +740,6 @@ for _model in (
     Reply,
     ConversationStatus,
     ConversationEvent,
+    StreamItem,
 ):
     _model.model_rebuild()
