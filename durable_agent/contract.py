@@ -41,6 +41,7 @@ UPDATE_REJECT = "reject"
 UPDATE_CLEAR_UNTRUSTED = "clear_untrusted"
 QUERY_APPROVALS = "approvals"
 QUERY_EVENTS = "events"
+QUERY_STREAM = "stream"
 
 GOVERNOR_WORKFLOW_TYPE = "TenantGovernorWorkflow"
 """Workflow type of one tenant's governor (its id: ``governor.governor_id(tenant)``)."""
@@ -601,6 +602,34 @@ class StreamItem(_Model):
     delta: ModelDelta | None = None
 
 
+STREAM_ITEMS_KEPT = 512
+"""The most items one ``stream`` query returns."""
+
+
+class StreamRequest(_Model):
+    """Argument of the ``stream`` query."""
+
+    after: int = Field(default=-1, ge=-1)
+    """Return items with ``offset`` greater than this (-1: from the oldest kept)."""
+    limit: int = Field(default=256, ge=1, le=STREAM_ITEMS_KEPT)
+    deltas: bool = True
+    """Include model output (``ModelDelta``); ``False``: step events only."""
+
+
+class StreamPage(_Model):
+    """Result of the ``stream`` query: the items after ``request.after``, oldest first."""
+
+    items: list[StreamItem]
+    next_offset: int
+    """The offset the next item will have; poll again with ``after`` = the last
+    ``offset`` received (or ``next_offset - 1`` when ``items`` is empty)."""
+    missed: int = 0
+    """Items after ``after`` that are no longer kept (the reader fell behind): the
+    page starts at the oldest kept."""
+    ended: bool = False
+    """The conversation has ended: no item will follow the ones it has."""
+
+
 # --- human approval of tool calls -------------------------------------------------------
 
 
@@ -741,5 +770,6 @@ for _model in (
     ConversationStatus,
     ConversationEvent,
     StreamItem,
+    StreamPage,
 ):
     _model.model_rebuild()
