@@ -200,6 +200,18 @@ class SafetyPolicy(_Model):
 # --- workflow input and output ---------------------------------------------------------
 
 
+class DelegationPolicy(_Model):
+    """How far delegation may go; a sub-agent gets its root's policy."""
+
+    max_depth: int = Field(default=2, ge=0, le=8)
+    """Levels of sub-agents below the agent a person talks to (0: no delegation)."""
+    max_children_per_response: int = Field(default=4, ge=1, le=32)
+    """Delegations one model response may start; more are refused."""
+
+
+DEFAULT_SUBAGENT_BUDGET = BudgetLimits(usd=Decimal("0.50"), model_calls=4, tool_calls=8)
+
+
 class ConversationLimits(_Model):
     """Budgets of one conversation. Every limit is a hard ceiling: before each model call
     the workflow reserves the worst case and clamps ``max_tokens`` to what is left."""
@@ -224,6 +236,14 @@ class ConversationInput(_Model):
     toolsets: list[str] = Field(default=[], max_length=32)
     """MCP servers (names configured on the workers, ``AGENT_MCP_SERVERS``) whose tools
     this conversation may use; their catalog is fetched when it starts (docs/tools.md)."""
+    subagents: list[SubAgent] = Field(default=[], max_length=16)
+    """Agents this one may hand tasks to, each offered to the model as a tool
+    ``delegate_to_<name>`` (docs/delegation.md); profiles resolve them."""
+    delegation: DelegationPolicy = DelegationPolicy()
+    """Depth and fan-out limits of delegation (a sub-agent gets its parent's)."""
+    delegated: Delegated | None = None
+    """Set by a parent for the sub-agent it starts (the task and its carve-out); never by
+    clients."""
     agent: str | None = Field(default=None, max_length=64)
     """The agent profile this input was resolved from (a record; the profile's settings
     are the other fields)."""
@@ -301,6 +321,32 @@ class ContinuedState(_Model):
     toolsets: list[dict[str, Any]] = []
     """The MCP toolsets listed so far (``durable_agent.toolsets.McpToolset`` as JSON):
     a conversation keeps the catalog it was given for its whole life."""
+    stream: CarriedStream | None = None
+    """The newest items of the conversation's stream (then ``events`` is empty and
+    ``event_seq`` the last event's ``seq``)."""
+
+
+class CarriedItem(_Model):
+    """One stream item carried across continue-as-new, as the Workflow Streams library
+    keeps it: the topic and the base64 of the serialized ``Payload``."""
+
+    topic: str
+    data: str
+
+
+class CarriedPublisher(_Model):
+    """What the stream remembers of a publisher, to drop a batch it sends twice."""
+
+    sequence: int
+    last_seen: datetime
+
+
+class CarriedStream(_Model):
+    """A conversation's stream carried across continue-as-new."""
+
+    base_offset: int
+    items: list[CarriedItem] = []
+    publishers: dict[str, CarriedPublisher] = {}
 
 
 class AnsweredMessage(_Model):
@@ -316,6 +362,10 @@ class ConversationResult(_Model):
     turns: int
     usage: Usage
     reason: Literal["ended"] = "ended"
+    spent: Spent | None = None
+    """Everything the conversation spent (a parent settles a sub-agent's carve-out by it)."""
+    answer: Reply | None = None
+    """A sub-agent's reply to its task (``ConversationInput.delegated``)."""
 
 
 # --- update: send_message ---------------------------------------------------------------
@@ -353,6 +403,8 @@ class ToolCallRecord(_Model):
     """Blob-store key of the whole result when ``result`` is a preview of a large one."""
     approval: ApprovalRecord | None = None
     """The person's decision, when the call needed approval."""
+    error_type: str | None = None
+    """A typed refusal, e.g. ``DelegationDepthExceeded`` (see the error types below)."""
 
 
 TurnStatus = Literal[
@@ -438,6 +490,8 @@ class ConversationStatus(_Model):
     untrusted: list[UntrustedSource] = []
     """Untrusted content in the context the model sees: while there is any, write/
     execute/admin calls wait for approval (see ``SafetyPolicy.untrusted_context``)."""
+    delegations: list[DelegationRecord] = []
+    """Sub-agents this run handed tasks to: child id, agent, carve-out, spend, outcome."""
 
 
 class BreakerCommand(_Model):
@@ -487,6 +541,8 @@ class Transcript(_Model):
     system_prompt: str
     messages: list[Message]
     flags: list[SafetyFlag] = []
+    delegations: list[DelegationRecord] = []
+    """Sub-agents this run handed tasks to (their transcripts are their own workflows')."""
     """What screening flagged, in order."""
     archived: TranscriptArchive | None = None
     """Messages before ``messages``, from earlier runs, in the blob store (the model
@@ -653,6 +709,12 @@ class PendingApproval(_Model):
     untrusted_sources: list[str] = []
     """What untrusted content the context held when the model asked for the call
     (``tool:web_search (turn 2)``), so the approver knows what may have steered it."""
+    agent: str | None = None
+    """A sub-agent's call shown by its parent: the sub-agent's name."""
+    child_workflow_id: str | None = None
+    """A sub-agent's call: the sub-agent's workflow, where it runs."""
+    child_call_id: str | None = None
+    """A sub-agent's call: its id there (``call_id`` here is ``<delegation>/<child id>``)."""
 
 
 class ApproveCall(_Model):
@@ -696,6 +758,12 @@ class ApprovalRecord(_Model):
     decided_at: datetime
     severity: Severity = "normal"
     """The severity the approver was shown."""
+    child_workflow_id: str | None = None
+    """A sub-agent's call decided here: the sub-agent's workflow."""
+    child_call_id: str | None = None
+    """A sub-agent's call decided here: its id in the sub-agent."""
+    via_workflow_id: str | None = None
+    """A call decided through the parent: the parent's workflow."""
 
 
 class Approvals(_Model):
@@ -747,6 +815,82 @@ class ClearUntrusted(_Model):
     reason: str | None = Field(default=None, max_length=2000)
 
 
+# --- delegation: sub-agents as child workflows (docs/delegation.md) ---------------------
+
+DELEGATE_TOOL_PREFIX = "delegate_to_"
+"""The model sees sub-agent ``x`` as the tool ``delegate_to_x``."""
+SubAgentName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,51}$")]
+"""A sub-agent's name (its tool name must fit the API's 64 characters)."""
+
+
+class SubAgent(_Model):
+    """An agent a conversation may hand tasks to (resolved from a profile)."""
+
+    name: SubAgentName
+    description: str = ""
+    """What the tool's description tells the model."""
+    budget: BudgetLimits = DEFAULT_SUBAGENT_BUDGET
+    """Carved out of the parent's remaining budgets for each task (at most what is left)."""
+    input: ConversationInput | None = None
+    """The sub-agent's start input; ``None`` past ``DelegationPolicy.max_depth``."""
+
+
+class Delegated(_Model):
+    """In a sub-agent's start input: who asked, for what, with which budget."""
+
+    parent_workflow_id: str
+    call_id: str
+    """The parent's tool call."""
+    agent: str
+    depth: int = Field(ge=1)
+    task: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    budget: BudgetLimits
+    """The carve-out; also the sub-agent's conversation limits."""
+
+
+DelegationOutcome = Literal["running", "ok", "stopped", "failed", "cancelled", "refused"]
+"""``stopped``: the sub-agent answered with a turn that ended early (its budget, its
+deadline); ``failed``: its workflow failed or timed out."""
+
+
+class DelegationRecord(_Model):
+    """One task handed to a sub-agent."""
+
+    call_id: str
+    agent: str
+    child_workflow_id: str
+    turn: int
+    budget: BudgetLimits
+    """The carve-out."""
+    spent: Spent | None = None
+    """What it was charged when settled (its spend; the whole carve-out if unknown)."""
+    outcome: DelegationOutcome = "running"
+    detail: str | None = None
+
+
+class ChildApproval(_Model):
+    """Input of ``child_approval``: a sub-agent's call waits (``pending``) or no
+    longer does (``pending`` is ``None``)."""
+
+    child_workflow_id: str
+    call_id: str
+    """The parent's delegation call."""
+    child_call_id: str
+    pending: PendingApproval | None = None
+    approvers: list[str] = []
+
+
+class ParentDecision(_Model):
+    """Input of ``parent_decision``: a person's answer, given through the parent."""
+
+    parent_workflow_id: str
+    call_id: str
+    """The call's id in the sub-agent."""
+    approved: bool
+    by: str
+    reason: str | None = None
+
+
 # --- error types (``ApplicationError.type``) ---------------------------------------------
 
 INVALID_MESSAGE = "InvalidMessage"
@@ -759,6 +903,14 @@ like a prompt injection; nothing entered history."""
 INVALID_APPROVAL = "InvalidApproval"
 """An ``approve``/``reject`` named no pending call, was malformed, or carried arguments
 the tool refuses; nothing changed."""
+DELEGATION_DEPTH_EXCEEDED = "DelegationDepthExceeded"
+"""A sub-agent would be deeper than ``DelegationPolicy.max_depth`` (a tool error)."""
+DELEGATION_FAN_OUT_EXCEEDED = "DelegationFanOutExceeded"
+"""One model response asked for more delegations than the policy allows (a tool error)."""
+DELEGATION_BUDGET_EXHAUSTED = "DelegationBudgetExhausted"
+"""What is left of the parent's budgets cannot pay for a sub-agent (a tool error)."""
+SUBAGENT_FAILED = "SubAgentFailed"
+"""The sub-agent's workflow failed, timed out or was cancelled (a tool error)."""
 
 # Models above refer to ones defined after them.
 for _model in (
@@ -766,6 +918,8 @@ for _model in (
     ContinuedState,
     ConversationInput,
     ToolCallRecord,
+    SubAgent,
+    DelegationRecord,
     Reply,
     ConversationStatus,
     ConversationEvent,

@@ -21,6 +21,7 @@ PASSTHROUGH_MODULES = (
     "durable_agent.breaker",
     "durable_agent.budget",
     "durable_agent.contract",
+    "durable_agent.delegation",
     "durable_agent.dependencies",
     "durable_agent.governor",
     "durable_agent.injection",
