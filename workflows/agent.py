@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 
 from workflows.approvals import within_deadline
 from workflows.continuation import Continues
+from workflows.feed import restored_feed
 from workflows.parsing import APPROVE_SHAPE, CLEAR_SHAPE, REJECT_SHAPE, parse, parse_message
 from workflows.policies import ANSWERED_KEPT, MODEL_RETRY_POLICY
 from workflows.turn import Pending, Turn, TurnOver, text_of
@@ -32,7 +33,6 @@ from workflows.versions import LEAN_TURN_PATCH, PROVENANCE_PATCH, RESILIENCE_PAT
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from durable_agent import budget as budgets
     from durable_agent import provenance as prov
     from durable_agent.activity_models import (
         QUERY_TRANSCRIPT_PREFIX,
@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         QUERY_APPROVALS,
         QUERY_EVENTS,
         QUERY_STATUS,
+        QUERY_STREAM,
         QUERY_TRANSCRIPT,
         SIGNAL_END,
         SIGNAL_FORCE_BREAKER,
@@ -60,7 +61,6 @@ with workflow.unsafe.imports_passed_through():
         Approvals,
         ApproveCall,
         BreakerCommand,
-        BudgetStatus,
         Clearance,
         ClearUntrusted,
         ConversationInput,
@@ -70,6 +70,8 @@ with workflow.unsafe.imports_passed_through():
         EventsRequest,
         RejectCall,
         Reply,
+        StreamPage,
+        StreamRequest,
         TextBlock,
         ToolUseBlock,
         Transcript,
@@ -91,6 +93,8 @@ class AgentWorkflow(Continues):
     def __init__(self, input: ConversationInput) -> None:
         # Here, not in run: signals and queries of the first activation see the state.
         self._set_up(input)
+        self._events = restored_feed(input.continued)  # the stream: built here or nowhere
+        workflow.set_dynamic_signal_handler(self.unknown_signal)
 
     @workflow.run
     async def run(self, input: ConversationInput) -> ConversationResult:
@@ -137,6 +141,7 @@ class AgentWorkflow(Continues):
             if len(self._answered) > ANSWERED_KEPT:
                 del self._answered[next(iter(self._answered))]
             self._events.emit("reply", reply.turn, reply=reply)
+            self._events.turn_over()
             self._publish("idle" if reply.status == "ok" else reply.status)
             if continuing:
                 # Between turns, once every handler has returned (the reply just
@@ -145,6 +150,7 @@ class AgentWorkflow(Continues):
                     lambda: workflow.all_handlers_finished() or bool(self._pending)
                 )
                 if not self._pending and not self._end_requested:
+                    self._events.stream.detach_pollers()  # library subscribers follow
                     continued = self._carry(*transcript)
                     workflow.continue_as_new(
                         self._input.model_copy(update={"continued": continued})
@@ -272,9 +278,10 @@ class AgentWorkflow(Continues):
         self._health.force(command.dependency, mode, self._now())
         workflow.logger.info("breaker %s forced %s", command.dependency, command.mode)
 
-    @workflow.signal(dynamic=True)
     def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
-        """A signal nobody handles is recorded, not buffered forever."""
+        """A signal nobody handles is recorded, not buffered forever. (Registered in
+        ``__init__``, after the stream's: a class-level dynamic handler would take the
+        stream's publish signals that arrive before ``__init__`` has run.)"""
         self._last_error = (
             f"unknown signal {name!r}; known signals: {[SIGNAL_END, SIGNAL_FORCE_BREAKER]}"
         )
@@ -284,28 +291,7 @@ class AgentWorkflow(Continues):
     def status(self) -> ConversationStatus:
         """Where the conversation is, what it has used, what is degraded, and which tool
         calls wait for approval."""
-        now = self._now()
-        return ConversationStatus(
-            state="awaiting_approval" if self._desk.waiting else self._state,
-            turns=self._turns,
-            queued_messages=len(self._pending),
-            usage=self._budget.spent.usage,
-            model_calls=self._model_calls,
-            tool_calls=self._budget.spent.tool_calls,
-            tenant=self._input.tenant,
-            last_error=self._last_error,
-            cost_usd=self._budget.spent.usd,
-            budget=BudgetStatus(
-                limits=self._budget.limits,
-                spent=self._budget.spent,
-                remaining=budgets.remaining(self._budget),
-            ),
-            breakers=self._health.snapshot(now),
-            degraded=self._health.degraded(now),
-            pending_approvals=self._desk.pending(),
-            runs=self._runs,
-            untrusted=self._provenance.untrusted,
-        )
+        return self._status()
 
     @workflow.query(name=QUERY_TRANSCRIPT)
     def transcript(self) -> Transcript:
@@ -336,11 +322,17 @@ class AgentWorkflow(Continues):
         """The steps of the turns, after ``request.after`` (see ``EventFeed``)."""
         return self._events.page(request, ended=self._state == "ended")
 
+    @workflow.query(name=QUERY_STREAM)
+    def stream(self, request: StreamRequest) -> StreamPage:
+        """Steps and model output, after offset ``request.after`` (see ``EventFeed``)."""
+        return self._events.read(request, ended=self._state == "ended")
+
     # --- one turn --------------------------------------------------------------------------
 
     async def _run_turn(self, message: UserMessage) -> Reply:
         """One user message in, one reply out; every way a turn can fail is a typed reply."""
         turn = Turn(number=self._turns + 1, budget=Budget(limits=self._turn_limits()))
+        turn.streamed = self._input.stream if message.stream is None else message.stream
         self._append_user([TextBlock(text=message.text)])
         self._events.emit("turn_started", turn.number)
         self._safety = self._patched(SAFETY_PATCH)

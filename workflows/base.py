@@ -8,13 +8,16 @@ from decimal import Decimal
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from durable_agent import budget as budgets
     from durable_agent import search_attributes as attributes
     from durable_agent.activity_models import ModelContext
     from durable_agent.budget import Budget, BudgetLimits
     from durable_agent.contract import (
+        BudgetStatus,
         ContentBlock,
         ConversationInput,
         ConversationState,
+        ConversationStatus,
         Message,
         Provenance,
         Reply,
@@ -199,4 +202,29 @@ class ConversationBase:
             f"now, so I can't answer this fully.{when}",
             "degraded",
             detail=f"unavailable: {', '.join(dependencies)}",
+        )
+
+    def _status(self) -> ConversationStatus:
+        """The ``status`` query's answer."""
+        now = self._now()
+        return ConversationStatus(
+            state="awaiting_approval" if self._desk.waiting else self._state,
+            turns=self._turns,
+            queued_messages=len(self._pending),
+            usage=self._budget.spent.usage,
+            model_calls=self._model_calls,
+            tool_calls=self._budget.spent.tool_calls,
+            tenant=self._input.tenant,
+            last_error=self._last_error,
+            cost_usd=self._budget.spent.usd,
+            budget=BudgetStatus(
+                limits=self._budget.limits,
+                spent=self._budget.spent,
+                remaining=budgets.remaining(self._budget),
+            ),
+            breakers=self._health.snapshot(now),
+            degraded=self._health.degraded(now),
+            pending_approvals=self._desk.pending(),
+            runs=self._runs,
+            untrusted=self._provenance.untrusted,
         )

@@ -11,7 +11,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 from workflows.approvals import ApprovalDesk
-from workflows.feed import EventFeed
 from workflows.permits import TenantPermits
 from workflows.policies import ANSWERED_CARRIED
 from workflows.telemetry import ConversationTelemetry
@@ -104,7 +103,6 @@ class Continues(ToolStep):
         # The search attributes last upserted; a new run starts with the previous run's
         # (continue-as-new carries them), so it upserts only what changes.
         self._published = None
-        self._events = EventFeed(carried.events, carried.event_seq) if carried else EventFeed()
         self._toolsets = {}
         self._toolsets_down = set()
         self._archive = None
@@ -146,7 +144,7 @@ class Continues(ToolStep):
             self._turns - self._turns_at_start,
             extra={"event": "continue_as_new", "run": self._runs},
         )
-        events, event_seq = self._events.carry()
+        stream, event_seq = self._events.carry()
         return ContinuedState(
             runs=self._runs,
             messages=messages,
@@ -160,8 +158,8 @@ class Continues(ToolStep):
             flags=self._flags,
             decisions=self._desk.decisions(),
             compactions=self._compactions,
-            events=events,
             event_seq=event_seq,
+            stream=stream,
             answered=[
                 AnsweredMessage(update_id=update_id, reply=reply)
                 for update_id, reply in list(self._answered.items())[-ANSWERED_CARRIED:]

@@ -1,56 +1,117 @@
-"""The event feed of a conversation: what each turn does, as it happens.
+"""The stream of a conversation: what each turn does, and what the model writes, as it
+happens, on one offset-addressed log (a Temporal Workflow Stream).
 
-The workflow records a ``ConversationEvent`` at every step (turn started, model call
-started/finished, tool call started/finished, approval requested/decided, reply) and
-the ``events`` query pages through them by sequence number. A reader (the HTTP
-gateway's Server-Sent Events stream) asks for what came after the last event it saw,
-so it never reads the whole transcript, and any gateway replica can serve any reader:
-the cursor is the reader's, the events are workflow state.
+The workflow publishes a ``ConversationEvent`` at every step (turn started, model call
+started/finished, tool call started/finished, approval requested/decided, reply) to the
+``events`` topic; the model activity of a streamed turn publishes ``ModelDelta``s to the
+``deltas`` topic (by signal, batched: see ``durable_agent.stream_batching``). An event's
+``seq`` is its offset + 1, so the ``events`` query keeps paging by ``seq`` as before,
+and the ``stream`` query pages through both topics by offset. Readers poll these
+queries: a query writes nothing to history, and does not hold one of the server's ten
+in-flight updates per workflow as the library's long-poll subscription does (that works
+too, for who wants it). Any gateway replica can serve any reader: the cursor is the
+reader's, the log is workflow state.
 
-Events are rebuilt exactly on replay (same numbers, same workflow times), so a reader
-resumes across a worker crash; the newest ones are carried across continue-as-new.
-Only the newest ``EVENTS_HELD`` are kept in memory (a cached conversation is light): a
-reader that falls further behind is told how many it missed. A reply event carries the
-reply with tool results cut to a preview (the full reply is the update's result and in
-the transcript). Recording changes no command, so it needs no patch.
+Workflow-side publishing changes no command, so it needs no patch; the log is rebuilt
+exactly on replay (events are published again, deltas arrive again by their signals),
+so a reader resumes across a worker crash with no item lost or repeated. The newest
+items are carried across continue-as-new (``ContinuedState.stream``). Few are kept in
+memory (a cached conversation is light): at most ``HELD`` while a turn runs, the newest
+``IDLE_HELD`` between turns; a reader that falls further behind is told how many it
+missed. A reply event carries the reply with tool results cut to a preview (the full
+reply is the update's result and in the transcript).
 """
 
 from __future__ import annotations
 
-from collections import deque
+import base64
 from collections.abc import Sequence
 from typing import Any
 
 from temporalio import workflow
+from temporalio.contrib.workflow_streams import (
+    PublisherState,
+    WorkflowStream,
+    WorkflowStreamState,
+)
+from temporalio.contrib.workflow_streams._types import _WorkflowStreamWireItem
 
 with workflow.unsafe.imports_passed_through():
     from durable_agent.contract import (
+        STREAM_TOPIC_DELTAS,
+        STREAM_TOPIC_EVENTS,
+        CarriedItem,
+        CarriedPublisher,
+        CarriedStream,
+        ContinuedState,
         ConversationEvent,
         EventKind,
         EventPage,
         EventsRequest,
+        ModelDelta,
         Reply,
+        StreamItem,
+        StreamPage,
+        StreamRequest,
     )
 
-EVENTS_HELD = 64
-"""Events held in memory: a reader polling once a second misses none of a busy turn."""
-CARRIED_EVENTS = 16
-"""Events carried into the next run: two busy turns, more than a reader polling once a
-second can fall behind by (the run continues as new right after a reply)."""
+HELD = 512
+"""Items kept while a turn runs: a reader that connects mid-turn gets the turn so far
+(a delta batch covers at least a quarter of a second of output)."""
+IDLE_HELD = 64
+"""Items kept between turns: a reader polling once a second misses none of a busy turn."""
+CARRIED = 16
+"""Items carried into the next run: more than a reader polling once a second can fall
+behind by (the run continues as new right after a reply)."""
 RESULT_PREVIEW = 200
 """Characters of a tool result a reply event keeps."""
 
 
-class EventFeed:
-    """The newest events of one conversation, numbered from 1 across its runs."""
+class ConversationStream(WorkflowStream):
+    """The conversation's Workflow Stream, with the reads and trimming the feed needs.
 
-    def __init__(self, carried: Sequence[ConversationEvent] = (), seq: int = 0) -> None:
-        self._events: deque[ConversationEvent] = deque(carried, maxlen=EVENTS_HELD)
-        self._seq = seq
+    Built on the library's log (``_log``, ``_base_offset``): it has no public accessor
+    for them yet. ``tests/unit/test_feed.py`` pins what this relies on."""
+
+    def __init__(self, prior_state: WorkflowStreamState | None = None) -> None:
+        # The library insists on being built from a method named __init__.
+        super().__init__(prior_state)
+
+    @property
+    def base(self) -> int:
+        """The offset of the oldest item kept."""
+        return self._base_offset
+
+    @property
+    def next_offset(self) -> int:
+        """The offset the next item will have."""
+        return self._base_offset + len(self._log)
+
+    def keep(self, items: int) -> None:
+        """Drop all but the newest ``items``."""
+        if len(self._log) > items:
+            self.truncate(self.next_offset - items)
+
+    def items(self, after: int, topics: Sequence[str]) -> Any:
+        """``(offset, topic, payload)`` of the items after offset ``after``, oldest first."""
+        start = max(after + 1, self._base_offset)
+        for index in range(start - self._base_offset, len(self._log)):
+            item = self._log[index]
+            if item.topic in topics:
+                yield self._base_offset + index, item.topic, item.data
+
+
+class EventFeed:
+    """Step events of one conversation, published to its stream and numbered from 1
+    across its runs (``seq`` = offset + 1)."""
+
+    def __init__(self, stream: ConversationStream, last_seq: int = 0) -> None:
+        self.stream = stream
+        self._topic = stream.topic(STREAM_TOPIC_EVENTS)
+        self._last_seq = last_seq
 
     def emit(self, kind: EventKind, turn: int, **fields: Any) -> None:
         """Record one event at the current workflow time."""
-        self._seq += 1
         reply = fields.get("reply")
         if isinstance(reply, Reply) and any(
             len(c.result) > RESULT_PREVIEW for c in reply.tool_calls
@@ -63,25 +124,104 @@ class EventFeed:
                     ]
                 }
             )
-        self._events.append(
-            ConversationEvent(seq=self._seq, at=workflow.now(), kind=kind, turn=turn, **fields)
+        self._last_seq = self.stream.next_offset + 1
+        self._topic.publish(
+            ConversationEvent(seq=self._last_seq, at=workflow.now(), kind=kind, turn=turn, **fields)
         )
+        if len(self.stream._log) > HELD:
+            self.stream.keep(HELD)
+
+    def turn_over(self) -> None:
+        """A turn has ended: keep only the newest items (a cached conversation is light)."""
+        self.stream.keep(IDLE_HELD)
 
     def page(self, request: EventsRequest, ended: bool) -> EventPage:
-        """Events after ``request.after``, oldest first, at most ``request.limit``."""
-        oldest = self._events[0].seq if self._events else self._seq + 1
-        start = max(request.after + 1, oldest)
-        skip = start - oldest
-        events = [
-            self._events[i] for i in range(skip, min(len(self._events), skip + request.limit))
-        ]
+        """Events after ``request.after`` (a ``seq``), oldest first, at most ``request.limit``."""
+        converter = workflow.payload_converter()
+        events = []
+        for _, _, payload in self.stream.items(request.after - 1, (STREAM_TOPIC_EVENTS,)):
+            if len(events) == request.limit:
+                break
+            events.append(converter.from_payload(payload, ConversationEvent))
         return EventPage(
             events=events,
-            last_seq=self._seq,
-            missed=max(0, oldest - request.after - 1) if request.after < self._seq else 0,
+            last_seq=self._last_seq,
+            missed=self._missed(request.after - 1),
             ended=ended,
         )
 
-    def carry(self) -> tuple[list[ConversationEvent], int]:
-        """The newest events and the sequence number, for the next run."""
-        return list(self._events)[-CARRIED_EVENTS:], self._seq
+    def read(self, request: StreamRequest, ended: bool) -> StreamPage:
+        """Items after offset ``request.after``, oldest first, at most ``request.limit``."""
+        converter = workflow.payload_converter()
+        topics = (
+            (STREAM_TOPIC_EVENTS, STREAM_TOPIC_DELTAS) if request.deltas else (STREAM_TOPIC_EVENTS,)
+        )
+        items: list[StreamItem] = []
+        for offset, topic, payload in self.stream.items(request.after, topics):
+            if len(items) == request.limit:
+                break
+            if topic == STREAM_TOPIC_EVENTS:
+                event = converter.from_payload(payload, ConversationEvent)
+                items.append(StreamItem(offset=offset, event=event))
+            else:
+                delta = converter.from_payload(payload, ModelDelta)
+                items.append(StreamItem(offset=offset, delta=delta))
+        return StreamPage(
+            items=items,
+            next_offset=self.stream.next_offset,
+            missed=self._missed(request.after),
+            ended=ended,
+        )
+
+    def _missed(self, after: int) -> int:
+        """Items after offset ``after`` no longer kept (events, and deltas of streamed
+        turns: with no turn streamed, exactly the events missed)."""
+        return max(0, self.stream.base - after - 1)
+
+    def carry(self) -> tuple[CarriedStream, int]:
+        """The newest items and the last event's ``seq``, for the next run."""
+        self.stream.keep(CARRIED)
+        state = self.stream.get_state()
+        return CarriedStream(
+            base_offset=state.base_offset,
+            items=[CarriedItem(topic=item.topic, data=item.data) for item in state.log],
+            publishers={
+                id: CarriedPublisher(sequence=p.sequence, last_seen=p.last_seen)
+                for id, p in state.publishers.items()
+            },
+        ), self._last_seq
+
+
+def restored_feed(carried: ContinuedState | None) -> EventFeed:
+    """The feed of a new conversation, or of the next run of one. Call it from the
+    workflow's ``__init__``: the stream registers its handlers there."""
+    state, last_seq = carried_stream(carried)
+    return EventFeed(ConversationStream(state), last_seq)
+
+
+def carried_stream(carried: ContinuedState | None) -> tuple[WorkflowStreamState | None, int]:
+    """The stream state a run starts from, and the last event's ``seq``: as carried, or
+    rebuilt from the events a run carried before the stream existed (``seq`` - 1 is
+    their offset, so readers' cursors hold)."""
+    if carried is None:
+        return None, 0
+    if carried.stream is not None:
+        stream = carried.stream
+        return WorkflowStreamState(
+            log=[_WorkflowStreamWireItem(topic=i.topic, data=i.data) for i in stream.items],
+            base_offset=stream.base_offset,
+            publishers={
+                id: PublisherState(sequence=p.sequence, last_seen=p.last_seen)
+                for id, p in stream.publishers.items()
+            },
+        ), carried.event_seq
+    converter = workflow.payload_converter()
+    base = carried.events[0].seq - 1 if carried.events else carried.event_seq
+    log = [
+        _WorkflowStreamWireItem(
+            topic=STREAM_TOPIC_EVENTS,
+            data=base64.b64encode(converter.to_payload(event).SerializeToString()).decode(),
+        )
+        for event in carried.events
+    ]
+    return WorkflowStreamState(log=log, base_offset=base), carried.event_seq

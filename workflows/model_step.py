@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
         ModelContext,
         ModelRequest,
         ModelResponse,
+        StreamTarget,
         TranscriptWindow,
     )
     from durable_agent.contract import (
@@ -117,6 +118,9 @@ class ModelStep(Compacts):
 
         turn.model_calls += 1
         self._model_calls += 1
+        if turn.streamed:
+            target = StreamTarget(turn=turn.number, model_call=turn.model_calls)
+            request = request.model_copy(update={"stream": target})
         self._events.emit("model_call_started", turn.number, model_call=turn.model_calls)
         started = self._now()
         try:

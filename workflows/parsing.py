@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
 
 
 def parse_message(raw: RawValue) -> UserMessage:
-    return parse(raw, UserMessage, "message", '{"text": "..."}', INVALID_MESSAGE)
+    return parse(raw, UserMessage, "message", '{"text": "...", "stream": true?}', INVALID_MESSAGE)
 
 
 P = TypeVar("P", bound=BaseModel)

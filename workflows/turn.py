@@ -50,6 +50,8 @@ class Turn:
     ``tool:<name>``): from then on, calls that can change anything need approval."""
     rate_limited: tuple[float, str] | None = None
     """While waiting out the tenant's rate limit: when the wait ends, and why."""
+    streamed: bool = False
+    """The model's output goes to the conversation's stream as it is written."""
 
     def waiting_out_rate_limit(self, wait: tuple[float, str] | None) -> None:
         """The turn waits out the tenant's rate limit (until when, why), or no longer."""

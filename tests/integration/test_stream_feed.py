@@ -1,0 +1,122 @@
+"""The conversation's stream (workflow side): step events and model deltas on one
+offset-addressed log, read by the ``stream`` query, carried across continue-as-new; the
+``events`` query keeps paging step events by ``seq`` (= offset + 1)."""
+
+from __future__ import annotations
+
+import json
+
+from temporalio.client import Client
+from temporalio.contrib.workflow_streams import WorkflowStreamClient
+
+from durable_agent.client import Conversation, start_conversation
+from durable_agent.contract import (
+    QUERY_EVENTS,
+    QUERY_STREAM,
+    STREAM_TOPIC_DELTAS,
+    ConversationInput,
+    EventPage,
+    EventsRequest,
+    ModelDelta,
+    StreamPage,
+    StreamRequest,
+)
+from tests.helpers import eventually
+
+
+async def _stream(conversation: Conversation, client: Client, after: int = -1, **kw) -> StreamPage:
+    handle = client.get_workflow_handle(conversation.id)
+    return await handle.query(
+        QUERY_STREAM, StreamRequest(after=after, **kw), result_type=StreamPage
+    )
+
+
+async def _events(conversation: Conversation, client: Client, after: int = 0) -> EventPage:
+    handle = client.get_workflow_handle(conversation.id)
+    return await handle.query(QUERY_EVENTS, EventsRequest(after=after), result_type=EventPage)
+
+
+async def _publish_delta(client: Client, workflow_id: str, text: str) -> None:
+    """A delta published as the model activity does (a signal with a batch)."""
+    async with WorkflowStreamClient.create(client, workflow_id) as stream:
+        stream.topic(STREAM_TOPIC_DELTAS).publish(
+            ModelDelta(turn=1, model_call=1, kind="text", text=text), force_flush=True
+        )
+
+
+async def test_step_events_and_deltas_read_as_one_sequence(client: Client, task_queue: str) -> None:
+    conversation = await start_conversation(client, ConversationInput(), task_queue=task_queue)
+    reply = await conversation.send_message("What is 6 * 7?")
+    page = await _stream(conversation, client)
+    kinds = [item.event.kind for item in page.items if item.event]
+    assert kinds[0] == "turn_started" and kinds[-1] == "reply"
+    assert [item.offset for item in page.items] == list(range(len(page.items)))
+    assert all(item.event and item.event.seq == item.offset + 1 for item in page.items)
+    assert page.items[-1].event.reply == reply and page.next_offset == len(page.items)
+
+    await _publish_delta(client, conversation.id, "partial ")
+    page = await eventually(
+        lambda: _stream(conversation, client, after=page.next_offset - 1),
+        until=lambda p: bool(p.items),
+    )
+    assert page.items[0].delta == ModelDelta(turn=1, model_call=1, kind="text", text="partial ")
+    # Step-event readers skip deltas: the next event's seq leaps over the delta.
+    await conversation.send_message("What is 1 + 1?")
+    events = await _events(conversation, client, after=page.items[0].offset)
+    assert events.events[0].seq == page.items[0].offset + 2 and events.missed == 0
+    steps_only = await _stream(conversation, client, deltas=False)
+    assert all(item.event for item in steps_only.items)
+    assert len(steps_only.items) == len((await _events(conversation, client)).events)
+
+
+async def test_a_turn_not_streamed_sends_no_stream_target_and_gets_no_signal(
+    client: Client, task_queue: str
+) -> None:
+    conversation = await start_conversation(client, ConversationInput(), task_queue=task_queue)
+    await conversation.send_message("What is 6 * 7?")
+    await conversation.send_message("What is 2 * 7?")
+    handle = client.get_workflow_handle(conversation.id)
+    history = await handle.fetch_history()
+    signals = [
+        e for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    assert signals == []
+    streamed = await start_conversation(
+        client, ConversationInput(stream=True), task_queue=task_queue
+    )
+    await streamed.send_message("What is 6 * 7?")
+    targets = []
+    for e in (await client.get_workflow_handle(streamed.id).fetch_history()).events:
+        attributes = e.activity_task_scheduled_event_attributes
+        if e.HasField("activity_task_scheduled_event_attributes") and (
+            attributes.activity_type.name == "model.invoke"
+        ):
+            targets.append(json.loads(attributes.input.payloads[0].data)["stream"])
+    assert targets == [{"turn": 1, "model_call": 1}, {"turn": 1, "model_call": 2}]
+
+
+async def test_the_stream_carries_on_across_continue_as_new(
+    client: Client, task_queue: str
+) -> None:
+    conversation = await start_conversation(
+        client, ConversationInput(continue_as_new_after_turns=1), task_queue=task_queue
+    )
+    await conversation.send_message("What is 6 * 7?")
+    await _publish_delta(client, conversation.id, "kept ")
+    first = await eventually(
+        lambda: _stream(conversation, client),
+        until=lambda p: any(item.delta for item in p.items),
+    )
+    await conversation.send_message("What is 1 + 1?")
+    await eventually(conversation.status, until=lambda s: s.runs >= 3)
+    # Carried into the next run with the newest items (CARRIED): the delta is there.
+    carried = await _stream(conversation, client)
+    assert any(item.delta and item.delta.text == "kept " for item in carried.items)
+    await conversation.send_message("What is 2 + 2?")
+    page = await _stream(conversation, client, after=first.items[-1].offset)
+    # The next runs' items follow on, none missed, offsets contiguous.
+    assert page.missed == 0
+    assert [i.offset for i in page.items] == list(
+        range(first.items[-1].offset + 1, page.next_offset)
+    )
+    assert [i.event.turn for i in page.items if i.event and i.event.kind == "reply"] == [2, 3]

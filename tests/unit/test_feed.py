@@ -1,0 +1,33 @@
+"""What ``workflows.feed`` relies on in the experimental Workflow Streams library,
+beyond its public API: a new temporalio that changes these fails here, not in a
+conversation."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
+from temporalio.contrib.workflow_streams._types import _WorkflowStreamWireItem
+
+from workflows.feed import CARRIED, HELD, IDLE_HELD, ConversationStream
+
+
+def test_the_library_keeps_its_log_where_the_feed_reads_it() -> None:
+    source = inspect.getsource(WorkflowStream.__init__)
+    assert "self._log" in source and "self._base_offset" in source
+    assert "def truncate" in inspect.getsource(WorkflowStream)
+    assert issubclass(ConversationStream, WorkflowStream)
+
+
+def test_carried_state_has_the_fields_the_feed_fills() -> None:
+    assert [f.name for f in dataclasses.fields(_WorkflowStreamWireItem)] == [
+        "topic", "data", "offset",
+    ]  # fmt: skip
+    assert {f.name for f in dataclasses.fields(WorkflowStreamState)} == {
+        "log", "base_offset", "publishers",
+    }  # fmt: skip
+
+
+def test_retention_is_ordered() -> None:
+    assert CARRIED < IDLE_HELD < HELD
