@@ -25,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 from workflows.approvals import within_deadline
 from workflows.continuation import Continues
 from workflows.feed import restored_feed
+from workflows.journal import Journal
 from workflows.parsing import APPROVE_SHAPE, CLEAR_SHAPE, REJECT_SHAPE, parse, parse_message
 from workflows.policies import ANSWERED_KEPT, MODEL_RETRY_POLICY
 from workflows.turn import Pending, Turn, TurnOver, text_of
@@ -93,7 +94,7 @@ class AgentWorkflow(Continues):
     def __init__(self, input: ConversationInput) -> None:
         # Here, not in run: signals and queries of the first activation see the state.
         self._set_up(input)
-        self._events = restored_feed(input.continued)  # the stream: built here or nowhere
+        self._journal = Journal(restored_feed(input.continued))  # the stream: here or nowhere
         workflow.set_dynamic_signal_handler(self.unknown_signal)
 
     @workflow.run
@@ -106,6 +107,7 @@ class AgentWorkflow(Continues):
         self._lean = workflow.patched(LEAN_TURN_PATCH)
         if self._lean:
             self._permits.resume()
+        self._start_delegation()  # sub-agents offered; a sub-agent queues its task
         self._publish("idle")
         try:
             await self._serve()
@@ -115,13 +117,13 @@ class AgentWorkflow(Continues):
                 await self._permits.delivered()
             raise
         self._state = "ended"
-        self._events.emit("ended", self._turns)
+        self._journal.ended(self._turns)
         self._publish("ended")
         if self._lean:
             self._permits.release()
         await self._permits.delivered()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return ConversationResult(turns=self._turns, usage=self._budget.spent.usage)
+        return self._result()
 
     async def _serve(self) -> None:
         """Run a turn for each message, in order, until ``end``; continue as new between
@@ -140,8 +142,7 @@ class AgentWorkflow(Continues):
             self._answered[pending.update_id] = reply
             if len(self._answered) > ANSWERED_KEPT:
                 del self._answered[next(iter(self._answered))]
-            self._events.emit("reply", reply.turn, reply=reply)
-            self._events.turn_over()
+            self._journal.replied(reply)
             self._publish("idle" if reply.status == "ok" else reply.status)
             if continuing:
                 # Between turns, once every handler has returned (the reply just
@@ -150,7 +151,7 @@ class AgentWorkflow(Continues):
                     lambda: workflow.all_handlers_finished() or bool(self._pending)
                 )
                 if not self._pending and not self._end_requested:
-                    self._events.stream.detach_pollers()  # library subscribers follow
+                    self._journal.feed.stream.detach_pollers()  # library subscribers follow
                     continued = self._carry(*transcript)
                     workflow.continue_as_new(
                         self._input.model_copy(update={"continued": continued})
@@ -208,7 +209,7 @@ class AgentWorkflow(Continues):
         pending = self._desk.get(answer.call_id, answer.by)
         if answer.arguments is not None:
             try:
-                self._tools[pending.tool].validate(answer.arguments)
+                self._spec_for(pending).validate(answer.arguments)
             except ValidationError as e:
                 raise ApplicationError(
                     f"edited arguments for {pending.tool}: {describe_validation_error(e)}",
@@ -301,6 +302,7 @@ class AgentWorkflow(Continues):
             messages=self._messages,
             flags=self._flags,
             archived=self._archive,
+            delegations=self._delegation_records(),
         )
 
     @workflow.query(name=QUERY_TRANSCRIPT_PREFIX)
@@ -320,12 +322,12 @@ class AgentWorkflow(Continues):
     @workflow.query(name=QUERY_EVENTS)
     def events(self, request: EventsRequest) -> EventPage:
         """The steps of the turns, after ``request.after`` (see ``EventFeed``)."""
-        return self._events.page(request, ended=self._state == "ended")
+        return self._journal.feed.page(request, ended=self._state == "ended")
 
     @workflow.query(name=QUERY_STREAM)
     def stream(self, request: StreamRequest) -> StreamPage:
         """Steps and model output, after offset ``request.after`` (see ``EventFeed``)."""
-        return self._events.read(request, ended=self._state == "ended")
+        return self._journal.feed.read(request, ended=self._state == "ended")
 
     # --- one turn --------------------------------------------------------------------------
 
@@ -334,7 +336,7 @@ class AgentWorkflow(Continues):
         turn = Turn(number=self._turns + 1, budget=Budget(limits=self._turn_limits()))
         turn.streamed = self._input.stream if message.stream is None else message.stream
         self._append_user([TextBlock(text=message.text)])
-        self._events.emit("turn_started", turn.number)
+        self._journal.turn_started(turn.number)
         self._safety = self._patched(SAFETY_PATCH)
         if self._safety and self._guarded is None:  # a new patch: never implied by lean
             self._guarded = workflow.patched(PROVENANCE_PATCH)
@@ -358,22 +360,13 @@ class AgentWorkflow(Continues):
         except TimeoutError:
             reply = self._timeout_reply(turn)
         self._close_turn(reply)
-        self._telemetry.breakers(self._health.snapshot(self._now()))
-        log = workflow.logger.info if reply.status == "ok" else workflow.logger.warning
-        log(
-            "turn %d ended %s",
-            turn.number,
-            reply.status,
-            extra={
-                "event": "turn",
-                "turn": turn.number,
-                "status": reply.status,
-                "detail": reply.detail,
-                "model_calls": turn.model_calls,
-                "tool_calls": len(turn.tool_calls),
-                "cost_usd": str(turn.budget.spent.usd),
-            },
-        )
+        fields = {
+            "detail": reply.detail,
+            "model_calls": turn.model_calls,
+            "tool_calls": len(turn.tool_calls),
+            "cost_usd": str(turn.budget.spent.usd),
+        }
+        self._journal.turn_ended(reply, fields, self._health.snapshot(self._now()))
         self._turns = turn.number
         self._state = "idle"
         return reply

@@ -35,9 +35,8 @@ with workflow.unsafe.imports_passed_through():
 
 
 from workflows.approvals import ApprovalDesk
-from workflows.feed import EventFeed
+from workflows.journal import Journal
 from workflows.permits import TenantPermits
-from workflows.telemetry import ConversationTelemetry
 from workflows.transcript import RequestSize
 from workflows.turn import Pending, Turn
 from workflows.versions import SEARCH_ATTRIBUTES_PATCH
@@ -80,7 +79,6 @@ class ConversationBase:
     _budget: Budget
     _health: DependencyHealth
     _priced_model: str | None
-    _telemetry: ConversationTelemetry
     _sent: int
     """Messages before this index were sent to the model activity unchanged."""
     _request_size: RequestSize
@@ -91,7 +89,7 @@ class ConversationBase:
     _lean: bool
     """Whether this run is lean (``LEAN_TURN_PATCH``); decided when the run starts."""
     _published: tuple[str, str, int, int, Decimal] | None
-    _events: EventFeed
+    _journal: Journal
     _archive: TranscriptArchive | None
     """Earlier runs' messages, in the blob store (``flat-continue-v1``); they go in front
     of ``_messages`` in every model request."""

@@ -13,7 +13,6 @@ from temporalio.exceptions import ActivityError
 from workflows.approvals import ApprovalDesk
 from workflows.permits import TenantPermits
 from workflows.policies import ANSWERED_CARRIED
-from workflows.telemetry import ConversationTelemetry
 from workflows.tool_step import ToolStep
 from workflows.transcript import RequestSize
 
@@ -88,7 +87,6 @@ class Continues(ToolStep):
         # The model a price is looked up for: named, or learnt from the first response.
         # Until then the conservative default price applies, so budgets err on the safe side.
         self._priced_model = input.model
-        self._telemetry = ConversationTelemetry()
         # Messages before this index are unchanged since the last model call was sent, so
         # the next call sends only the rest (see ``TranscriptWindow``).
         self._sent = 0
@@ -144,7 +142,7 @@ class Continues(ToolStep):
             self._turns - self._turns_at_start,
             extra={"event": "continue_as_new", "run": self._runs},
         )
-        stream, event_seq = self._events.carry()
+        stream, event_seq = self._journal.feed.carry()
         return ContinuedState(
             runs=self._runs,
             messages=messages,

@@ -121,7 +121,7 @@ class ModelStep(Compacts):
         if turn.streamed:
             target = StreamTarget(turn=turn.number, model_call=turn.model_calls)
             request = request.model_copy(update={"stream": target})
-        self._events.emit("model_call_started", turn.number, model_call=turn.model_calls)
+        self._journal.model_call_started(turn.number, turn.model_calls)
         started = self._now()
         try:
             response = await self._call_model(request, request_bytes // 4)
@@ -132,15 +132,13 @@ class ModelStep(Compacts):
                 await self._permits.settle_permit(reservation, Decimal(0))  # not billed
             self._last_error = describe(e)
             outcome = "invalid_request" if is_request_error(e) else "unavailable"
-            self._events.emit(
-                "model_call_finished",
+            self._journal.model_call_failed(
                 turn.number,
-                model_call=turn.model_calls,
-                outcome=outcome,
-                detail=self._last_error,
-            )
-            self._telemetry.model_call(
-                turn.number, self._priced_model or "unknown", outcome, self._now() - started
+                turn.model_calls,
+                self._priced_model or "unknown",
+                outcome,
+                self._last_error,
+                self._now() - started,
             )
             if is_request_error(e):
                 raise TurnOver(
@@ -158,17 +156,8 @@ class ModelStep(Compacts):
         for budget in (turn.budget, self._budget):
             budgets.record_model_call(budget, response.usage, actual)
         cost = budgets.cost_of(response.usage, actual)
-        self._telemetry.model_call(
-            turn.number, response.model, "ok", self._now() - started, response, cost
-        )
-        self._events.emit(
-            "model_call_finished",
-            turn.number,
-            model_call=turn.model_calls,
-            outcome="ok",
-            detail=response.stop_reason,
-            usage=response.usage,
-            cost_usd=cost,
+        self._journal.model_call_finished(
+            turn.number, turn.model_calls, response, cost, self._now() - started
         )
         if lease_id is not None:
             self._permits.settle(lease_id, plan.reserved_usd, cost)

@@ -59,7 +59,7 @@ class Screens(ConversationBase):
             action=action,
         )
         self._flags.append(flag)
-        self._telemetry.safety_flag(flag)
+        self._journal.safety_flag(flag)
 
     def _gate(self, turn: Turn, spec: ToolSpec, block: ToolUseBlock) -> prov.Gate | None:
         """Whether the call needs approval (or is refused): by provenance, or in runs
