@@ -27,7 +27,6 @@ with workflow.unsafe.imports_passed_through():
         ToolUseBlock,
     )
     from durable_agent.safety import untrusted
-    from durable_agent.tools.delegates import DelegateSpec
     from durable_agent.tools.registry import ToolSpec, describe_validation_error
     from durable_agent.toolsets import (
         MCP_LIST_TOOLS,
@@ -39,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         toolset_specs,
     )
 
-from workflows.delegation import Delegates
+from workflows.model_step import ModelStep
 from workflows.turn import Turn, TurnOver, describe, record, rejection, tool_summary
 
 MCP_LIST_TIMEOUT = timedelta(seconds=30)
@@ -50,7 +49,7 @@ MCP_LIST_RETRY_POLICY = RetryPolicy(
 )
 
 
-class ToolStep(Delegates):
+class ToolStep(ModelStep):
     """The tool calls of one model response, each ending as a tool_result."""
 
     async def _tool_step(self, turn: Turn, tool_uses: list[ToolUseBlock]) -> None:
@@ -61,7 +60,6 @@ class ToolStep(Delegates):
         turn_allows = budgets.plan_tool_calls([turn.budget], len(tool_uses))
         for budget in (turn.budget, self._budget):
             budgets.record_tool_calls(budget, allowed)
-        self._plan_delegations(tool_uses[:allowed])
         first = len(turn.tool_calls)
         results = list(
             await asyncio.gather(
@@ -152,7 +150,6 @@ class ToolStep(Delegates):
                 turn=turn.number,
                 severity=gate.severity,
                 untrusted_sources=gate.untrusted,
-                announce=self._announce if self._input.delegated else None,
             )
             self._journal.approval_decided(turn.number, block.id, approval)
             if not self._desk.waiting:
@@ -179,10 +176,7 @@ class ToolStep(Delegates):
             injection_patterns=self._input.safety.injection_patterns if screens else None,
         )
         try:
-            if isinstance(spec, DelegateSpec):  # a child workflow, not an activity
-                result = await self._delegate(turn, block, spec, str(arguments["task"]))
-            else:
-                result = await self._execute_tool(spec, call)
+            result = await self._execute_tool(spec, call)
         except ActivityError as e:
             self._health.record(dependency, False, self._now())
             self._last_error = f"{spec.name}: {describe(e)}"
@@ -202,10 +196,9 @@ class ToolStep(Delegates):
             content = (
                 f"(run with arguments edited by {approval.by}: {json.dumps(arguments)})\n{content}"
             )
-        done = record(
+        return record(
             block, result.outcome, content, flags=flags, approval=approval, ref=result.ref
         )
-        return done.model_copy(update={"error_type": result.error_type})
 
     async def _execute_tool(self, spec: ToolSpec, call: ToolCall) -> ToolResult:
         """One tool call as an activity with the spec's policy; a fast, pure tool
