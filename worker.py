@@ -61,7 +61,7 @@ class WorkerResources:
 def build_backend(settings: Settings) -> tuple[ModelBackend, anthropic.AsyncAnthropic | None]:
     """Claude when configured (or a key is present under ``auto``), else the offline model."""
     if not settings.use_claude():
-        return OfflineBackend(), None
+        return OfflineBackend(pace_seconds=settings.offline_stream_pace_seconds), None
     key = settings.anthropic_api_key
     client = anthropic.AsyncAnthropic(
         api_key=key.get_secret_value() if key else None,
@@ -113,7 +113,12 @@ async def worker_resources(settings: Settings, client: Client) -> AsyncIterator[
                 client, settings.limits_for, settings.governor_task_queue, settings.lease_sizing()
             )
             model = ModelActivities(
-                backend, client, blobs, TranscriptCache(settings.transcript_cache_conversations)
+                backend,
+                client,
+                blobs,
+                TranscriptCache(settings.transcript_cache_conversations),
+                flush_policy=settings.flush_policy(),
+                final_flush_seconds=settings.stream_final_flush_seconds,
             )
             yield WorkerResources(
                 backend=backend,

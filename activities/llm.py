@@ -10,6 +10,7 @@ policy owns every retry.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Protocol
@@ -22,16 +23,18 @@ from temporalio.exceptions import ApplicationError
 
 from activities.claude_request import claude_params
 from activities.observability import end_model_span, start_model_span
+from activities.streaming import ClaudeDeltas, DeltaSink, delta_sink, no_deltas
 from activities.transcripts import TranscriptCache, full_request
 from durable_agent.activity_models import MODEL_ACTIVITY, ModelRequest, ModelResponse
 from durable_agent.contract import ContentBlock, TextBlock, ToolUseBlock, Usage
-from durable_agent.models.offline import OfflineModel
+from durable_agent.models.offline import OfflineModel, stream_pieces
 from durable_agent.retry_classification import (
     Classification,
     classify_status,
     classify_transport,
 )
 from durable_agent.stores.blobs import BlobStore
+from durable_agent.stream_batching import FlushPolicy
 
 Heartbeat = Callable[..., None]
 
@@ -44,7 +47,11 @@ class ModelBackend(Protocol):
     """``gen_ai.system`` of its spans."""
     default_model: str
 
-    async def complete(self, request: ModelRequest, heartbeat: Heartbeat) -> ModelResponse: ...
+    async def complete(
+        self, request: ModelRequest, heartbeat: Heartbeat, deltas: DeltaSink = no_deltas
+    ) -> ModelResponse:
+        """``deltas`` takes the output as it is written (``activities/streaming.py``)."""
+        ...
 
 
 class ClaudeBackend:
@@ -73,9 +80,11 @@ class ClaudeBackend:
         self.prompt_caching = prompt_caching
         self._redact = redact
 
-    async def complete(self, request: ModelRequest, heartbeat: Heartbeat) -> ModelResponse:
+    async def complete(
+        self, request: ModelRequest, heartbeat: Heartbeat, deltas: DeltaSink = no_deltas
+    ) -> ModelResponse:
         try:
-            return await self._complete(request, heartbeat)
+            return await self._complete(request, heartbeat, deltas)
         except ApplicationError as e:
             # Messages and causes go into workflow history: an endpoint that echoes the
             # key (or a configured secret) in its error must not put it there.
@@ -86,15 +95,19 @@ class ClaudeBackend:
                 next_retry_delay=e.next_retry_delay,
             ) from _RedactedCause(self._redact(f"{type(e.__cause__).__name__}: {e.__cause__}"))
 
-    async def _complete(self, request: ModelRequest, heartbeat: Heartbeat) -> ModelResponse:
+    async def _complete(
+        self, request: ModelRequest, heartbeat: Heartbeat, deltas: DeltaSink
+    ) -> ModelResponse:
         model = request.model or self.default_model
         params = claude_params(request, model, prompt_caching=self.prompt_caching)
+        publish = ClaudeDeltas(deltas)
         try:
             async with self._client.messages.stream(**params) as stream:
                 events = 0
-                async for _event in stream:
+                async for event in stream:
                     events += 1
                     heartbeat(events)
+                    publish(event)
                 message = await stream.get_final_message()
         except anthropic.APIStatusError as e:
             raise _application_error(
@@ -138,13 +151,24 @@ class OfflineBackend:
     name = "offline"
     system = "offline"
 
-    def __init__(self) -> None:
+    def __init__(self, *, pace_seconds: float = 0.0) -> None:
         self._model = OfflineModel()
         self.default_model = self._model.name
+        self.pace_seconds = pace_seconds
+        """Pause between streamed words (``AGENT_OFFLINE_STREAM_PACE_SECONDS``)."""
 
-    async def complete(self, request: ModelRequest, heartbeat: Heartbeat) -> ModelResponse:
+    async def complete(
+        self, request: ModelRequest, heartbeat: Heartbeat, deltas: DeltaSink = no_deltas
+    ) -> ModelResponse:
         heartbeat()
-        return self._model.respond(request)
+        response = self._model.respond(request)
+        if deltas is not no_deltas:
+            for index, piece in enumerate(stream_pieces(response.content)):
+                if index and piece.kind == "text" and self.pace_seconds:
+                    await asyncio.sleep(self.pace_seconds)  # a writer's pace, for the demo
+                    heartbeat()
+                deltas(piece.kind, piece.text, call_id=piece.call_id, tool=piece.tool)
+        return response
 
 
 class ModelActivities:
@@ -158,19 +182,34 @@ class ModelActivities:
         client: Client,
         blobs: BlobStore,
         cache: TranscriptCache | None = None,
+        *,
+        flush_policy: FlushPolicy | None = None,
+        final_flush_seconds: float = 5.0,
     ) -> None:
         self.backend = backend
         self.client = client
         self.blobs = blobs
         self.cache = cache or TranscriptCache()
+        self.flush_policy = flush_policy or FlushPolicy()
+        """How fast a streamed call publishes its deltas (``durable_agent.stream_batching``)."""
+        self.final_flush_seconds = final_flush_seconds
 
     @activity.defn(name=MODEL_ACTIVITY)
     async def invoke(self, request: ModelRequest) -> ModelResponse:
-        """Call the model once. Heartbeats while the response streams in."""
+        """Call the model once. Heartbeats while the response streams in; a streamed call
+        (``request.stream``) publishes it to the conversation's stream as it comes, and
+        has published all of it when it returns."""
+        target = request.stream
         request = await full_request(request, self.client, self.cache, self.blobs)
         model = request.model or self.backend.default_model
         with start_model_span(request, model, self.backend.system) as span:
-            response = await self.backend.complete(request, activity.heartbeat)
+            async with delta_sink(
+                self.client,
+                target,
+                self.flush_policy,
+                final_flush_seconds=self.final_flush_seconds,
+            ) as deltas:
+                response = await self.backend.complete(request, activity.heartbeat, deltas)
             end_model_span(span, response)
         activity.logger.info(
             "model attempt ok: %s",

@@ -24,6 +24,7 @@ from durable_agent.contract import (
 )
 from durable_agent.governor import LeaseSizing, TenantLimits
 from durable_agent.stores._location import store_location, url_passwords
+from durable_agent.stream_batching import FlushPolicy
 from durable_agent.tools.loading import parse_module_list
 from durable_agent.toolsets import McpServerConfig, check_server_names
 
@@ -77,6 +78,21 @@ class Settings(BaseSettings):
     so each call reads the conversation so far from the cache at a tenth of the input
     price; ``false`` sends none (to measure the difference, or for a gateway that rejects
     ``cache_control``)."""
+
+    stream_interval_seconds: float = Field(default=0.25, gt=0, le=60)
+    """History budget of a streamed model call: its deltas may add one history event
+    per this interval (docs/streaming.md). The first delta goes out at once, then
+    batches are published when the budget affords one (every
+    ``interval * events_per_flush`` seconds: 1 s with the defaults)."""
+    stream_events_per_flush: float = Field(default=4.0, gt=0, le=100)
+    """History events one publish of deltas costs: the signal and the workflow task it
+    wakes (4, measured by ``bench/streaming.py``)."""
+    stream_final_flush_seconds: float = Field(default=5.0, gt=0, le=600)
+    """How long a model call waits, when its answer is complete, for its last deltas to
+    reach the stream before it returns anyway (deltas are not the record: the reply is)."""
+    offline_stream_pace_seconds: float = Field(default=0.02, ge=0, le=10)
+    """Seconds between the words the offline planner streams (only when a turn is
+    streamed), so the demo shows text as it comes; 0: all at once."""
 
     log_level: str = Field(default="INFO", pattern="^(?i:debug|info|warning|error|critical)$")
     """Log level of the worker."""
@@ -288,6 +304,13 @@ class Settings(BaseSettings):
             "max_concurrent_activity_task_polls": self.activity_task_pollers,
         }
         return {name: value for name, value in options.items() if value is not None}
+
+    def flush_policy(self) -> FlushPolicy:
+        """How fast a streamed model call publishes its deltas."""
+        return FlushPolicy(
+            interval_seconds=self.stream_interval_seconds,
+            events_per_flush=self.stream_events_per_flush,
+        )
 
     def lease_sizing(self) -> LeaseSizing:
         """How big the leases the tenant governors grant are."""

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 from durable_agent.activity_models import ModelRequest, ModelResponse, StopReason, ToolDefinition
 from durable_agent.contract import (
     ContentBlock,
+    DeltaKind,
     Message,
     TextBlock,
     ToolResultBlock,
@@ -510,6 +511,33 @@ class OfflineModel:
         return ModelResponse(
             content=content, stop_reason=stop, usage=usage, model=self.name, backend="offline"
         )
+
+
+class Piece(NamedTuple):
+    """One piece of a response as the planner streams it (a ``ModelDelta`` without its
+    place in the conversation)."""
+
+    kind: DeltaKind
+    text: str = ""
+    call_id: str | None = None
+    tool: str | None = None
+
+
+_STREAM_WORD = re.compile(r"\s*\S+|\s+")
+
+
+def stream_pieces(content: list[ContentBlock]) -> list[Piece]:
+    """``content`` as it is streamed: text word by word (each word with the whitespace
+    before it, so the words joined are the text exactly), a tool call as its start and
+    finish."""
+    pieces: list[Piece] = []
+    for block in content:
+        if isinstance(block, TextBlock):
+            pieces += [Piece("text", word) for word in _STREAM_WORD.findall(block.text)]
+        elif isinstance(block, ToolUseBlock):
+            pieces.append(Piece("tool_use_started", call_id=block.id, tool=block.name))
+            pieces.append(Piece("tool_use_finished", call_id=block.id, tool=block.name))
+    return pieces
 
 
 def summarise(messages: list[Message], max_chars: int = 4000) -> str:

@@ -18,6 +18,7 @@ Run it alone with ``python -m durable_agent.testing.fake_anthropic --port 8765``
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -137,7 +138,16 @@ def echo_responder(request: dict[str, Any]) -> dict[str, Any]:
     return make_message(text, model=str(request.get("model", DEFAULT_MODEL)))
 
 
-def _chunks(text: str, parts: int = 3) -> list[str]:
+_WORDS = re.compile(r"\s*\S+|\s+")
+
+
+def _chunks(text: str, parts: int = 3, words_per_delta: int | None = None) -> list[str]:
+    """``text`` in ``parts`` pieces, or in pieces of ``words_per_delta`` words (each
+    with the whitespace before it) as the API streams prose."""
+    if words_per_delta is not None:
+        words = _WORDS.findall(text)
+        step = max(1, words_per_delta)
+        return ["".join(words[i : i + step]) for i in range(0, len(words), step)]
     size = max(1, -(-len(text) // parts))
     return [text[i : i + size] for i in range(0, len(text), size)]
 
@@ -146,8 +156,11 @@ def _event(name: str, **fields: Any) -> tuple[str, dict[str, Any]]:
     return name, {"type": name, **fields}
 
 
-def _stream_events(message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The server-sent events the real API streams for ``message``, in order."""
+def _stream_events(
+    message: dict[str, Any], words_per_delta: int | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The server-sent events the real API streams for ``message``, in order: each text
+    in three deltas, or in deltas of ``words_per_delta`` words."""
     usage = dict(message.get("usage") or {})
     # The API reports output_tokens 1 at the start and the total in message_delta.
     start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
@@ -158,7 +171,8 @@ def _stream_events(message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any
         deltas: list[dict[str, Any]] = []
         if block.get("type") == "text":
             first = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": t} for t in _chunks(block["text"])]
+            chunks = _chunks(block["text"], words_per_delta=words_per_delta)
+            deltas = [{"type": "text_delta", "text": t} for t in chunks]
         elif block.get("type") == "tool_use":
             first = {**block, "input": {}}
             json_text = json.dumps(block.get("input", {}))
@@ -284,14 +298,15 @@ class _Handler(LoopbackHandler["FakeAnthropicServer"]):
                 "transfer-encoding": "chunked",
             },
         )
-        events = list(_stream_events(message))
+        events = list(_stream_events(message, self.fake.words_per_delta))
+        pace = fault.stream_event_delay or self.fake.stream_pace
         if fault.stream_error:
             error = {"type": fault.stream_error, "message": "Injected stream error"}
             events = [events[0], _event("error", error=error)]
         for sent, (name, data) in enumerate(events):
             if fault.cut_stream_after is not None and sent >= fault.cut_stream_after:
                 return self.abort()
-            if self.pause(fault.stream_event_delay if sent else 0.0):
+            if self.pause(pace if sent else 0.0):
                 return self.abort()
             payload = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
@@ -319,17 +334,28 @@ class FakeAnthropicServer(LoopbackServer[RecordedRequest]):
         port: int = 0,
         verbose: bool = False,
         min_cacheable_tokens: int = DEFAULT_MIN_TOKENS,
+        stream_pace: float = 0.0,
+        words_per_delta: int | None = None,
     ) -> None:
         super().__init__(faults, port=port, verbose=verbose)
         self.responder = responder
         """Builds the reply to each valid ``POST /v1/messages``; may be swapped any time."""
+        self.stream_pace = stream_pace
+        """Seconds between streamed events (a model writing at a human-visible pace),
+        unless a fault sets its own ``stream_event_delay``; may be changed any time."""
+        self.words_per_delta = words_per_delta
+        """Stream text in deltas of this many words (``None``: three deltas per text
+        block); may be changed any time."""
+        self._stream_shape = (stream_pace, words_per_delta)
         self.prompt_cache = PromptCache(min_cacheable_tokens)
         """Prefixes written by earlier requests; every valid request reads and writes it."""
 
     def reset(self) -> None:
-        """Forget recorded requests, every fault and the prompt cache."""
+        """Forget recorded requests, every fault and the prompt cache; stream at the
+        pace and in the deltas the server was made with."""
         super().reset()
         self.prompt_cache.clear()
+        self.stream_pace, self.words_per_delta = self._stream_shape
 
 
 def main(argv: list[str] | None = None) -> None:

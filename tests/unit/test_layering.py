@@ -84,6 +84,7 @@ PREFIXES: dict[str, str] = {
     "durable_agent.telemetry": PLATFORM,
     "durable_agent.metrics": PLATFORM,
     "durable_agent.devserver": PLATFORM,
+    "durable_agent.stream_batching": PLATFORM,
     "durable_agent.stores": PLATFORM,
     "durable_agent.testing": TESTING,
     "durable_agent.client": SERVERS,
