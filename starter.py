@@ -2,7 +2,8 @@
 
     python starter.py start                       # prints the new conversation id
     python starter.py send -c ID "what is 6*7?"   # one turn, prints the reply
-    python starter.py chat [-c ID]                # interactive
+    python starter.py send --stream -c ID "…"     # prints the answer as it is written
+    python starter.py chat [-c ID]                # interactive (streams on a terminal)
     python starter.py status -c ID | transcript -c ID | end -c ID | cancel -c ID
     python starter.py pending -c ID               # tool calls waiting for approval
     python starter.py approve -c ID CALL_ID [--args JSON] | reject -c ID CALL_ID --reason R
@@ -34,6 +35,8 @@ from durable_agent.client import (
     ConversationError,
     ConversationNotFound,
     MessageRejected,
+    StreamInterrupted,
+    TurnStream,
     connect_with,
     get_conversation,
     start_conversation,
@@ -62,15 +65,17 @@ def _print(model: BaseModel, as_json: bool, human: str) -> None:
     print(model.model_dump_json(indent=2) if as_json else human)
 
 
-def format_reply(reply: Reply) -> str:
-    """A reply for people: tool calls, the answer, and what it cost."""
+def format_reply(reply: Reply, *, answer: bool = True) -> str:
+    """A reply for people: tool calls, the answer (unless it was shown as it was
+    written), and what it cost."""
     lines = [
         f"  · {call.name}({json.dumps(call.arguments)}) → {call.outcome}: {call.result}"
         + (f" [{call.approval.decision} by {call.approval.by}]" if call.approval else "")
         + (f" [flagged: {', '.join(call.flags)}]" if call.flags else "")
         for call in reply.tool_calls
     ]
-    lines.append(f"assistant: {reply.text}")
+    if answer:
+        lines.append(f"assistant: {reply.text}")
     u = reply.usage
     lines.append(
         f"  [turn {reply.turn} · {reply.backend}:{reply.model} · {u.input_tokens} in / "
@@ -194,6 +199,8 @@ async def _resume_or_start(client: Client, args: argparse.Namespace) -> Conversa
 
 async def _chat(client: Client, args: argparse.Namespace) -> int:
     conversation = await _resume_or_start(client, args)
+    # On a terminal the answer appears as it is written; piped, one line per reply.
+    stream = sys.stdout.isatty() if args.stream is None else args.stream
     print(f"conversation {conversation.id} — /status, /transcript, /end, /quit")
     while True:
         try:
@@ -213,15 +220,23 @@ async def _chat(client: Client, args: argparse.Namespace) -> int:
             return 0
         elif command:
             try:
-                print(format_reply(await _send_asking(conversation, line, args.by)))
+                print(await _send_asking(conversation, line, args.by, stream))
             except MessageRejected as e:
                 print(f"rejected ({e.type}): {e.reason}")
 
 
-async def _send_asking(conversation: Conversation, text: str, by: str) -> Reply:
-    """Send ``text``; while the turn runs, ask the user about each tool call that waits
-    for approval (y: approve, e: approve with edited arguments, anything else: reject)."""
-    reply = asyncio.ensure_future(conversation.send_message(text))
+async def _send_asking(conversation: Conversation, text: str, by: str, stream: bool) -> str:
+    """Send ``text``; while the turn runs, show the answer as it is written (with
+    ``stream``) and ask the user about each tool call that waits for approval (y:
+    approve, e: approve with edited arguments, anything else: reject). Returns the reply
+    for people."""
+    typing: asyncio.Future[str] | None = None
+    if stream:
+        turn = await conversation.send_streaming(text)
+        typing = asyncio.ensure_future(type_out(turn))
+        reply = asyncio.ensure_future(turn.reply())
+    else:
+        reply = asyncio.ensure_future(conversation.send_message(text))
     asked: set[str] = set()
     try:
         while not reply.done():
@@ -232,9 +247,36 @@ async def _send_asking(conversation: Conversation, text: str, by: str) -> Reply:
                 if pending.call_id not in asked:
                     asked.add(pending.call_id)
                     await _ask_approval(conversation, pending, by)
-        return await reply
+        answer = await reply
+        typed = await typing if typing is not None else None
+        return format_reply(answer, answer=typed != answer.text)
     finally:
         reply.cancel()
+        if typing is not None:
+            typing.cancel()
+
+
+async def type_out(turn: TurnStream) -> str:
+    """Write the reply's text to stdout as it is written (``assistant: …``); returns
+    what was shown. A new model call or a restarted attempt starts the text again, on
+    a new line. The stream is a convenience: if it fails, the reply still comes."""
+    shown = ""
+    try:
+        async for text in turn:
+            if not shown:
+                sys.stdout.write("assistant: ")
+            if text.startswith(shown):
+                sys.stdout.write(text[len(shown) :])
+            else:
+                sys.stdout.write("\n  (the answer started again)\nassistant: " + text)
+            sys.stdout.flush()
+            shown = text
+    except StreamInterrupted as e:
+        print(f"\n(stopped streaming: {e})", file=sys.stderr)
+    if shown:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    return shown
 
 
 async def _ask_approval(conversation: Conversation, pending: PendingApproval, by: str) -> None:
@@ -289,8 +331,14 @@ async def run(args: argparse.Namespace) -> int:
 
     conversation = get_conversation(client, args.conversation)
     if args.command == "send":
-        reply = await conversation.send_message(" ".join(args.text))
-        _print(reply, args.json, format_reply(reply))
+        if args.stream and not args.json:
+            turn = await conversation.send_streaming(" ".join(args.text))
+            typed = await type_out(turn)
+            reply = await turn.reply()
+            print(format_reply(reply, answer=typed != reply.text))
+        else:
+            reply = await conversation.send_message(" ".join(args.text), stream=args.stream)
+            _print(reply, args.json, format_reply(reply))
     elif args.command == "status":
         status = await conversation.status()
         _print(status, args.json, status.model_dump_json(indent=2))
@@ -367,7 +415,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     sub.add_parser("start", parents=[common, new], help="start a conversation")
     send = sub.add_parser("send", parents=[common, needs_id], help="send one message")
     send.add_argument("text", nargs="+")
-    sub.add_parser("chat", parents=[common, new, approver], help="chat interactively")
+    send.add_argument(
+        "--stream",
+        action="store_true",
+        default=None,
+        help="print the answer as it is written (with --json: the turn streams, the reply prints)",
+    )
+    chat = sub.add_parser("chat", parents=[common, new, approver], help="chat interactively")
+    chat.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        help="print answers as they are written (default: when stdout is a terminal)",
+    )
     for name in ("status", "transcript", "end", "cancel"):
         sub.add_parser(name, parents=[common, needs_id], help=f"{name} a conversation")
     sub.add_parser("pending", parents=[common, needs_id], help="tool calls waiting for approval")

@@ -8,13 +8,26 @@
 
 Every call goes through Temporal (update, query, signal, cancel) with pydantic payloads,
 so it works from any machine that reaches the Temporal frontend, with no worker code.
+
+Streaming (docs/streaming.md): ``conversation.stream()`` iterates the conversation's
+step events and model output as they happen; ``send_streaming`` sends a message with
+streaming on and iterates its reply's text as it is written:
+
+    turn = await conversation.send_streaming("what is 6 * 7?")
+    async for text in turn:  # the reply so far
+        ...
+    reply = await turn.reply()  # the record
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,8 +37,11 @@ from temporalio.client import (
     Interceptor,
     WorkflowExecutionStatus,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
     WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
@@ -59,11 +75,19 @@ from durable_agent.contract import (
     ConversationStatus,
     RejectCall,
     Reply,
+    StreamItem,
     Transcript,
     UserMessage,
 )
 from durable_agent.profiles import Profiles
 from durable_agent.safety import unsendable
+from durable_agent.streaming import (
+    DEFAULT_IDLE_POLL_SECONDS,
+    DEFAULT_POLL_SECONDS,
+    Pace,
+    StreamCursor,
+    TurnText,
+)
 from durable_agent.tools.registry import select_tools
 
 _T = TypeVar("_T")
@@ -105,6 +129,18 @@ class ConversationClosed(ConversationError):
 
 class ConversationNotFound(ConversationError):
     """No running conversation has this id."""
+
+
+class StreamInterrupted(ConversationError):
+    """A conversation's stream could not be read for ``retry_seconds`` (Temporal
+    unreachable, or no worker answered its queries). Nothing is lost: resume with
+    ``conversation.stream(after=error.offset)``."""
+
+    def __init__(self, offset: int, cause: Exception) -> None:
+        super().__init__(f"the stream could not be read after offset {offset}: {cause}")
+        self.offset = offset
+        """The offset of the last item delivered (-1: none)."""
+        self.cause = cause
 
 
 SEND_FAILURES: tuple[type[Exception], ...] = (
@@ -198,31 +234,115 @@ class Conversation:
     def id(self) -> str:
         return self.handle.id
 
-    async def send_message(self, text: str) -> Reply:
+    async def send_message(self, text: str, *, stream: bool | None = None) -> Reply:
         """Send a message and wait for the reply (messages queue while a turn runs).
-        A message over ``max_message_chars`` or not valid Unicode is refused with
-        ``MessageRejected`` before anything is sent."""
+        ``stream``: publish this turn's model output on the conversation's stream as
+        it is written (``None``: the conversation's setting; read it with ``stream()``,
+        or use ``send_streaming``). A message over ``max_message_chars`` or not valid
+        Unicode is refused with ``MessageRejected`` before anything is sent."""
+        message = self._message(text, stream)
+        try:
+            reply: Reply = await self.handle.execute_update(
+                UPDATE_SEND_MESSAGE, message, result_type=Reply
+            )
+            return reply
+        except (WorkflowUpdateFailedError, RPCError) as e:
+            failure = self._send_failure(e)
+            if failure is e:
+                raise
+            raise failure from None
+
+    async def send_streaming(
+        self,
+        text: str,
+        *,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        idle_poll_seconds: float = DEFAULT_IDLE_POLL_SECONDS,
+        retry_seconds: float = 60.0,
+    ) -> TurnStream:
+        """Send a message with streaming on; once the conversation has accepted it,
+        return a ``TurnStream``: iterate it for the reply's text as it is written, then
+        ``await turn.reply()``. Refusals raise here, as in ``send_message``."""
+        message = self._message(text, True)
+        status = await self.status()
+        # The turn this message will be (messages are served in order); another
+        # client sending at the same moment can make it the next one: the reply says.
+        turn = status.turns + status.queued_messages + (status.state != "idle") + 1
+        stream = self.stream(
+            deltas=True,
+            poll_seconds=poll_seconds,
+            idle_poll_seconds=idle_poll_seconds,
+            retry_seconds=retry_seconds,
+        )
+        try:
+            update: WorkflowUpdateHandle[Reply] = await self.handle.start_update(
+                UPDATE_SEND_MESSAGE,
+                message,
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                result_type=Reply,
+            )
+        except (WorkflowUpdateFailedError, RPCError) as e:
+            failure = self._send_failure(e)
+            if failure is e:
+                raise
+            raise failure from None
+        stream.wake()
+        return TurnStream(turn, stream, asyncio.ensure_future(self._reply_of(update)))
+
+    def stream(
+        self,
+        after: int = -1,
+        *,
+        deltas: bool = True,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        idle_poll_seconds: float = DEFAULT_IDLE_POLL_SECONDS,
+        retry_seconds: float = 60.0,
+    ) -> ConversationStream:
+        """The conversation's stream after offset ``after`` (-1: from the oldest item
+        kept): step events and, with ``deltas``, model output of streamed turns, as
+        they happen. Polls the ``stream`` query every ``poll_seconds`` while the model
+        writes, backing off to ``idle_poll_seconds`` otherwise; follows the
+        conversation across continue-as-new and worker restarts; ends once the
+        conversation has ended and every item has been read. See ``ConversationStream``."""
+        if not retry_seconds > 0:
+            raise ValueError(f"retry_seconds must be > 0, not {retry_seconds!r}")
+        return ConversationStream(
+            self.handle,
+            after,
+            deltas=deltas,
+            pace=Pace(poll_seconds, idle_poll_seconds),
+            retry_seconds=retry_seconds,
+        )
+
+    def _message(self, text: str, stream: bool | None) -> UserMessage:
         problem = unsendable(text, self.max_message_chars)
         if problem:
             raise MessageRejected(INVALID_MESSAGE, problem)
+        return UserMessage(text=text, stream=stream)
+
+    async def _reply_of(self, update: WorkflowUpdateHandle[Reply]) -> Reply:
         try:
-            reply: Reply = await self.handle.execute_update(
-                UPDATE_SEND_MESSAGE, UserMessage(text=text), result_type=Reply
-            )
-            return reply
-        except WorkflowUpdateFailedError as e:
-            cause = e.cause
+            return await update.result()
+        except (WorkflowUpdateFailedError, RPCError) as e:
+            failure = self._send_failure(e)
+            if failure is e:
+                raise
+            raise failure from None
+
+    def _send_failure(self, error: WorkflowUpdateFailedError | RPCError) -> Exception:
+        """What a refused or failed ``send_message`` raises instead of ``error``."""
+        if isinstance(error, WorkflowUpdateFailedError):
+            cause = error.cause
             if isinstance(cause, ApplicationError) and cause.type == _CLOSED_MID_UPDATE:
-                raise ConversationClosed(cause.message) from None
+                return ConversationClosed(cause.message)
             if isinstance(cause, ApplicationError):
-                raise MessageRejected(cause.type or "Rejected", cause.message) from None
-            raise
-        except RPCError as e:
-            if e.status == RPCStatusCode.NOT_FOUND and "already completed" in e.message:
-                raise MessageRejected(
-                    CONVERSATION_ENDED, "the conversation has ended; start a new one"
-                ) from None
-            raise _translate(e, self.id) from None
+                return MessageRejected(cause.type or "Rejected", cause.message)
+            return error
+        if error.status == RPCStatusCode.NOT_FOUND and "already completed" in error.message:
+            return MessageRejected(
+                CONVERSATION_ENDED, "the conversation has ended; start a new one"
+            )
+        return _translate(error, self.id)
 
     async def approve(
         self,
@@ -305,6 +425,204 @@ class Conversation:
             return result
         except RPCError as e:
             raise _translate(e, self.id) from None
+
+
+class ConversationStream:
+    """A conversation's stream as an async iterator of ``StreamItem``s, oldest first,
+    each once (``Conversation.stream`` makes one).
+
+    It polls the workflow's ``stream`` query by workflow id, so it follows the
+    conversation into each new run. A failed query (Temporal unreachable, no worker
+    answering while one restarts) is retried with backoff for up to ``retry_seconds``
+    without a successful poll, then ``StreamInterrupted`` names the offset to resume
+    from. Iteration ends once the conversation has ended (or its workflow closed) and
+    every item has been read. ``missed`` counts items that were no longer kept when
+    asked for (the reader fell too far behind, or resumed from too old an offset)."""
+
+    _QUERY_TIMEOUT = timedelta(seconds=10)
+    _DESCRIBE_SECONDS = 5.0
+    """While nothing comes, how often to check whether the workflow has closed without
+    ending (cancelled, terminated)."""
+    _RETRY_FIRST, _RETRY_MOST = 0.2, 2.0
+    _PERMANENT = {
+        RPCStatusCode.INVALID_ARGUMENT,
+        RPCStatusCode.PERMISSION_DENIED,
+        RPCStatusCode.UNAUTHENTICATED,
+    }
+
+    def __init__(
+        self,
+        handle: WorkflowHandle[Any, Any],
+        after: int,
+        *,
+        deltas: bool,
+        pace: Pace,
+        retry_seconds: float,
+    ) -> None:
+        if handle.run_id is not None:
+            raise ValueError("a stream follows a workflow id across runs: pass no run id")
+        self._handle = handle
+        self._cursor = StreamCursor(
+            handle, after, deltas=deltas, pace=pace, rpc_timeout=self._QUERY_TIMEOUT
+        )
+        self._retry_seconds = retry_seconds
+        self._buffer: deque[StreamItem] = deque()
+        self._offset = after
+        self._wake = asyncio.Event()
+        self._polled = False
+        self._closed = False
+        self._finished = False
+        self._described = time.monotonic()
+
+    @property
+    def offset(self) -> int:
+        """The offset of the last item this iterator has delivered (-1: none yet):
+        resume from it with ``conversation.stream(after=offset)``."""
+        return self._offset
+
+    @property
+    def missed(self) -> int:
+        return self._cursor.missed
+
+    @property
+    def queries(self) -> int:
+        """``stream`` queries made so far (each one is a round trip to a worker)."""
+        return self._cursor.queries
+
+    def wake(self) -> None:
+        """Poll now and at the fast pace (something is about to happen)."""
+        self._cursor.wake()
+        self._wake.set()
+
+    def __aiter__(self) -> ConversationStream:
+        return self
+
+    async def __anext__(self) -> StreamItem:
+        while not self._buffer:
+            if self._cursor.drained or self._finished:
+                raise StopAsyncIteration
+            await self._fill()
+        item = self._buffer.popleft()
+        self._offset = item.offset
+        return item
+
+    async def _fill(self) -> None:
+        if self._polled and not self._closed:
+            await self._sleep(self._cursor.wait_seconds())
+        self._polled = True
+        closing = self._closed
+        items, _ = await self._poll()
+        self._buffer.extend(items)
+        if closing and not self._cursor.more:
+            self._finished = True  # read everything after the workflow closed
+        elif not items and not self._cursor.more and not self._cursor.drained:
+            await self._check_closed()
+
+    async def _poll(self) -> tuple[list[StreamItem], int]:
+        """One poll of the query, retried with backoff while it fails transiently."""
+        started = time.monotonic()
+        delay = self._RETRY_FIRST
+        while True:
+            try:
+                return await self._cursor.poll()
+            except RPCError as e:
+                if e.status == RPCStatusCode.NOT_FOUND:
+                    raise _translate(e, self._handle.id) from None
+                if e.status in self._PERMANENT:
+                    raise
+                error: Exception = e
+            except WorkflowQueryFailedError as e:  # e.g. a worker replaying the workflow failed
+                error = e
+            if time.monotonic() - started + delay > self._retry_seconds:
+                raise StreamInterrupted(self._offset, error) from error
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._RETRY_MOST)
+
+    async def _check_closed(self) -> None:
+        """Whether the workflow closed without ending (cancelled, terminated): then
+        one more poll drains it and iteration ends."""
+        now = time.monotonic()
+        if now - self._described < self._DESCRIBE_SECONDS:
+            return
+        self._described = now
+        try:
+            description = await self._handle.describe(rpc_timeout=self._QUERY_TIMEOUT)
+        except RPCError as e:
+            if e.status == RPCStatusCode.NOT_FOUND:
+                raise _translate(e, self._handle.id) from None
+            return  # transient: the next polls say more
+        self._closed = description.status not in (
+            WorkflowExecutionStatus.RUNNING,
+            WorkflowExecutionStatus.CONTINUED_AS_NEW,
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds > 0 and not self._wake.is_set():
+            try:
+                async with asyncio.timeout(seconds):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+        self._wake.clear()
+
+
+class TurnStream:
+    """A message sent with streaming on (``Conversation.send_streaming``).
+
+    Iterate it for the reply's text as it is written: each item is the text so far
+    (``TurnText``: a restarted attempt or a model call after tool calls starts it
+    again, so show each item in place of the previous one). Iteration ends when the
+    turn's reply is in the stream. ``await reply()`` gives the ``Reply``, the record:
+    deltas are not authoritative, and with another client sending to the conversation
+    at the same moment, the text followed may be the neighbouring turn's."""
+
+    _TAIL_SECONDS = 5.0
+    """After the reply has come, how long to keep reading for the rest of its text."""
+
+    def __init__(self, turn: int, stream: ConversationStream, reply: asyncio.Future[Reply]):
+        self.turn = turn
+        """The turn this message was expected to be (``reply().turn`` is the one it was)."""
+        self.text = TurnText(turn)
+        self.stream = stream
+        self._reply = reply
+
+    async def reply(self) -> Reply:
+        """The reply (raises what ``send_message`` raises when there is none)."""
+        return await self._reply
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        pending: asyncio.Future[StreamItem] | None = None
+        tail_until: float | None = None
+        try:
+            while tail_until is None or time.monotonic() < tail_until:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(self.stream))
+                waiting: set[asyncio.Future[Any]] = {pending}
+                if tail_until is None:
+                    waiting.add(self._reply)
+                timeout = None if tail_until is None else tail_until - time.monotonic()
+                await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if tail_until is None and self._reply.done():
+                    reply = self._reply.result()  # raises when there is none
+                    if reply.turn != self.turn:
+                        return  # another turn was followed: the reply is the record
+                    tail_until = time.monotonic() + self._TAIL_SECONDS
+                    self.stream.wake()  # its reply event is in the stream already
+                if not pending.done():
+                    continue
+                try:
+                    item = pending.result()
+                except StopAsyncIteration:
+                    return
+                pending = None
+                if item.delta is not None and self.text.apply(item.delta):
+                    yield self.text.text
+                event = item.event
+                if event is not None and event.kind == "reply" and event.turn == self.turn:
+                    return
+        finally:
+            if pending is not None:
+                pending.cancel()
 
 
 async def start_conversation(

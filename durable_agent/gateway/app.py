@@ -112,6 +112,22 @@ _IDEMPOTENCY_KEY = Header(
 _ID_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
 ConversationId = Annotated[str, Path(pattern=_ID_PATTERN, description="`<tenant>.<id>`")]
 
+_SSE_EXAMPLE = """retry: 1000
+
+id: 41
+event: turn_started
+data: {"seq":42,"at":"2026-12-07T09:00:00Z","kind":"turn_started","turn":3,...}
+
+id: 43
+event: delta
+data: {"turn":3,"model_call":1,"attempt":1,"kind":"text","text":"The result",...}
+
+id: 47
+event: reply
+data: {"seq":48,"kind":"reply","turn":3,"reply":{"text":"The result of 6 * 7 is 42.",...},...}
+
+"""
+
 _TITLES = {
     401: "Missing or unknown API key",
     402: "Budget exceeded",
@@ -416,12 +432,14 @@ def create_app(
         idempotency_key: Annotated[str | None, _IDEMPOTENCY_KEY] = None,
     ) -> Any:
         """Send a message; with ``wait`` (default) answer with the reply, else (or when
-        the turn outlasts the gateway's wait) 202 and a location to poll."""
+        the turn outlasts the gateway's wait) 202 and a location to poll. With
+        ``stream``, the turn's model output is written to the conversation's event
+        stream as it comes (``GET …/events``, ``event: delta``)."""
         handle = await handle_of(key, conversation_id)
         problem = unsendable(body.text, settings.safety.max_message_chars)
         if problem:  # refused here: an oversized payload never travels to Temporal
             raise ProblemError(problems.INVALID_MESSAGE, problem, conversation_id=conversation_id)
-        message = UserMessage(text=body.text)
+        message = UserMessage(text=body.text, stream=body.stream)
         message_id = _request_id("msg", conversation_id, idempotency_key)
         if idempotency_key:
             earlier = await calls.call(
@@ -583,9 +601,17 @@ def create_app(
         response_class=StreamingResponse,
         responses={
             200: {
-                "content": {"text/event-stream": {}},
-                "description": "Server-Sent Events: one `ConversationEvent` per event, "
-                "`id` = its `seq`; `event: end` when the conversation closes.",
+                "content": {"text/event-stream": {"example": _SSE_EXAMPLE}},
+                "description": "Server-Sent Events, one per item of the conversation's "
+                "stream, `id` = the item's offset: a step as `event: <kind>` (`turn_started`, "
+                "`model_call_started`, `model_call_finished`, `tool_call_started`, "
+                "`tool_call_finished`, `approval_requested`, `approval_decided`, `reply`, "
+                "`ended`) with a `ConversationEvent`, or model output of a streamed turn as "
+                "`event: delta` with a `ModelDelta` (`kind` `text`, `thinking`, "
+                "`tool_use_started`, `tool_use_finished`, or `restarted`: discard the text "
+                "of the call's earlier attempts). `event: missed` (items no longer kept), "
+                "`event: error` (a problem document), `event: end` (the conversation "
+                "closed; nothing follows). Comment lines keep idle connections open.",
             },
             **_errors(404),
         },
@@ -595,18 +621,37 @@ def create_app(
         request: Request,
         key: Key,
         conversation_id: ConversationId,
-        after: Annotated[int | None, Query(ge=0, description="Resume after this seq.")] = None,
+        after: Annotated[
+            int | None,
+            Query(
+                ge=0,
+                description="Resume after the step event with this `seq` (= its offset + 1).",
+            ),
+        ] = None,
+        deltas: Annotated[
+            bool, Query(description="Include model output (`delta` events) of streamed turns.")
+        ] = True,
         last_event_id: Annotated[
-            str | None, Header(alias="Last-Event-ID", max_length=20, pattern=r"^\d+$")
+            str | None,
+            Header(
+                alias="Last-Event-ID",
+                max_length=20,
+                pattern=r"^\d+$",
+                description="Resume after the item with this offset (the last `id` received).",
+            ),
         ] = None,
     ) -> StreamingResponse:
         """Turn progress as Server-Sent Events: model and tool calls started and
-        finished, approvals, replies. Reconnect with ``Last-Event-ID`` (or ``after``) to
-        resume without a gap."""
+        finished, approvals, replies, and the model's output as it is written when the
+        turn is streamed (a message sent with ``stream``). Reconnect with
+        ``Last-Event-ID`` (or ``after``) to resume without a gap; without either, the
+        stream starts at the oldest item kept (a client that connects mid-turn gets
+        the turn so far)."""
         handle = await handle_of(key, conversation_id)
         await calls.call(handle.describe(rpc_timeout=gateway.rpc_timeout), conversation_id)
-        cursor = after if after is not None else int(last_event_id or 0)
-        stream = event_stream(request, handle, gateway, cursor)
+        # Last-Event-ID is an offset; ``after`` a step's seq, which is its offset + 1.
+        offset = int(last_event_id) if last_event_id is not None else (after or 0) - 1
+        stream = event_stream(request, handle, gateway, offset, deltas=deltas)
         return StreamingResponse(
             stream,
             media_type="text/event-stream",

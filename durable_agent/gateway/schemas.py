@@ -60,6 +60,10 @@ class SendMessage(_Body):
 
     text: str
     """The message; at most the gateway policy's ``max_message_chars`` characters."""
+    stream: bool | None = None
+    """Write this turn's model output to the conversation's event stream as it comes
+    (``GET …/events``, ``event: delta``); ``None``: the conversation's setting (off
+    unless started with it)."""
 
 
 class StartConversation(_Body):

@@ -166,24 +166,26 @@ async def test_sse_streams_the_steps_of_a_turn_with_tools(gateway: RunningGatewa
         assert all(d["outcome"] == "ok" for d in finished)
         first_call = next(d for k, d, _ in events if k == "model_call_finished")
         assert first_call["outcome"] == "ok" and first_call["usage"]["output_tokens"] > 0
-        seqs = [int(seq) for _, _, seq in events if seq]
-        assert seqs == list(range(1, len(events) + 1))  # every event, in order, once
+        offsets = [int(offset) for _, _, offset in events if offset]
+        assert offsets == list(range(len(events)))  # every event, in order, once
+        assert [d["seq"] for _, d, _ in events] == [o + 1 for o in offsets]  # id = seq - 1
         reply = events[-1][1]["reply"]
         assert "42" in reply["text"] and len(reply["tool_calls"]) == 2
 
         # Resume after the last event seen: only the next turn's events come.
-        headers = {"Last-Event-ID": str(seqs[-1])}
+        headers = {"Last-Event-ID": str(offsets[-1])}
         async with api.stream("GET", events_url, headers=headers) as stream:
             await api.post(
                 f"/v1/conversations/{conversation}/messages?wait=false", json={"text": "hello"}
             )
             resumed = await read_events(stream)
         assert resumed[0][0] == "turn_started" and resumed[0][1]["turn"] == 2
-        assert int(resumed[0][2] or 0) == seqs[-1] + 1
+        assert int(resumed[0][2] or 0) == offsets[-1] + 1
 
-        # The conversation ends: the stream says so and closes.
+        # The conversation ends: the stream says so and closes (``after``: a seq).
         await api.post(f"/v1/conversations/{conversation}/end")
-        async with api.stream("GET", events_url, params={"after": seqs[-1]}) as stream:
+        after = {"after": events[-1][1]["seq"]}
+        async with api.stream("GET", events_url, params=after) as stream:
             tail = await read_events(stream, until="end")
         assert [k for k, _, _ in tail][-2:] == ["ended", "end"]
 

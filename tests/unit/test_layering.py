@@ -88,6 +88,7 @@ PREFIXES: dict[str, str] = {
     "durable_agent.stores": PLATFORM,
     "durable_agent.testing": TESTING,
     "durable_agent.client": SERVERS,
+    "durable_agent.streaming": SERVERS,
     "durable_agent.health": SERVERS,
     "durable_agent.codec_server": SERVERS,
     "durable_agent.gateway": SERVERS,
