@@ -178,3 +178,5 @@ class ToolResult(_Model):
     """Blob-store key of the whole result when ``content`` is a preview."""
     flags: list[str] = []
     """Prompt-injection categories found in the whole of an offloaded result."""
+    error_type: str | None = None
+    """A typed refusal the model is told of (``ToolCallRecord.error_type``)."""

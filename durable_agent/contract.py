@@ -817,6 +817,10 @@ class ClearUntrusted(_Model):
 
 # --- delegation: sub-agents as child workflows (docs/delegation.md) ---------------------
 
+SIGNAL_CHILD_APPROVAL = "child_approval"
+"""A sub-agent tells its parent a call waits for approval, or no longer does."""
+SIGNAL_PARENT_DECISION = "parent_decision"
+"""A parent hands a person's decision about a sub-agent's call to the sub-agent."""
 DELEGATE_TOOL_PREFIX = "delegate_to_"
 """The model sees sub-agent ``x`` as the tool ``delegate_to_x``."""
 SubAgentName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,51}$")]
@@ -830,9 +834,16 @@ class SubAgent(_Model):
     description: str = ""
     """What the tool's description tells the model."""
     budget: BudgetLimits = DEFAULT_SUBAGENT_BUDGET
-    """Carved out of the parent's remaining budgets for each task (at most what is left)."""
+    """Carved out of the parent's remaining budgets for each task (at most what is left).
+    Limits left unset take ``DEFAULT_SUBAGENT_BUDGET``'s, so no task takes everything
+    left by default; ``null`` asks for everything left of that limit."""
     input: ConversationInput | None = None
     """The sub-agent's start input; ``None`` past ``DelegationPolicy.max_depth``."""
+
+    @field_validator("budget")
+    @classmethod
+    def _defaults(cls, budget: BudgetLimits) -> BudgetLimits:
+        return DEFAULT_SUBAGENT_BUDGET.model_copy(update=budget.model_dump(exclude_unset=True))
 
 
 class Delegated(_Model):

@@ -126,10 +126,7 @@ def reserve(
     existing = ledger.reservations.get(child_id)
     if existing is not None:
         return existing.grant
-    room = available(scopes, ledger.held())
-    grant = BudgetLimits.model_validate(
-        {name: _least(getattr(request, name), getattr(room, name)) for name in _LIMITS}
-    )
+    grant = tightest(request, available(scopes, ledger.held()))
     short = [name for name in _NEEDED if getattr(grant, name) == 0]
     if short:
         raise DelegationRefused(
@@ -139,6 +136,13 @@ def reserve(
         )
     ledger.reservations[child_id] = Reservation(grant=grant)
     return grant
+
+
+def tightest(a: BudgetLimits, b: BudgetLimits) -> BudgetLimits:
+    """Each limit at the lower of the two (``None``: unlimited)."""
+    return BudgetLimits.model_validate(
+        {name: _least(getattr(a, name), getattr(b, name)) for name in _LIMITS}
+    )
 
 
 def settle(ledger: Ledger, child_id: str, actual: Spent | None) -> Spent:

@@ -9,11 +9,18 @@ safety policy, declared in a YAML or TOML file (``AGENT_PROFILES_FILE``).
         toolsets: [desk]
         limits: {conversation: {usd: "2"}}
         safety: {approval_levels: [write, execute, admin]}
+        subagents:                      # each offered to the model as delegate_to_<name>
+          researcher: {budget: {usd: "0.25", model_calls: 4}}
+      researcher:
+        description: Looks things up on the web.
+        tools: [web_search]
+    delegation: {max_depth: 2, max_children_per_response: 4}
 
 A client resolves a profile into a ``ConversationInput`` when it starts a conversation
 (``starter.py start --agent support``, ``start_agent``, the gateway's
 ``{"agent": "support"}``), so the conversation carries the resolved profile in its own
-start input: editing the file changes new conversations only. Pure: parsing and
+start input: editing the file changes new conversations only. A profile's sub-agents
+are resolved the same way, down to ``delegation.max_depth`` (docs/delegation.md). Pure: parsing and
 validation, no Temporal.
 
     ProfileError (ValueError)
@@ -28,9 +35,26 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from durable_agent.contract import ConversationInput, ConversationLimits, SafetyPolicy
+from durable_agent.budget import BudgetLimits
+from durable_agent.contract import (
+    DEFAULT_SUBAGENT_BUDGET,
+    ConversationInput,
+    ConversationLimits,
+    DelegationPolicy,
+    SafetyPolicy,
+    SubAgent,
+    SubAgentName,
+)
 from durable_agent.toolsets import ToolsetName
 
 ProfileName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")]
@@ -53,6 +77,17 @@ class UnknownProfile(ProfileError):
         self.known = known
 
 
+class SubAgentSettings(BaseModel):
+    """How a profile uses one of its sub-agents."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget: BudgetLimits = DEFAULT_SUBAGENT_BUDGET
+    """Carved out of the parent's remaining budgets for each task."""
+    description: str | None = None
+    """What the model is told the sub-agent does; unset: its profile's description."""
+
+
 class AgentProfile(BaseModel):
     """One agent. Unset fields keep ``ConversationInput``'s defaults."""
 
@@ -71,13 +106,29 @@ class AgentProfile(BaseModel):
     turn_timeout_seconds: float | None = None
     limits: ConversationLimits | None = None
     safety: SafetyPolicy | None = None
+    subagents: dict[SubAgentName, SubAgentSettings] = {}
+    """Profiles this agent may hand tasks to (a list of names takes the default budget)."""
+    _subagents: list[SubAgent] = PrivateAttr(default_factory=list)
+    _policy: DelegationPolicy = PrivateAttr(default_factory=DelegationPolicy)
+
+    @field_validator("subagents", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return {name: {} for name in value} if isinstance(value, list) else value
+
+    def chosen(self) -> dict[str, Any]:
+        """The ``ConversationInput`` fields this profile sets."""
+        chosen = self.model_dump(exclude_unset=True, exclude={"description", "subagents"})
+        return {k: v for k, v in chosen.items() if v is not None}
 
     def conversation_input(self, name: str, **overrides: Any) -> ConversationInput:
         """The start input of a conversation with this agent; ``overrides`` (e.g. the
         tenant) take precedence. ``ValidationError`` if the result is invalid."""
-        chosen = self.model_dump(exclude_unset=True, exclude={"description"})
-        chosen = {k: v for k, v in chosen.items() if v is not None}
-        return ConversationInput.model_validate(chosen | {"agent": name} | overrides)
+        chosen = self.chosen()
+        delegation = (
+            {"subagents": self._subagents, "delegation": self._policy} if self._subagents else {}
+        )
+        return ConversationInput.model_validate(chosen | {"agent": name} | delegation | overrides)
 
 
 class Profiles(BaseModel):
@@ -86,6 +137,40 @@ class Profiles(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     profiles: dict[ProfileName, AgentProfile] = {}
+    delegation: DelegationPolicy = DelegationPolicy()
+    """Depth and fan-out limits for every conversation started from these profiles."""
+
+    @model_validator(mode="after")
+    def _resolve_subagents(self) -> Profiles:
+        for name, profile in self.profiles.items():
+            unknown = sorted(set(profile.subagents) - set(self.profiles))
+            if unknown:
+                raise ValueError(f"profile {name!r}: unknown sub-agents {unknown}")
+        for name, profile in self.profiles.items():
+            profile._subagents = self._subagents(name, 1)
+            profile._policy = self.delegation
+        return self
+
+    def _subagents(self, name: str, depth: int) -> list[SubAgent]:
+        """Agent ``name``'s sub-agents at ``depth``, each with its resolved start input;
+        past the policy's depth, none (the workflow refuses them too)."""
+        if depth > self.delegation.max_depth:
+            return []
+        resolved = []
+        for child, settings in self.profiles[name].subagents.items():
+            profile = self.profiles[child]
+            chosen = profile.chosen()
+            below = self._subagents(child, depth + 1)
+            extra = {"subagents": below, "delegation": self.delegation} if below else {}
+            resolved.append(
+                SubAgent(
+                    name=child,
+                    description=settings.description or profile.description,
+                    budget=settings.budget,
+                    input=ConversationInput.model_validate(chosen | {"agent": child} | extra),
+                )
+            )
+        return resolved
 
     def get(self, name: str) -> AgentProfile:
         """The profile called ``name``; ``UnknownProfile`` if there is none."""

@@ -7,13 +7,17 @@ Every outcome becomes an ``ApprovalRecord`` in the audit list, which lives in wo
 state: a worker that dies mid-wait loses nothing, and the replacement rebuilds the
 same pending calls and decisions from history.
 
+A sub-agent's call that waits is *forwarded* to its parent's desk (``forward``): it shows
+there under ``<delegation call>/<its call id>``, and ``relay`` hands the parent's answer
+on; the sub-agent ``take``s it like a person's (docs/delegation.md).
+
 Deterministic workflow code: ``workflow.now()`` and timers only.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -52,6 +56,10 @@ class ApprovalDesk:
         self._pending: dict[str, PendingApproval] = {}
         self._answers: dict[str, ApproveCall | RejectCall] = {}
         self._decisions: dict[str, ApprovalRecord] = {d.call_id: d for d in decisions}
+        self._forwarded: dict[str, frozenset[str]] = {}
+        """Sub-agents' calls shown here, with the sub-agent's approvers."""
+        self._via: dict[str, str] = {}
+        """Answers given through the parent: the parent's workflow id."""
 
     @property
     def waiting(self) -> bool:
@@ -87,6 +95,14 @@ class ApprovalDesk:
         trace in history."""
         if by is not None:
             self.check_approver(by)
+            theirs = self._forwarded.get(call_id)
+            if theirs and identity(by) not in theirs:
+                raise ApplicationError(
+                    f"{identity(by)!r} is not one of the sub-agent's approvers",
+                    "approver",
+                    type=INVALID_APPROVAL,
+                    non_retryable=True,
+                )
         pending = self._pending.get(call_id)
         if pending is None or call_id in self._answers:
             if call_id in self._decisions:
@@ -121,8 +137,11 @@ class ApprovalDesk:
         turn: int,
         severity: Severity = "normal",
         untrusted_sources: Sequence[str] = (),
+        announce: Callable[[PendingApproval | None, str], None] | None = None,
     ) -> ApprovalRecord:
-        """Wait for a person to approve or reject this call; the timeout rejects it."""
+        """Wait for a person to approve or reject this call; the timeout rejects it.
+        ``announce`` is told when the call starts and stops waiting (a sub-agent tells
+        its parent)."""
         now = workflow.now()
         self._pending[call_id] = PendingApproval(
             call_id=call_id,
@@ -136,6 +155,8 @@ class ApprovalDesk:
             severity=severity,
             untrusted_sources=list(untrusted_sources),
         )
+        if announce:
+            announce(self._pending[call_id], call_id)
         workflow.logger.warning(
             "tool call %s (%s) waits for approval: %s",
             call_id,
@@ -156,7 +177,11 @@ class ApprovalDesk:
         finally:
             pending = self._pending.pop(call_id)
         record = _record(pending, self._answers.pop(call_id), workflow.now(), timed_out)
+        if call_id in self._via:
+            record.via_workflow_id = self._via.pop(call_id)
         self._decisions[call_id] = record
+        if announce:
+            announce(None, call_id)
         workflow.logger.info(
             "tool call %s (%s) %s by %s",
             call_id,
@@ -174,6 +199,49 @@ class ApprovalDesk:
             },
         )
         return record
+
+    def forward(self, pending: PendingApproval, approvers: Sequence[str]) -> None:
+        """Show a sub-agent's waiting call here (``pending.call_id`` names it here)."""
+        self._pending[pending.call_id] = pending
+        self._forwarded[pending.call_id] = frozenset(approvers)
+
+    def withdraw(self, call_id: str) -> None:
+        """A forwarded call no longer waits (decided in the sub-agent, or it ended)."""
+        if call_id in self._forwarded and call_id not in self._answers:
+            self._pending.pop(call_id, None)
+            self._forwarded.pop(call_id)
+
+    def withdraw_under(self, prefix: str) -> None:
+        """Withdraw every forwarded call of one delegation (``<its call id>/``)."""
+        for call_id in [c for c in self._forwarded if c.startswith(prefix)]:
+            self.withdraw(call_id)
+
+    async def relay(self, call_id: str) -> ApproveCall | RejectCall | None:
+        """Wait for a person's answer to a forwarded call and record it here; ``None``
+        when the call was withdrawn first."""
+        await workflow.wait_condition(
+            lambda: call_id in self._answers or call_id not in self._forwarded
+        )
+        if call_id not in self._answers:
+            return None
+        pending, answer = self._pending.pop(call_id), self._answers.pop(call_id)
+        self._forwarded.pop(call_id)
+        record = _record(pending, answer, workflow.now(), False)
+        record.child_workflow_id, record.child_call_id = (
+            pending.child_workflow_id,
+            pending.child_call_id,
+        )
+        self._decisions[call_id] = record
+        return answer
+
+    def take(self, answer: ApproveCall | RejectCall, via: str) -> bool:
+        """A person's answer given through the parent (workflow ``via``); ``False`` when
+        the call no longer waits for one."""
+        if answer.call_id not in self._pending or answer.call_id in self._answers:
+            return False
+        self._answers[answer.call_id] = answer
+        self._via[answer.call_id] = via
+        return True
 
 
 def identity(by: str) -> str:

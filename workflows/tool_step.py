@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ToolUseBlock,
     )
     from durable_agent.safety import untrusted
+    from durable_agent.tools.delegates import DelegateSpec
     from durable_agent.tools.registry import ToolSpec, describe_validation_error
     from durable_agent.toolsets import (
         MCP_LIST_TOOLS,
@@ -38,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         toolset_specs,
     )
 
-from workflows.model_step import ModelStep
+from workflows.delegation import Delegates
 from workflows.turn import Turn, TurnOver, describe, record, rejection, tool_summary
 
 MCP_LIST_TIMEOUT = timedelta(seconds=30)
@@ -49,7 +50,7 @@ MCP_LIST_RETRY_POLICY = RetryPolicy(
 )
 
 
-class ToolStep(ModelStep):
+class ToolStep(Delegates):
     """The tool calls of one model response, each ending as a tool_result."""
 
     async def _tool_step(self, turn: Turn, tool_uses: list[ToolUseBlock]) -> None:
@@ -60,6 +61,7 @@ class ToolStep(ModelStep):
         turn_allows = budgets.plan_tool_calls([turn.budget], len(tool_uses))
         for budget in (turn.budget, self._budget):
             budgets.record_tool_calls(budget, allowed)
+        self._plan_delegations(tool_uses[:allowed])
         first = len(turn.tool_calls)
         results = list(
             await asyncio.gather(
@@ -150,6 +152,7 @@ class ToolStep(ModelStep):
                 turn=turn.number,
                 severity=gate.severity,
                 untrusted_sources=gate.untrusted,
+                announce=self._announce if self._input.delegated else None,
             )
             self._journal.approval_decided(turn.number, block.id, approval)
             if not self._desk.waiting:
@@ -176,7 +179,10 @@ class ToolStep(ModelStep):
             injection_patterns=self._input.safety.injection_patterns if screens else None,
         )
         try:
-            result = await self._execute_tool(spec, call)
+            if isinstance(spec, DelegateSpec):  # a child workflow, not an activity
+                result = await self._delegate(turn, block, spec, str(arguments["task"]))
+            else:
+                result = await self._execute_tool(spec, call)
         except ActivityError as e:
             self._health.record(dependency, False, self._now())
             self._last_error = f"{spec.name}: {describe(e)}"
@@ -196,9 +202,10 @@ class ToolStep(ModelStep):
             content = (
                 f"(run with arguments edited by {approval.by}: {json.dumps(arguments)})\n{content}"
             )
-        return record(
+        done = record(
             block, result.outcome, content, flags=flags, approval=approval, ref=result.ref
         )
+        return done.model_copy(update={"error_type": result.error_type})
 
     async def _execute_tool(self, spec: ToolSpec, call: ToolCall) -> ToolResult:
         """One tool call as an activity with the spec's policy; a fast, pure tool

@@ -49,6 +49,11 @@ FLAT_CONTINUE_PATCH = "flat-continue-v1"
 history (the continued-as-new event and the new run's input each held a copy)."""
 
 
+DELEGATION_PATCH = "delegation-v1"
+"""Runs since: sub-agents offered as ``delegate_to_<name>`` tools and run as child
+workflows, and a sub-agent's task queued as its one message (``workflows.delegation``).
+Asked only by conversations that have sub-agents or are one."""
+
 @dataclass(frozen=True)
 class Version:
     """One patch id, as a row of the table below."""
@@ -79,6 +84,8 @@ VERSIONS: tuple[Version, ...] = (
             "tests/histories/pre_provenance/"),
     Version(FLAT_CONTINUE_PATCH, "the transcript crosses continue-as-new by reference",
             "2026-12 (session 4)", "tests/histories/pre_flat/"),
+    Version(DELEGATION_PATCH, "sub-agents as child workflows", "2026-12 (session 5)",
+            "none needed: no earlier run has sub-agents"),
 )  # fmt: skip
 """Every patch id, oldest first. None can be deprecated yet: conversations recorded
 before each may still be running (a conversation lives as long as its users talk)."""

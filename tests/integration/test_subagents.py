@@ -1,0 +1,226 @@
+"""Sub-agents as child workflows, through the client API against the dev server: the
+offline planner is told to call ``delegate_to_<name>`` (``use delegate_to_x {...}``),
+the child answers its task with its own tools, and its answer is the parent's tool
+result; budgets carve down, cancellation cascades, approvals bubble up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from decimal import Decimal
+
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from durable_agent.budget import BudgetLimits
+from durable_agent.client import Conversation, get_conversation, start_conversation
+from durable_agent.config import Settings
+from durable_agent.contract import (
+    DELEGATION_BUDGET_EXHAUSTED,
+    DELEGATION_DEPTH_EXCEEDED,
+    ConversationInput,
+    ConversationLimits,
+    DelegationPolicy,
+    PendingApproval,
+    Reply,
+    SafetyPolicy,
+    SubAgent,
+)
+from tests.helpers import eventually, saved_notes
+
+CALCULATOR_AGENT = ConversationInput(tools=["calculator"], system_prompt="You compute.")
+
+
+def delegating(*subagents: SubAgent, **fields: object) -> ConversationInput:
+    return ConversationInput(tools=["calculator"], subagents=list(subagents), **fields)  # type: ignore[arg-type]
+
+
+def use(agent: str, task: str) -> str:
+    return f"use delegate_to_{agent} {json.dumps({'task': task})}"
+
+
+async def children(client: Client, parent: str) -> list[tuple[str, WorkflowExecutionStatus]]:
+    found = []
+    async for w in client.list_workflows(f"WorkflowId STARTS_WITH '{parent}/'"):
+        found.append((w.id, w.status))
+    return sorted(found, key=lambda c: c[0])  # type: ignore[return-value]
+
+
+async def test_a_delegation_returns_the_childs_answer_as_the_tool_result(
+    client: Client, task_queue: str
+) -> None:
+    sub = SubAgent(name="maths", description="Does arithmetic.", input=CALCULATOR_AGENT)
+    conversation = await start_conversation(client, delegating(sub), task_queue=task_queue)
+    reply = await conversation.send_message(use("maths", "What is 6 * 7?"))
+    assert reply.status == "ok", reply
+    (call,) = reply.tool_calls
+    assert call.name == "delegate_to_maths" and call.outcome == "ok", call
+    assert "42" in call.result
+    status = await conversation.status()
+    (record,) = status.delegations
+    child_id = f"{conversation.id}/1/{call.id}"
+    assert (record.child_workflow_id, record.agent, record.outcome) == (child_id, "maths", "ok")
+    assert record.spent is not None and record.spent.model_calls == 2  # calculator, answer
+    # The child's spend is the parent's (its conversation budget and the turn's).
+    assert status.budget is not None and status.budget.spent.model_calls == 2 + 2
+    assert (await conversation.transcript()).delegations == status.delegations
+    child = client.get_workflow_handle(child_id)
+    described = await child.describe()
+    assert described.status == WorkflowExecutionStatus.COMPLETED
+    assert described.parent_id == conversation.id
+    assert (await children(client, conversation.id)) == [(child_id, described.status)]
+
+
+async def test_two_delegations_in_one_response_run_in_parallel(
+    client: Client, task_queue: str
+) -> None:
+    maths = SubAgent(name="maths", input=CALCULATOR_AGENT)
+    other = SubAgent(name="other", input=CALCULATOR_AGENT)
+    conversation = await start_conversation(client, delegating(maths, other), task_queue=task_queue)
+    reply = await conversation.send_message(
+        f"{use('maths', 'What is 2 + 3?')} and {use('other', 'What is 10 * 10?')}"
+    )
+    assert reply.status == "ok", reply
+    assert [(c.name, c.outcome) for c in reply.tool_calls] == [
+        ("delegate_to_maths", "ok"),
+        ("delegate_to_other", "ok"),
+    ]
+    assert "5" in reply.tool_calls[0].result and "100" in reply.tool_calls[1].result
+    found = await children(client, conversation.id)
+    assert len(found) == 2
+    # Both children started before either finished: parallel, not one after the other.
+    described = [await client.get_workflow_handle(c).describe() for c, _ in found]
+    assert max(d.start_time for d in described) < min(d.close_time for d in described)  # type: ignore[type-var]
+
+
+async def test_a_child_is_stopped_at_its_carve_out_and_leftovers_return(
+    client: Client, task_queue: str
+) -> None:
+    tight = SubAgent(name="tight", input=CALCULATOR_AGENT, budget=BudgetLimits(model_calls=1))
+    roomy = SubAgent(name="roomy", input=CALCULATOR_AGENT, budget=BudgetLimits(model_calls=5))
+    limits = ConversationLimits(conversation=BudgetLimits(model_calls=20, usd=Decimal("5")))
+    conversation = await start_conversation(
+        client, delegating(tight, roomy, limits=limits), task_queue=task_queue
+    )
+    reply = await conversation.send_message(
+        f"{use('tight', 'What is 2 + 2?')} and {use('roomy', 'What is 3 + 3?')}"
+    )
+    assert reply.status == "ok", reply
+    stopped, done = reply.tool_calls
+    # The tight child asked for the calculator with its one model call, then its
+    # budget stopped it before it could answer: a tool error the parent's model reads.
+    assert stopped.outcome == "error" and "budget_exceeded" in stopped.result, stopped
+    assert done.outcome == "ok" and "6" in done.result, done
+    records = {r.agent: r for r in (await conversation.status()).delegations}
+    assert records["tight"].outcome == "stopped"
+    assert records["tight"].budget.model_calls == 1
+    assert records["tight"].spent is not None and records["tight"].spent.model_calls == 1
+    # The roomy child was granted 5 model calls and used 2: 3 came back.
+    assert records["roomy"].budget.model_calls == 5
+    assert records["roomy"].spent is not None and records["roomy"].spent.model_calls == 2
+    status = await conversation.status()
+    assert status.budget is not None
+    assert status.budget.spent.model_calls == 2 + 1 + 2  # parent's own, tight, roomy
+    assert status.budget.remaining.model_calls == 20 - 5
+
+
+async def test_a_delegation_the_budget_cannot_pay_for_is_refused_with_a_typed_error(
+    client: Client, task_queue: str
+) -> None:
+    sub = SubAgent(name="maths", input=CALCULATOR_AGENT, budget=BudgetLimits(model_calls=3))
+    other = SubAgent(name="other", input=CALCULATOR_AGENT, budget=BudgetLimits(model_calls=3))
+    limits = ConversationLimits(conversation=BudgetLimits(model_calls=4))
+    conversation = await start_conversation(
+        client, delegating(sub, other, limits=limits), task_queue=task_queue
+    )
+    reply = await conversation.send_message(
+        f"{use('maths', 'What is 2 + 2?')} and {use('other', 'What is 3 + 3?')}"
+    )
+    first, second = reply.tool_calls
+    assert first.outcome == "ok"
+    # One model call spent, three held by the first child: nothing left for the second.
+    assert second.outcome == "error" and second.error_type == DELEGATION_BUDGET_EXHAUSTED
+    assert len(await children(client, conversation.id)) == 1
+    status = await conversation.status()
+    assert status.budget is not None and status.budget.spent.model_calls <= 4
+
+
+async def test_delegating_past_the_depth_limit_is_refused_with_a_typed_error(
+    client: Client, task_queue: str
+) -> None:
+    leaf = SubAgent(name="leaf", input=CALCULATOR_AGENT)
+    middle = SubAgent(name="middle", input=delegating(leaf))
+    conversation = await start_conversation(
+        client, delegating(middle, delegation=DelegationPolicy(max_depth=1)), task_queue=task_queue
+    )
+    reply = await conversation.send_message(use("middle", use("leaf", "What is 1 + 1?")))
+    (call,) = reply.tool_calls
+    assert call.outcome == "ok"  # the middle agent answered: its own call was refused
+    assert "depth" in call.result
+    ((child_id, _),) = await children(client, conversation.id)
+    result = await client.get_workflow_handle(child_id).result()
+    assert result["answer"]["tool_calls"][0]["error_type"] == DELEGATION_DEPTH_EXCEEDED
+
+
+NOTES_AGENT = SubAgent(
+    name="notes",
+    input=ConversationInput(tools=["save_note"], safety=SafetyPolicy(approval_tools=["save_note"])),
+)
+
+
+async def _child_waits_for_approval(
+    client: Client, task_queue: str
+) -> tuple[Conversation, asyncio.Task[Reply], PendingApproval]:
+    conversation = await start_conversation(client, delegating(NOTES_AGENT), task_queue=task_queue)
+    reply = asyncio.create_task(
+        conversation.send_message(use("notes", "Remember that the gate code is 1234"))
+    )
+    status = await eventually(conversation.status, until=lambda s: bool(s.pending_approvals))
+    assert status.state == "awaiting_approval"
+    (pending,) = status.pending_approvals
+    return conversation, reply, pending
+
+
+async def test_a_childs_call_is_approved_through_the_parent(
+    client: Client, task_queue: str, settings: Settings
+) -> None:
+    conversation, reply, pending = await _child_waits_for_approval(client, task_queue)
+    ((child_id, _),) = await children(client, conversation.id)
+    assert (pending.tool, pending.agent, pending.child_workflow_id) == (
+        "save_note",
+        "notes",
+        child_id,
+    )
+    assert pending.call_id == f"{child_id.rsplit('/', 1)[1]}/{pending.child_call_id}"
+    assert (await conversation.approvals()).pending == [pending]
+    assert await saved_notes(settings) == []
+
+    record = await conversation.approve(pending.call_id, by="alice", reason="fine")
+    assert (record.decision, record.by, record.child_workflow_id) == ("approved", "alice", child_id)
+    answer = await asyncio.wait_for(reply, timeout=30)
+    assert answer.status == "ok" and answer.tool_calls[0].outcome == "ok", answer
+    assert await saved_notes(settings) == ["the gate code is 1234"]
+    # The child's audit list names the person and the parent it came through.
+    child = get_conversation(client, child_id)
+    (decided,) = (await child.approvals()).decisions
+    assert (decided.call_id, decided.by, decided.via_workflow_id) == (
+        pending.child_call_id,
+        "alice",
+        conversation.id,
+    )
+    assert (await conversation.status()).pending_approvals == []
+
+
+async def test_cancelling_the_parent_cancels_its_running_child(
+    client: Client, task_queue: str
+) -> None:
+    conversation, reply, _ = await _child_waits_for_approval(client, task_queue)
+    ((child_id, _),) = await children(client, conversation.id)
+    started = time.monotonic()
+    await conversation.cancel()
+    child = client.get_workflow_handle(child_id)
+    await eventually(
+        child.describe, until=lambda d: d.status == WorkflowExecutionStatus.CANCELED, timeout=10
+    )
+    assert time.monotonic() - started < 10
+    reply.cancel()
