@@ -107,6 +107,7 @@ class AgentWorkflow(Continues):
         self._lean = workflow.patched(LEAN_TURN_PATCH)
         if self._lean:
             self._permits.resume()
+        self._start_delegation()  # sub-agents offered; a sub-agent queues its task
         self._publish("idle")
         try:
             await self._serve()
@@ -301,6 +302,7 @@ class AgentWorkflow(Continues):
             messages=self._messages,
             flags=self._flags,
             archived=self._archive,
+            delegations=self._delegation_records(),
         )
 
     @workflow.query(name=QUERY_TRANSCRIPT_PREFIX)

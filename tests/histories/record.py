@@ -11,6 +11,7 @@ older workflow code stay in subfolders (``pre_resilience/``, ``pre_safety/``,
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import tempfile
 import uuid
@@ -31,6 +32,7 @@ from durable_agent.contract import (
     ConversationInput,
     ConversationLimits,
     SafetyPolicy,
+    SubAgent,
 )
 from durable_agent.devserver import DevServer
 from durable_agent.process import exit_now
@@ -133,6 +135,32 @@ async def provenance(conversation: Conversation, tools: FakeToolServer) -> None:
     await conversation.result()
 
 
+async def delegation(conversation: Conversation, _: FakeToolServer) -> dict[str, str]:
+    """One sub-agent, two in parallel, then a sub-agent's call approved through the
+    parent (delegation-v1). The approving child's history is recorded too."""
+
+    def use(agent: str, task: str) -> str:
+        return f"use delegate_to_{agent} " + json.dumps({"task": task})
+
+    await conversation.send_message(use("maths", "What is 6 * 7?"))
+    await conversation.send_message(
+        f"{use('maths', 'What is 2 + 3?')} and {use('notes', 'list my notes')}"
+    )
+    reply = asyncio.ensure_future(
+        conversation.send_message(use("notes", "Remember that the gate code is 1234"))
+    )
+    for _ in range(200):
+        pending = (await conversation.status()).pending_approvals
+        if pending:
+            break
+        await asyncio.sleep(0.05)
+    await conversation.approve(pending[0].call_id, by="recorder")
+    await reply
+    await conversation.end()
+    await conversation.result()
+    return {"child": pending[0].child_workflow_id or ""}
+
+
 async def long_enough_to_compact(conversation: Conversation, _: FakeToolServer) -> None:
     """Twelve turns in a small context window: the oldest turns are compacted."""
     for n in range(12):
@@ -141,7 +169,8 @@ async def long_enough_to_compact(conversation: Conversation, _: FakeToolServer) 
     await conversation.result()
 
 
-Scenario = Callable[[Conversation, FakeToolServer], Awaitable[None]]
+Scenario = Callable[[Conversation, FakeToolServer], Awaitable[dict[str, str] | None]]
+"""Runs a conversation; may name other workflows to record too (suffix: workflow id)."""
 THREE_TOOL_CALLS = ConversationInput(
     limits=ConversationLimits(conversation=BudgetLimits(tool_calls=3))
 )
@@ -166,6 +195,23 @@ SCENARIOS: dict[str, tuple[str, Scenario, ConversationInput]] = {
         ConversationInput(safety=SafetyPolicy(approval_tools=["save_note"])),
     ),
     "offline_provenance": ("offline", provenance, ConversationInput()),
+    "offline_delegation": (
+        "offline",
+        delegation,
+        ConversationInput(
+            tools=["calculator"],
+            subagents=[
+                SubAgent(name="maths", input=ConversationInput(tools=["calculator"])),
+                SubAgent(
+                    name="notes",
+                    input=ConversationInput(
+                        tools=["save_note", "list_notes"],
+                        safety=SafetyPolicy(approval_tools=["save_note"]),
+                    ),
+                ),
+            ],
+        ),
+    ),
 }
 
 
@@ -193,9 +239,12 @@ async def record(client: Client, tmp: Path, name: str) -> Path:
             conversation = await start_conversation(
                 client, config, conversation_id=f"history-{name}", task_queue=queue
             )
-            await scenario(conversation, tools)
+            others = await scenario(conversation, tools) or {}
     path = HERE / f"{name}.json"
     path.write_text(await export_history(client, conversation.id) + "\n")
+    for suffix, workflow_id in others.items():
+        other = HERE / f"{name}_{suffix}.json"
+        other.write_text(await export_history(client, workflow_id) + "\n")
     return path
 
 

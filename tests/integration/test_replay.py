@@ -66,6 +66,10 @@ def test_golden_histories_are_committed() -> None:
         # (flat-continue-v1): its runs carry the messages inline.
         "pre_flat/offline_continue_as_new",
         "pre_flat/offline_tools_multi_turn",
+        # One sub-agent, two in parallel, a sub-agent's call approved through the parent
+        # (delegation-v1); and that sub-agent's own history.
+        "offline_delegation",
+        "offline_delegation_child",
     } <= names
     updates = json.loads((HISTORY_DIR / "offline_approvals.json").read_text())["events"]
     names_used = [
@@ -80,6 +84,10 @@ def test_golden_histories_are_committed() -> None:
     provenance = (HISTORY_DIR / "offline_provenance.json").read_text()
     marker = base64.b64encode(b'{"id":"provenance-v1"').decode()[:24]  # the patch marker
     assert marker in provenance and '"clear_untrusted"' in provenance
+    delegation = (HISTORY_DIR / "offline_delegation.json").read_text()
+    assert delegation.count("startChildWorkflowExecutionInitiatedEventAttributes") == 4
+    assert '"child_approval"' in delegation
+    assert '"parent_decision"' in (HISTORY_DIR / "offline_delegation_child.json").read_text()
 
 
 @pytest.mark.parametrize(

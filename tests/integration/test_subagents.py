@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
+import uuid
 from decimal import Decimal
+from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from bench.processes import worker_process
 from durable_agent.budget import BudgetLimits
 from durable_agent.client import Conversation, get_conversation, start_conversation
 from durable_agent.config import Settings
@@ -26,7 +30,10 @@ from durable_agent.contract import (
     SafetyPolicy,
     SubAgent,
 )
-from tests.helpers import eventually, saved_notes
+from durable_agent.devserver import DevServer
+from durable_agent.testing.fake_tools import FakeToolServer
+from durable_agent.testing.faults import Fault
+from tests.helpers import eventually, history_events, saved_notes
 
 CALCULATOR_AGENT = ConversationInput(tools=["calculator"], system_prompt="You compute.")
 
@@ -224,3 +231,50 @@ async def test_cancelling_the_parent_cancels_its_running_child(
     )
     assert time.monotonic() - started < 10
     reply.cancel()
+
+
+async def test_a_worker_killed_while_a_child_runs_starts_no_second_child(
+    client: Client, temporal_server: DevServer, tool_server: FakeToolServer, tmp_path: Path
+) -> None:
+    task_queue = f"subagent-crash-{uuid.uuid4().hex[:10]}"
+    notes_db = tmp_path / "notes.sqlite3"
+    # The child's first forecast request hangs far longer than the test waits.
+    tool_server.faults.add(Fault(delay=60.0, path="/v1/forecast"))
+    weather = SubAgent(name="weather", input=ConversationInput(tools=["get_weather"]))
+    conversation = await start_conversation(client, delegating(weather), task_queue=task_queue)
+
+    async with worker_process(temporal_server, task_queue, notes_db, tool_server) as first:
+        turn = asyncio.create_task(
+            conversation.send_message(use("weather", "What's the weather in Berlin?"))
+        )
+        await eventually(
+            _async(lambda: [r for r in tool_server.requests if r.path == "/v1/forecast"]),
+            timeout=30,
+        )
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        assert not turn.done()
+
+    async with worker_process(temporal_server, task_queue, notes_db, tool_server):
+        reply = await asyncio.wait_for(turn, timeout=60)
+        (record,) = (await conversation.status()).delegations
+
+    assert reply.status == "ok", reply
+    assert record.outcome == "ok"
+    (call,) = reply.tool_calls
+    assert call.outcome == "ok" and "Berlin" in call.result, call
+    found = await children(client, conversation.id)
+    assert [(c, s) for c, s in found] == [
+        (f"{conversation.id}/1/{call.id}", WorkflowExecutionStatus.COMPLETED)
+    ]
+    # One child started, once: the parent's history holds one start and one completion.
+    events = await history_events(conversation.handle)
+    assert events.count("START_CHILD_WORKFLOW_EXECUTION_INITIATED") == 1
+    assert events.count("CHILD_WORKFLOW_EXECUTION_COMPLETED") == 1
+
+
+def _async(fn):  # type: ignore[no-untyped-def]
+    async def probe():  # type: ignore[no-untyped-def]
+        return fn()
+
+    return probe
