@@ -714,7 +714,7 @@ class PendingApproval(_Model):
     child_workflow_id: str | None = None
     """A sub-agent's call: the sub-agent's workflow, where it runs."""
     child_call_id: str | None = None
-    """A sub-agent's call: its id there (``call_id`` here is ``<delegation>/<child id>``)."""
+    """A sub-agent's call: its id there (``call_id`` here is ``<delegation>:<child id>``)."""
 
 
 class ApproveCall(_Model):

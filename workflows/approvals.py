@@ -8,7 +8,7 @@ state: a worker that dies mid-wait loses nothing, and the replacement rebuilds t
 same pending calls and decisions from history.
 
 A sub-agent's call that waits is *forwarded* to its parent's desk (``forward``): it shows
-there under ``<delegation call>/<its call id>``, and ``relay`` hands the parent's answer
+there under ``<delegation call>:<its call id>``, and ``relay`` hands the parent's answer
 on; the sub-agent ``take``s it like a person's (docs/delegation.md).
 
 Deterministic workflow code: ``workflow.now()`` and timers only.
@@ -212,7 +212,7 @@ class ApprovalDesk:
             self._forwarded.pop(call_id)
 
     def withdraw_under(self, prefix: str) -> None:
-        """Withdraw every forwarded call of one delegation (``<its call id>/``)."""
+        """Withdraw every forwarded call of one delegation (``<its call id>:``)."""
         for call_id in [c for c in self._forwarded if c.startswith(prefix)]:
             self.withdraw(call_id)
 

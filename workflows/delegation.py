@@ -152,7 +152,7 @@ class Delegates(RelaysApprovals):
             self._settle(turn, record, None, "cancelled", "the turn was stopped")
             raise
         finally:
-            self._desk.withdraw_under(f"{block.id}/")
+            self._desk.withdraw_under(f"{block.id}:")
         answer = result.answer
         if answer is None:
             self._settle(turn, record, result.spent, "failed", "it ended without an answer")

@@ -1,6 +1,6 @@
 """Approvals across a delegation: a sub-agent's call that waits for approval is
 signalled up (``child_approval``) and shows in its parent's ``status``/``approvals``
-(and so in the root's, one hop at a time) under ``<delegation call>/<its call id>``; a
+(and so in the root's, one hop at a time) under ``<delegation call>:<its call id>``; a
 person's answer there is signalled down (``parent_decision``) and resolves the call in
 the sub-agent, whose audit list names the parent (``via_workflow_id``) and the
 parent's names the sub-agent (``child_workflow_id``). Nothing polls."""
@@ -72,7 +72,7 @@ class RelaysApprovals(ModelStep):
         """A sub-agent's call waits for approval: show it here until a person answers
         here (then hand the answer down) or it stops waiting."""
         record = self._delegations.records.get(signal.child_workflow_id)
-        call_id = f"{signal.call_id}/{signal.child_call_id}"
+        call_id = f"{signal.call_id}:{signal.child_call_id}"  # URL-safe: a path segment
         if signal.pending is None or record is None or record.outcome != "running":
             self._desk.withdraw(call_id)
             self._announce(None, call_id)  # and further up, if this is a sub-agent too

@@ -13,6 +13,7 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from bench.processes import worker_process
@@ -33,6 +34,7 @@ from durable_agent.contract import (
 from durable_agent.devserver import DevServer
 from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.faults import Fault
+from tests.gateway_support import RunningGateway, key_entries, serving, tenants
 from tests.helpers import eventually, history_events, saved_notes
 
 CALCULATOR_AGENT = ConversationInput(tools=["calculator"], system_prompt="You compute.")
@@ -198,7 +200,7 @@ async def test_a_childs_call_is_approved_through_the_parent(
         "notes",
         child_id,
     )
-    assert pending.call_id == f"{child_id.rsplit('/', 1)[1]}/{pending.child_call_id}"
+    assert pending.call_id == f"{child_id.rsplit('/', 1)[1]}:{pending.child_call_id}"
     assert (await conversation.approvals()).pending == [pending]
     assert await saved_notes(settings) == []
 
@@ -278,3 +280,60 @@ def _async(fn):  # type: ignore[no-untyped-def]
         return fn()
 
     return probe
+
+
+TEAM = """
+profiles:
+  triage:
+    tools: [calculator]
+    subagents: {notes: {budget: {usd: "0.10"}}}
+  notes:
+    description: Keeps the team's notes.
+    tools: [save_note, list_notes]
+    safety: {approval_tools: [save_note]}
+"""
+
+
+async def test_through_the_gateway_a_profile_delegates_and_its_childs_call_is_approved(
+    client: Client, task_queue: str, settings: Settings, tmp_path: Path
+) -> None:
+    profiles = tmp_path / "agents.yaml"
+    profiles.write_text(TEAM)
+    found = tenants(1)
+    configured = settings.model_copy(
+        update={
+            "task_queue": task_queue,
+            "gateway_keys": key_entries(found),
+            "gateway_wait_seconds": 20.0,
+            "profiles_file": profiles,
+        }
+    )
+    async with (
+        serving(configured, client) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        api = RunningGateway(url, found, http)
+        async with api.as_(found[0]) as alice:
+            created = await alice.post("/v1/conversations", json={"agent": "triage"})
+            assert created.status_code == 201, created.text
+            base = f"/v1/conversations/{created.json()['id']}"
+            queued = await alice.post(
+                f"{base}/messages?wait=false",
+                json={"text": use("notes", "Remember that the gate code is 1234")},
+            )
+            view = await eventually(
+                lambda: alice.get(base),
+                until=lambda r: bool(r.json()["status"]["pending_approvals"]),
+            )
+            (pending,) = view.json()["status"]["pending_approvals"]
+            assert (pending["agent"], pending["tool"]) == ("notes", "save_note")
+            decided = await alice.post(
+                f"{base}/approvals/{pending['call_id']}", json={"decision": "approve"}
+            )
+            assert decided.status_code == 200, decided.text
+            assert decided.json()["child_workflow_id"] == pending["child_workflow_id"]
+            reply = await alice.get(queued.headers["location"], params={"wait": 20})
+            assert reply.json()["tool_calls"][0]["outcome"] == "ok", reply.text
+            (delegation,) = (await alice.get(base)).json()["status"]["delegations"]
+            assert delegation["outcome"] == "ok" and delegation["budget"]["usd"] == "0.10"
+    assert await saved_notes(settings, found[0].name) == ["the gate code is 1234"]

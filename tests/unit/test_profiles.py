@@ -92,3 +92,39 @@ def test_editing_the_file_changes_new_inputs_only(tmp_path: Path) -> None:
     path.write_text(YAML.replace("Acme's support agent", "a pirate"))
     second = load_profiles(path).resolve("support")
     assert "Acme" in first.system_prompt and "pirate" in second.system_prompt
+
+
+TEAM = """
+profiles:
+  triage:
+    description: Talks to customers.
+    subagents:
+      researcher: {budget: {usd: "0.25"}}
+      triage: {}
+  researcher:
+    description: Looks things up.
+    tools: [web_search]
+    subagents: [triage]
+delegation: {max_depth: 2, max_children_per_response: 3}
+"""
+
+
+def test_sub_agents_resolve_down_to_the_depth_limit() -> None:
+    profiles = parse_profiles(TEAM)
+    config = profiles.resolve("triage", tenant="acme")
+    assert config.delegation.max_children_per_response == 3
+    researcher, triage = config.subagents
+    assert (researcher.name, researcher.description) == ("researcher", "Looks things up.")
+    # Unset limits take the default carve-out; the set one wins.
+    assert researcher.budget.usd == Decimal("0.25") and researcher.budget.model_calls == 4
+    assert researcher.input is not None and researcher.input.tools == ["web_search"]
+    assert researcher.input.agent == "researcher"
+    # Depth 2 lists its sub-agents' names no further: a cycle ends at the limit.
+    (again,) = researcher.input.subagents
+    assert again.name == "triage" and again.input is not None and again.input.subagents == []
+    assert profiles.resolve("researcher").subagents[0].input.subagents[0].name == "researcher"  # type: ignore[union-attr]
+
+
+def test_an_unknown_sub_agent_is_refused_naming_it() -> None:
+    with pytest.raises(ProfileFileError, match="unknown sub-agents \\['nobody'\\]"):
+        parse_profiles("profiles:\n  a: {subagents: [nobody]}\n")
