@@ -122,6 +122,7 @@ class AgentWorkflow(Continues):
         if self._lean:
             self._permits.release()
         await self._permits.delivered()
+        self._journal.feed.stream.detach_pollers()  # release the library's subscribers
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._result()
 
@@ -146,12 +147,15 @@ class AgentWorkflow(Continues):
             self._publish("idle" if reply.status == "ok" else reply.status)
             if continuing:
                 # Between turns, once every handler has returned (the reply just
-                # delivered, approvals); a message arriving meanwhile is served first.
+                # delivered, approvals, the library's subscribers: released, they
+                # follow to the next run); a message arriving meanwhile is served first.
+                self._journal.feed.stream.detach_pollers()
                 await workflow.wait_condition(
                     lambda: workflow.all_handlers_finished() or bool(self._pending)
                 )
-                if not self._pending and not self._end_requested:
-                    self._journal.feed.stream.detach_pollers()  # library subscribers follow
+                if self._pending or self._end_requested:
+                    self._journal.feed.stream.attach_pollers()  # this run goes on
+                else:
                     continued = self._carry(*transcript)
                     workflow.continue_as_new(
                         self._input.model_copy(update={"continued": continued})

@@ -87,6 +87,11 @@ class ConversationStream(WorkflowStream):
         """The offset the next item will have."""
         return self._base_offset + len(self._log)
 
+    def attach_pollers(self) -> None:
+        """Take the library's long-poll subscribers again after ``detach_pollers``
+        (the run did not continue as new after all)."""
+        self._detaching = False
+
     def keep(self, items: int) -> None:
         """Drop all but the newest ``items``."""
         if len(self._log) > items:

@@ -4,6 +4,7 @@ offset-addressed log, read by the ``stream`` query, carried across continue-as-n
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from temporalio.client import Client
@@ -14,6 +15,8 @@ from durable_agent.contract import (
     QUERY_EVENTS,
     QUERY_STREAM,
     STREAM_TOPIC_DELTAS,
+    STREAM_TOPIC_EVENTS,
+    ConversationEvent,
     ConversationInput,
     EventPage,
     EventsRequest,
@@ -120,3 +123,29 @@ async def test_the_stream_carries_on_across_continue_as_new(
         range(first.items[-1].offset + 1, page.next_offset)
     )
     assert [i.event.turn for i in page.items if i.event and i.event.kind == "reply"] == [2, 3]
+
+
+async def test_a_library_subscriber_follows_continue_as_new_and_ends_with_the_conversation(
+    client: Client, task_queue: str
+) -> None:
+    """The library's long-poll subscription works too: the run releases it before it
+    continues as new (it follows to the next run) and before it ends (it drains)."""
+    conversation = await start_conversation(
+        client, ConversationInput(continue_as_new_after_turns=1), task_queue=task_queue
+    )
+    seen: list[tuple[int, str]] = []
+
+    async def subscribe() -> None:
+        stream = WorkflowStreamClient.create(client, conversation.id)
+        async for item in stream.subscribe(STREAM_TOPIC_EVENTS, result_type=ConversationEvent):
+            seen.append((item.offset, item.data.kind))
+
+    reader = asyncio.ensure_future(subscribe())
+    for n in range(3):
+        await conversation.send_message(f"What is {n} * 7?")
+    await conversation.end()
+    await conversation.result()
+    await asyncio.wait_for(reader, timeout=30)
+    assert [kind for _, kind in seen].count("reply") == 3 and seen[-1][1] == "ended"
+    assert [offset for offset, _ in seen] == sorted({offset for offset, _ in seen})
+    assert (await conversation.status()).runs == 4
