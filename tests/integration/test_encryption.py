@@ -366,3 +366,68 @@ async def test_codec_server_refuses_bad_keys_without_echoing_them() -> None:
     )
     assert code == 1 and "encryption_keys" in err and "entry 1: the key has 20 bytes" in err
     assert bad.partition(":")[2] not in err + out
+
+
+def base64_forms(text: str) -> list[bytes]:
+    """``text`` as it reads inside base64 at each of the three alignments (a stream
+    item is stored as the base64 of its serialized payload, inside the publish signal's
+    JSON): the characters that depend on ``text`` alone."""
+    forms = []
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + text.encode()).rstrip(b"=")
+        start = -(-8 * shift // 6)
+        end = 8 * (shift + len(text.encode())) // 6
+        forms.append(encoded[start:end])
+    return forms
+
+
+def stored_in_base64(server: DevServer, text: str) -> bool:
+    stored = stored_bytes(server)
+    return any(form in stored for form in base64_forms(text))
+
+
+async def stream_a_turn(client: Client, queue: str, text: str) -> str:
+    """A conversation that streams its turns and continues as new after each (so the
+    stream is carried in a run's input too); the text of its deltas."""
+    conversation = await start_conversation(
+        client,
+        ConversationInput(
+            tenant=f"tenant-{uuid.uuid4().hex[:8]}", stream=True, continue_as_new_after_turns=1
+        ),
+        task_queue=queue,
+    )
+    async with asyncio.timeout(60):
+        await conversation.send_message(text)
+        await conversation.send_message("What is 6 * 7?")
+        await conversation.end()
+        await conversation.result()
+        items = [item async for item in conversation.stream()]
+    return "".join(i.delta.text for i in items if i.delta is not None)
+
+
+async def test_streamed_model_output_is_stored_encrypted(
+    client: Client, temporal_server: DevServer, tmp_path: Path, tool_server: FakeToolServer
+) -> None:
+    secret, in_clear = _canary("streamed"), _canary("streamed-control")
+    settings = isolated_settings(
+        tmp_path, tool_server, temporal_server, encryption_keys=KEYS, offline_stream_pace_seconds=0
+    )
+    encrypting = await connect_with(settings)
+    async with conversation_worker(encrypting, settings) as queue:
+        streamed = await stream_a_turn(encrypting, queue, f"Search the web for {secret}")
+    assert secret in streamed  # it went through the stream (and came back decrypted)
+
+    plain_settings = isolated_settings(
+        tmp_path / "plain", tool_server, temporal_server, offline_stream_pace_seconds=0
+    )
+    async with conversation_worker(client, plain_settings) as queue:
+        control = await stream_a_turn(client, queue, f"Search the web for {in_clear}")
+    assert in_clear in control
+
+    # Without the codec, the streamed text is in the database (base64, inside the
+    # publish signals and the carried stream); with it, in no form at all.
+    await eventually(
+        lambda: asyncio.to_thread(stored_in_base64, temporal_server, in_clear), timeout=10
+    )
+    assert not stored_in_base64(temporal_server, secret)
+    assert not await stored(temporal_server, secret)
