@@ -5,7 +5,8 @@ Like ``make demo`` it uses the Temporal server at ``AGENT_TEMPORAL_ADDRESS`` or 
 dev server on 127.0.0.1:7233 (left running; ``make stop`` stops it). It configures a
 worker the way you would in production — the three settings below, printed at start —
 runs it in this process on the ``support-team`` task queue, starts a conversation from
-the ``support`` profile and sends a few messages.
+the ``support`` profile and sends a few messages; the last is handed to the ``billing``
+sub-agent, which runs as a child workflow (docs/delegation.md).
 
 With ``ANTHROPIC_API_KEY`` set, Claude answers the questions as written. Without it the
 model is the offline planner, which is not Claude and cannot choose a tool it has no
@@ -51,6 +52,10 @@ SCRIPT = [
         'Use kb__search_articles {"query": "refunds"}',
     ),
     ("What is 1200 * 30 / 365, rounded to cents?", "What is 1200 * 30 / 365?"),
+    (
+        "Ask billing: what is the prorated refund of a 1200 plan after 30 of 365 days?",
+        'Use delegate_to_billing {"task": "What is 1200 * (365 - 30) / 365?"}',
+    ),
 ]
 
 

@@ -38,6 +38,8 @@ async def test_the_support_team_example_runs_end_to_end(
     assert '· kb__search_articles({"query": "refunds"}) → ok: KB-1: Refunds' in out
     assert "· calculator(" in out and "→ ok" in out
     assert "flagged" not in out + err  # telling the planner which tool is no injection
+    # The billing sub-agent answered its task as a child workflow (docs/delegation.md).
+    assert '· delegate_to_billing({"task": ' in out and "}) → ok: The result of 1200" in out
 
     (conversation_id,) = re.findall(r"Conversation: (\S+) \(agent 'support'\)", out)
     history = await client.get_workflow_handle(conversation_id).fetch_history()
@@ -49,6 +51,14 @@ async def test_the_support_team_example_runs_end_to_end(
     assert activities.count("mcp.list_tools") == 1
     assert activities.count("mcp.call_tool") == 1
     assert activities.count("tool.lookup_customer") == 1
+    children = [
+        e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    ]
+    assert len(children) == 1 and children[0].startswith(f"{conversation_id}/4/")
+    described = await client.get_workflow_handle(children[0]).describe()
+    assert described.parent_id == conversation_id
 
     # The CLI replays it when it loads the worker's tool modules, and says what is
     # missing when it does not.
