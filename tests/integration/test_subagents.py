@@ -23,6 +23,7 @@ from durable_agent.config import Settings
 from durable_agent.contract import (
     DELEGATION_BUDGET_EXHAUSTED,
     DELEGATION_DEPTH_EXCEEDED,
+    DELEGATION_FAN_OUT_EXCEEDED,
     ConversationInput,
     ConversationLimits,
     DelegationPolicy,
@@ -337,3 +338,20 @@ async def test_through_the_gateway_a_profile_delegates_and_its_childs_call_is_ap
             (delegation,) = (await alice.get(base)).json()["status"]["delegations"]
             assert delegation["outcome"] == "ok" and delegation["budget"]["usd"] == "0.10"
     assert await saved_notes(settings, found[0].name) == ["the gate code is 1234"]
+
+
+async def test_delegations_past_the_fan_out_limit_are_refused_with_a_typed_error(
+    client: Client, task_queue: str
+) -> None:
+    maths = SubAgent(name="maths", input=CALCULATOR_AGENT)
+    other = SubAgent(name="other", input=CALCULATOR_AGENT)
+    policy = DelegationPolicy(max_children_per_response=1)
+    conversation = await start_conversation(
+        client, delegating(maths, other, delegation=policy), task_queue=task_queue
+    )
+    reply = await conversation.send_message(
+        f"{use('maths', 'What is 2 + 3?')} and {use('other', 'What is 10 * 10?')}"
+    )
+    first, second = reply.tool_calls
+    assert first.outcome == "ok" and second.error_type == DELEGATION_FAN_OUT_EXCEEDED
+    assert len(await children(client, conversation.id)) == 1

@@ -113,7 +113,8 @@ def test_sub_agents_resolve_down_to_the_depth_limit() -> None:
     profiles = parse_profiles(TEAM)
     config = profiles.resolve("triage", tenant="acme")
     assert config.delegation.max_children_per_response == 3
-    researcher, triage = config.subagents
+    researcher, itself = config.subagents
+    assert itself.name == "triage"  # an agent may delegate to its own profile
     assert (researcher.name, researcher.description) == ("researcher", "Looks things up.")
     # Unset limits take the default carve-out; the set one wins.
     assert researcher.budget.usd == Decimal("0.25") and researcher.budget.model_calls == 4
