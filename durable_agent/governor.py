@@ -10,11 +10,15 @@ governor for a lease — up to N model calls and $X, until T — and spends it i
 workflow state, one model call at a time, with no round trip. It asks again when the
 lease runs out or expires, reporting what it spent in the same request; it reports
 (``release``) when the lease expires while it holds it and when it ends. A lease's
-dollars count against the day's budget from grant to report, its calls are taken from
-the token bucket at grant (unused ones return on report), so the day's budget and the
-rate hold exactly. A lease never reported (its conversation was terminated) returns to
-the tenant ``grace_seconds`` after it expires, as if unspent; spend reported after that
-still counts. Tenants with no limits never reach the governor (``unlimited_lease``).
+dollars count against the day's budget from grant to report; its calls are taken from
+the token bucket at grant and, since they may be made at any moment until the lease
+expires, count against the bucket's size until then (the bucket refills only up to the
+burst less the calls lent out; unused ones return on a report before expiry). So the
+day's budget and the rate hold exactly; to keep idle leases from holding the bucket
+down, leases are short once more than half of the burst is lent out. A lease never
+reported (its conversation was terminated) returns to the tenant's budget
+``grace_seconds`` after it expires, as if unspent; spend reported after that still
+counts. Tenants with no limits never reach the governor (``unlimited_lease``).
 
 **Permits** (older conversations): one grant per model call reserving its worst-case
 cost until the conversation settles it with the actual cost.
@@ -28,7 +32,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from durable_agent.token_bucket import refill, wait_seconds
+from durable_agent.token_bucket import refill_lent, wait_lent
 
 LEASE_SHARE = 2
 """A lease takes at most 1/(this + open leases) of the dollars left today and of the
@@ -40,7 +44,13 @@ share allows: a long conversation (a large worst case) still renews every few ca
 
 PRESSED_LEASE_SECONDS = 5.0
 """Lease lifetime once more than half the day's budget is committed: lent money comes
-back sooner (conversations report a lease when it expires)."""
+back sooner (conversations report a lease when it expires). Also the longest lifetime
+once more than half the burst is lent out: lent calls hold the bucket down until their
+lease expires, used or not, so an idle conversation's are back within this."""
+MIN_PRESSED_LEASE_SECONDS = 1.0
+"""The shortest lifetime of a lease shortened for the rate (the bucket's refill time,
+``burst / rate``, when that is shorter than ``PRESSED_LEASE_SECONDS``): the
+conversation must still receive the lease and start a call on it."""
 
 MAX_EXPIRED_KEPT = 1_000
 """Unreported, returned leases remembered for a late report (oldest forgotten first)."""
@@ -207,8 +217,11 @@ class GovernorState(_Model):
     reservations: dict[str, Decimal] = {}
     """Granted calls not yet settled: reservation id → worst-case cost."""
     bucket_tokens: float = -1.0
-    """Tokens in the bucket; negative means full (not yet used)."""
+    """Tokens in the bucket (calls lent to open leases are not in it); negative means
+    full (not yet used)."""
     bucket_updated_at: float = 0.0
+    """When ``bucket_tokens`` was computed; the bucket is brought up to date before any
+    lease is granted, reported or forgotten (its size depends on the open leases)."""
     granted: int = 0
     denied: int = 0
     sizing: LeaseSizing = LeaseSizing()
@@ -232,6 +245,7 @@ class GovernorState(_Model):
         if request.sizing is not None:
             self.sizing = request.sizing
         self._roll_day(now)
+        self._tokens(now.timestamp())  # before any lease comes or goes
         self._expire(now.timestamp())
         held = self.leases.get(request.lease_id)
         if held is not None:
@@ -267,21 +281,13 @@ class GovernorState(_Model):
             tokens = self._tokens(at)
             if tokens < 1.0:
                 self.denied += 1
-                self.bucket_tokens, self.bucket_updated_at = tokens, at
-                wait = wait_seconds(tokens, limits.model_calls_per_minute / 60.0)
-                return Lease(
-                    lease_id=request.lease_id,
-                    granted=False,
-                    reason="rate_limited",
-                    retry_after_seconds=wait,
-                    message=(
-                        f"tenant {self.tenant!r} is over {limits.model_calls_per_minute} "
-                        f"model calls per minute; retry in {wait:.2f}s"
-                    ),
-                )
-            calls = min(sizing.calls, max(1, int(tokens / (LEASE_SHARE + len(self.leases)))))
-            self.bucket_tokens, self.bucket_updated_at = tokens - calls, at
+                return self._rate_limited(request, at)
+            lent = self._lent_calls(at)
+            calls = min(sizing.calls, max(1, int(tokens / (LEASE_SHARE + len(lent)))))
+            self.bucket_tokens = tokens - calls
             self.leased_calls += calls
+            if (sum(lent) + calls) * 2 > limits.burst:
+                seconds = min(seconds, self._pressed_seconds())  # lent calls come back sooner
         grant = Lease(
             lease_id=request.lease_id,
             granted=True,
@@ -293,18 +299,22 @@ class GovernorState(_Model):
         return grant
 
     def report(self, report: LeaseReport, now: datetime) -> None:
-        """A conversation says what it did with a lease: its spend counts, its unused
-        calls return to the bucket. A report of an unknown lease (already reported)
-        changes nothing."""
+        """A conversation says what it did with a lease: its spend counts; its unused
+        calls return to the bucket if it has not expired yet (from its expiry on, they
+        no longer count against the bucket's size, used or not). A report of an
+        unknown lease (already reported) changes nothing."""
         self._roll_day(now)
+        at = now.timestamp()
+        tokens = self._tokens(at)  # before the lease goes
         held = self.leases.pop(report.lease_id, None)
         if held is not None:
             self.spent_usd += report.spent_usd
-            if held.calls is not None and self.limits.model_calls_per_minute is not None:
+            rated = self.limits.model_calls_per_minute is not None
+            if held.calls is not None and rated and at < held.expires_at:
                 unused = max(0, held.calls - report.calls_used)
-                tokens = self._tokens(now.timestamp())
-                self.bucket_tokens = min(float(self.limits.burst), tokens + unused)
-                self.bucket_updated_at = now.timestamp()
+                # Lent and back in the bucket are both within the burst: no more room.
+                room = max(0.0, self.limits.burst - sum(self._lent_calls(at)))
+                self.bucket_tokens = min(room, tokens + unused)
         elif self.expired.pop(report.lease_id, None) is not None:
             self.spent_usd += report.spent_usd  # late: it was returned as unspent
 
@@ -327,6 +337,22 @@ class GovernorState(_Model):
                     self.expired[lease_id] = held.usd
         while len(self.expired) > MAX_EXPIRED_KEPT:
             del self.expired[next(iter(self.expired))]
+
+    def _rate_limited(self, request: LeaseRequest, at: float) -> Lease:
+        """No token in the bucket: ask again when there will be one."""
+        wait = self._token_wait(at)
+        lent = sum(self._lent_calls(at))
+        return Lease(
+            lease_id=request.lease_id,
+            granted=False,
+            reason="rate_limited",
+            retry_after_seconds=wait,
+            message=(
+                f"tenant {self.tenant!r} is over {self.limits.model_calls_per_minute} "
+                f"model calls per minute ({lent} of its burst of {self.limits.burst} lent "
+                f"to open leases); retry in {wait:.2f}s"
+            ),
+        )
 
     def _held(self, request: LeaseRequest, at: float) -> Lease:
         """The day's rest is lent to open leases: ask again when the first one ends."""
@@ -410,25 +436,56 @@ class GovernorState(_Model):
             self.expired = {}
 
     def _tokens(self, now: float) -> float:
-        """Tokens in the bucket at ``now`` (refilled at the rate, up to the burst)."""
-        return refill(
+        """Bring the bucket up to ``now`` and return its tokens: refilled at the rate up
+        to the burst less the calls lent to leases not yet expired (``refill_lent``)."""
+        if self.limits.model_calls_per_minute is None:
+            return float(self.limits.burst)  # unused: no rate limit
+        now = max(now, self.bucket_updated_at)
+        self.bucket_tokens = refill_lent(
             None if self.bucket_tokens < 0 else self.bucket_tokens,
             self.bucket_updated_at,
             now,
+            rate=self.limits.model_calls_per_minute / 60.0,
+            burst=float(self.limits.burst),
+            lent=self._loans(),
+        )
+        self.bucket_updated_at = now
+        return self.bucket_tokens
+
+    def _loans(self) -> list[tuple[float, float]]:
+        """Calls lent to open leases: (expiry, calls) of each."""
+        return [(held.expires_at, held.calls) for held in self.leases.values() if held.calls]
+
+    def _lent_calls(self, at: float) -> list[int]:
+        """Calls of each lease that may still be spent at ``at`` (not expired)."""
+        return [held.calls for held in self.leases.values() if held.calls and held.expires_at > at]
+
+    def _token_wait(self, at: float) -> float:
+        """Seconds from ``at`` (the bucket brought up to it) until it holds a token."""
+        return wait_lent(
+            self.bucket_tokens,
+            at,
             rate=(self.limits.model_calls_per_minute or 0.0) / 60.0,
             burst=float(self.limits.burst),
+            lent=self._loans(),
         )
+
+    def _pressed_seconds(self) -> float:
+        """Lifetime of a lease once more than half the burst is lent: at most the
+        bucket's refill time, so lent calls an idle conversation holds are back (and
+        a waiting one gets a call) about as soon as the rate allows."""
+        refill_seconds = self.limits.burst / ((self.limits.model_calls_per_minute or 1.0) / 60)
+        return min(PRESSED_LEASE_SECONDS, max(MIN_PRESSED_LEASE_SECONDS, refill_seconds))
 
     def _take_token(self, now: float) -> float:
         """Take one token; 0 if taken, else seconds until one is available."""
-        rate_per_minute = self.limits.model_calls_per_minute
-        if rate_per_minute is None:
+        if self.limits.model_calls_per_minute is None:
             return 0.0
         tokens = self._tokens(now)
-        self.bucket_updated_at = now
-        wait = wait_seconds(tokens, rate_per_minute / 60.0)
-        self.bucket_tokens = tokens - 1.0 if wait == 0.0 else tokens
-        return wait
+        if tokens >= 1.0:
+            self.bucket_tokens = tokens - 1.0
+            return 0.0
+        return self._token_wait(now)
 
 
 def _until_midnight(now: datetime) -> float:

@@ -7,6 +7,7 @@ nothing; spend against a lease is checked on the Claude path in test_resilience.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -219,3 +220,37 @@ async def test_concurrent_conversations_of_one_tenant_share_governor_updates(
         ]
         assert 1 <= len(updates) < state.granted
         await asyncio.gather(*(c.end() for c in conversations))
+
+
+async def test_idle_conversations_holding_leases_do_not_starve_a_new_one(
+    client: Client, tmp_path: Path, tool_server: FakeToolServer
+) -> None:
+    """Lent calls count against the tenant's burst until their lease expires, used or
+    not; leases granted once half the burst is lent last at most the bucket's refill
+    time, so a new conversation is not kept waiting by idle ones for a lease's 60 s."""
+    tenant = new_tenant()
+    limits = TenantLimits(daily_usd=Decimal("10"), model_calls_per_minute=120, burst=8)
+    refill_seconds = limits.burst / (120 / 60)  # 4 s
+    async with worker(client, tmp_path, tool_server, tenant, limits=limits) as queue:
+        idle = await asyncio.gather(
+            *(
+                start_conversation(client, ConversationInput(tenant=tenant), task_queue=queue)
+                for _ in range(6)
+            )
+        )
+        replies = await asyncio.gather(*(c.send_message("What is 6 * 7?") for c in idle))
+        assert [r.status for r in replies] == ["ok"] * 6, [r.detail for r in replies]
+        # The six sit idle, holding leases (a long one of half the burst among them).
+        state = await governor_state(client, tenant)
+        assert max(held.calls or 0 for held in state.leases.values()) == limits.burst // 2
+
+        newcomer = await start_conversation(
+            client, ConversationInput(tenant=tenant), task_queue=queue
+        )
+        started = time.monotonic()
+        reply = await newcomer.send_message("What is 2 + 3?")  # two model calls
+        waited = time.monotonic() - started
+        assert reply.status == "ok" and "5" in reply.text
+        # At most one short lease, then a call's refill per model call (0.5 s each).
+        assert waited < refill_seconds + 2 * 0.5 + 2.0, waited
+        await asyncio.gather(*(c.end() for c in [*idle, newcomer]))

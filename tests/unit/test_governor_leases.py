@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -108,7 +107,10 @@ def test_leased_calls_come_from_the_bucket_and_unused_ones_return() -> None:
     assert first and second and first.calls_left == 1 and second.calls_left == 1
     refused = state.lease(LeaseRequest(tenant="acme", conversation_id="e", lease_id="e/1"), T0)
     assert not refused.granted and refused.reason == "rate_limited"
-    assert refused.retry_after_seconds == 1.0
+    # Both lent calls may still be made: the bucket stays empty until the second lease
+    # (short: more than half of the burst is lent) expires at 2 s, then refills a call.
+    assert refused.retry_after_seconds == 3.0
+    assert "2 of its burst of 2 lent" in refused.message
     state.report(first.report(), T0)  # its one call unused: it returns
     third = ask(state, "e/1", T0, conversation="e")
     assert third and third.calls_left == 1
@@ -159,12 +161,88 @@ def test_governor_state_with_leases_survives_a_json_round_trip() -> None:
     assert copy == state and set(copy.leases) == {"c/1"}
 
 
-@pytest.mark.xfail(
-    reason="known bug (session 4 note): a lease's unused calls return to a bucket that "
-    "refilled to full meanwhile, so a burst can be exceeded by the calls lent out; the "
-    "fix that capped the bucket starved idle-lease tenants and was reverted",
-    strict=False,
+def test_lent_calls_count_against_the_burst_until_their_lease_expires() -> None:
+    limits = TenantLimits(daily_usd=None, model_calls_per_minute=30, burst=4)
+    state = GovernorState(tenant="acme", limits=limits)
+    first = ask(state, "c/1", T0)  # half the bucket, for 60 s
+    assert first and first.calls_left == 2 and first.expires_at == T0.timestamp() + 60
+    # Eight seconds later the bucket would be full again, but the two lent calls may
+    # still be made now: only two more can start at the same moment.
+    later = T0 + timedelta(seconds=8)
+    more = [ask(state, f"d{n}/1", later, conversation=f"d{n}") for n in range(4)]
+    assert sum(lease.calls_left or 0 for lease in more if lease) == 2
+    # Lent calls hold the bucket down until their lease expires, used or not; an
+    # unused lent call reported before then goes back to the bucket.
+    state.report(first.report(), later)
+    again = ask(state, "c/2", later)
+    assert again and again.calls_left == 1 and state.bucket_tokens == 1.0
+    # After an expiry the lease's calls no longer count and its report returns nothing.
+    after = later + timedelta(seconds=60)
+    state.report(again.report(), after)
+    assert state.bucket_tokens == 4.0 and not any(
+        held.expires_at > after.timestamp() for held in state.leases.values()
+    )
+
+
+def test_idle_leases_do_not_keep_a_new_conversation_from_a_call() -> None:
+    """Fifty conversations take leases at once and sit idle (never reporting, as if
+    their worker were gone); a new conversation that waits as told gets a call within
+    the bucket's refill time (burst / rate = 6 s)."""
+    state = GovernorState(tenant="acme", limits=TenantLimits(daily_usd=None))  # 600/min, 60
+    sizing = LeaseSizing()  # 16 calls, 60 s
+    for n in range(50):
+        state.lease(LeaseRequest(tenant="acme", conversation_id=f"c{n}", lease_id=f"c{n}/1",
+                                 sizing=sizing), T0)  # fmt: skip
+    lent = sum(held.calls or 0 for held in state.leases.values())
+    assert lent == 60 and state.bucket_tokens == 0  # the whole burst is lent out
+    long = [held.calls for held in state.leases.values() if held.expires_at == T0.timestamp() + 60]
+    assert sum(filter(None, long)) <= 30  # long leases hold at most half the burst
+    waited = _wait_for_a_call(state, "new", T0)
+    assert 0 < waited <= 6.0
+
+
+def _wait_for_a_call(state: GovernorState, who: str, now: datetime) -> float:
+    """Ask for a lease and wait as told until one is granted; seconds waited."""
+    start = now
+    for attempt in range(100):
+        grant = state.lease(LeaseRequest(tenant="acme", conversation_id=who,
+                                         lease_id=f"{who}/{attempt}"), now)  # fmt: skip
+        if grant.granted:
+            return (now - start).total_seconds()
+        assert grant.reason == "rate_limited" and grant.retry_after_seconds > 0
+        now += timedelta(seconds=grant.retry_after_seconds + 1e-6)
+    raise AssertionError("no lease after 100 attempts")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=20),  # burst
+    st.sampled_from([6.0, 30.0, 600.0, 6000.0]),  # calls per minute
+    st.lists(
+        st.tuples(st.floats(min_value=0, max_value=3), st.booleans()),  # gap, reports
+        max_size=60,
+    ),
 )
+def test_a_new_conversation_waits_at_most_a_short_lease_and_one_call(
+    burst: int, per_minute: float, idle: list[tuple[float, bool]]
+) -> None:
+    """Whatever idle conversations hold (they took a lease, maybe used a call, maybe
+    reported), a new one that waits as told gets a call within min(5 s, the bucket's
+    refill time; at least 1 s) plus one call's refill."""
+    limits = TenantLimits(daily_usd=None, model_calls_per_minute=per_minute, burst=burst)
+    state = GovernorState(tenant="acme", limits=limits)
+    now = T0
+    for n, (gap, reports) in enumerate(idle):
+        now += timedelta(seconds=gap)
+        lease = ask(state, f"c{n}/1", now, conversation=f"c{n}")
+        if lease and reports:
+            lease.take(Decimal(0))
+            state.report(lease.report(), now)
+    rate = per_minute / 60
+    bound = min(5.0, max(1.0, burst / rate)) + 1 / rate
+    assert _wait_for_a_call(state, "new", now) <= bound + 1e-3
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
