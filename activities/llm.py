@@ -198,7 +198,7 @@ class ModelActivities:
     async def invoke(self, request: ModelRequest) -> ModelResponse:
         """Call the model once. Heartbeats while the response streams in; a streamed call
         (``request.stream``) publishes it to the conversation's stream as it comes, and
-        has published all of it when it returns."""
+        returns what it has not published yet with its result (``stream_tail``)."""
         target = request.stream
         request = await full_request(request, self.client, self.cache, self.blobs)
         model = request.model or self.backend.default_model
@@ -210,6 +210,8 @@ class ModelActivities:
                 final_flush_seconds=self.final_flush_seconds,
             ) as deltas:
                 response = await self.backend.complete(request, activity.heartbeat, deltas)
+            if tail := getattr(deltas, "tail", None):  # published by the workflow
+                response = response.model_copy(update={"stream_tail": tail})
             end_model_span(span, response)
         activity.logger.info(
             "model attempt ok: %s",

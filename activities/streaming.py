@@ -130,6 +130,8 @@ class DeltaPublisher:
         """A publish was refused: the rest of the attempt is not streamed."""
         self.flushes = 0
         """Publishes sent (retries of one batch count once)."""
+        self.tail: list[ModelDelta] = []
+        """What was left to publish when the call returned (``finish``)."""
 
     def __call__(
         self,
@@ -171,23 +173,26 @@ class DeltaPublisher:
             if error is not None:
                 raise error  # a bug, not a failed publish (those are handled in _run)
 
-    async def finish(self) -> None:
-        """Stop, then publish what is left, waiting at most ``final_flush_seconds``."""
+    async def finish(self) -> list[ModelDelta]:
+        """Stop, make sure a batch already handed over has arrived (waiting at most
+        ``final_flush_seconds``), and return what is still buffered: the call's result
+        carries it (``ModelResponse.stream_tail``) and the workflow publishes it, in
+        order, after every batch sent from here."""
         await self.stop()
         deadline = self._clock() + self._final_flush_seconds
         while not self._stopped:
-            self._move_buffer()
             try:
                 async with asyncio.timeout(max(0.0, deadline - self._clock())):
-                    await self._stream.flush()
-                return
+                    await self._stream.flush()  # only a batch in flight: the buffer stays
+                break
             except TimeoutError:
-                activity.logger.warning("last deltas not published in time; the reply is whole")
-                return
+                activity.logger.warning("a batch of deltas not published in time")
+                break
             except RPCError as e:
                 if not self._retryable(e) or self._clock() + RETRY_PAUSE_SECONDS > deadline:
-                    return
+                    break
             await asyncio.sleep(RETRY_PAUSE_SECONDS)
+        return [] if self._stopped else self._buffer.take()
 
     async def _run(self) -> None:
         while not self._stopped:
@@ -232,8 +237,8 @@ async def delta_sink(
 ) -> AsyncIterator[DeltaSink]:
     """The sink of the current activity's model call: ``no_deltas`` when it is not
     streamed, else a ``DeltaPublisher`` on the calling run's stream that has published
-    everything when the block ends normally (a failed attempt's rest is dropped: the
-    next attempt starts again)."""
+    everything but its ``tail`` when the block ends normally (a failed attempt's rest
+    is dropped: the next attempt starts again)."""
     if target is None:
         yield no_deltas
         return
@@ -257,4 +262,4 @@ async def delta_sink(
     except BaseException:
         await publisher.stop()
         raise
-    await publisher.finish()
+    publisher.tail = await publisher.finish()

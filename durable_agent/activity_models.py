@@ -11,7 +11,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from durable_agent.contract import ContentBlock, Message, ToolOutcome, TranscriptArchive, Usage
+from durable_agent.contract import (
+    ContentBlock,
+    Message,
+    ModelDelta,
+    ToolOutcome,
+    TranscriptArchive,
+    Usage,
+)
 
 MODEL_ACTIVITY = "model.invoke"
 """Registered name of the model activity; stable, renaming it breaks running workflows."""
@@ -152,6 +159,9 @@ class ModelResponse(_Model):
     usage: Usage
     model: str
     backend: Literal["claude", "offline"]
+    stream_tail: list[ModelDelta] = []
+    """A streamed call's last deltas, not yet published when it returned: the workflow
+    publishes them itself (free in history, where a last signal would cost four events)."""
 
 
 class ToolCall(_Model):

@@ -113,6 +113,7 @@ class EventFeed:
     def __init__(self, stream: ConversationStream, last_seq: int = 0) -> None:
         self.stream = stream
         self._topic = stream.topic(STREAM_TOPIC_EVENTS)
+        self._deltas = stream.topic(STREAM_TOPIC_DELTAS)
         self._last_seq = last_seq
 
     def emit(self, kind: EventKind, turn: int, **fields: Any) -> None:
@@ -135,6 +136,11 @@ class EventFeed:
         )
         if len(self.stream._log) > HELD:
             self.stream.keep(HELD)
+
+    def publish_deltas(self, deltas: Sequence[ModelDelta]) -> None:
+        """The last deltas of a streamed model call, which came with its result."""
+        for delta in deltas:
+            self._deltas.publish(delta)
 
     def turn_over(self) -> None:
         """A turn has ended: keep only the newest items (a cached conversation is light)."""

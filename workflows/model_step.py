@@ -156,6 +156,7 @@ class ModelStep(Compacts):
         for budget in (turn.budget, self._budget):
             budgets.record_model_call(budget, response.usage, actual)
         cost = budgets.cost_of(response.usage, actual)
+        self._journal.feed.publish_deltas(response.stream_tail)
         self._journal.model_call_finished(
             turn.number, turn.model_calls, response, cost, self._now() - started
         )

@@ -18,6 +18,7 @@ from temporalio.common import RetryPolicy
 from temporalio.contrib.workflow_streams import WorkflowStream
 
 from durable_agent.activity_models import MODEL_ACTIVITY, ModelRequest, ModelResponse
+from durable_agent.contract import STREAM_TOPIC_DELTAS
 
 STREAM_HOST_WORKFLOW = "StreamHostWorkflow"
 SIGNAL_RELEASE = "release"
@@ -61,6 +62,9 @@ class StreamHostWorkflow:
                 initial_interval=timedelta(milliseconds=100), maximum_attempts=job.max_attempts
             ),
         )
+        deltas = self.stream.topic(STREAM_TOPIC_DELTAS)
+        for delta in response.stream_tail:  # what the call had not published itself
+            deltas.publish(delta)
         if job.hold_seconds:
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(

@@ -177,8 +177,9 @@ def publisher(stream: FakeStream, attempt: int = 1, policy: FlushPolicy = FAST) 
     )
 
 
-def flat(stream: FakeStream) -> list[tuple[str, str]]:
-    return [(d.kind, d.text) for batch in stream.batches for d in batch]
+def flat(stream: FakeStream, tail: list[ModelDelta] = ()) -> list[tuple[str, str]]:
+    """What a reader gets: the batches published, then the tail the workflow publishes."""
+    return [(d.kind, d.text) for batch in [*stream.batches, tail] for d in batch]
 
 
 async def test_first_delta_goes_out_at_once_then_batches() -> None:
@@ -191,8 +192,9 @@ async def test_first_delta_goes_out_at_once_then_batches() -> None:
     pub("text", " friend")
     await asyncio.sleep(0.05)  # within the 20 s gap: nothing more may be sent
     assert len(stream.batches) == 1
-    await pub.finish()  # the last flush does not wait for the budget
-    assert flat(stream) == [("text", "Hello"), ("text", " there friend")]
+    tail = await pub.finish()  # the rest rides the call's result: no last publish
+    assert len(stream.batches) == 1
+    assert flat(stream, tail) == [("text", "Hello"), ("text", " there friend")]
     d = stream.batches[0][0]
     assert (d.turn, d.model_call, d.attempt) == (3, 2, 1)
 
@@ -202,10 +204,10 @@ async def test_a_retried_attempt_says_so_first() -> None:
     pub = publisher(stream, attempt=2)
     pub.start()
     pub("text", "again")
-    await pub.finish()
-    assert flat(stream)[0] == ("restarted", "")
-    assert "".join(t for k, t in flat(stream) if k == "text") == "again"
-    assert {d.attempt for batch in stream.batches for d in batch} == {2}
+    tail = await pub.finish()
+    assert flat(stream, tail)[0] == ("restarted", "")
+    assert "".join(t for k, t in flat(stream, tail) if k == "text") == "again"
+    assert {d.attempt for batch in [*stream.batches, tail] for d in batch} == {2}
 
 
 @pytest.mark.parametrize("delivered", [False, True])
@@ -213,10 +215,12 @@ async def test_a_failed_publish_is_retried(delivered: bool) -> None:
     stream = FakeStream([(RPCStatusCode.UNAVAILABLE, delivered)])
     pub = publisher(stream)
     pub.start()
-    for word in ["one", " two", " three"]:
+    pub("text", "one")
+    await eventually(lambda: asyncio.sleep(0, stream.sent), timeout=2.0)  # failed once
+    for word in [" two", " three"]:
         pub("text", word)
-    await pub.finish()
-    assert "".join(t for _, t in flat(stream)) == "one two three"
+    tail = await pub.finish()
+    assert "".join(t for _, t in flat(stream, tail)) == "one two three"
     assert stream.sent >= 2
 
 
@@ -227,5 +231,5 @@ async def test_a_refused_publish_stops_streaming_not_the_call() -> None:
     pub("text", "lost")
     await eventually(lambda: asyncio.sleep(0, stream.sent), timeout=2.0)
     pub("text", " ignored")
-    await pub.finish()  # returns: deltas are not the record
-    assert stream.batches == [] and stream.sent == 1
+    tail = await pub.finish()  # returns: deltas are not the record
+    assert stream.batches == [] and stream.sent == 1 and tail == []
