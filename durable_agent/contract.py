@@ -324,6 +324,9 @@ class ContinuedState(_Model):
     stream: CarriedStream | None = None
     """The newest items of the conversation's stream (then ``events`` is empty and
     ``event_seq`` the last event's ``seq``)."""
+    delegations: list[DelegationRecord] = []
+    """The newest delegations to sub-agents (all settled: a run continues as new only
+    between turns)."""
 
 
 class CarriedItem(_Model):

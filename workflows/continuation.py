@@ -158,6 +158,7 @@ class Continues(ToolStep):
             compactions=self._compactions,
             event_seq=event_seq,
             stream=stream,
+            delegations=self._delegation_records(),
             answered=[
                 AnsweredMessage(update_id=update_id, reply=reply)
                 for update_id, reply in list(self._answered.items())[-ANSWERED_CARRIED:]
@@ -200,5 +201,6 @@ class Continues(ToolStep):
         self._health = carried.health
         self._priced_model = carried.priced_model
         self._compactions = carried.compactions
+        self._delegations.records = {r.child_workflow_id: r for r in carried.delegations}
         for toolset in carried.toolsets:
             self._add_toolset(McpToolset.model_validate(toolset))

@@ -84,7 +84,7 @@ class Delegates(RelaysApprovals):
         return list(self._delegations.records.values())
 
     def _status(self) -> ConversationStatus:
-        """The ``status`` query's answer, with this run's delegations."""
+        """The ``status`` query's answer, with the newest delegations."""
         return super()._status().model_copy(update={"delegations": self._delegation_records()})
 
     def _plan_delegations(self, tool_uses: list[ToolUseBlock]) -> None:

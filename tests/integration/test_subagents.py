@@ -355,3 +355,22 @@ async def test_delegations_past_the_fan_out_limit_are_refused_with_a_typed_error
     first, second = reply.tool_calls
     assert first.outcome == "ok" and second.error_type == DELEGATION_FAN_OUT_EXCEEDED
     assert len(await children(client, conversation.id)) == 1
+
+
+async def test_delegations_are_carried_across_continue_as_new(
+    client: Client, task_queue: str
+) -> None:
+    sub = SubAgent(name="maths", description="Does arithmetic.", input=CALCULATOR_AGENT)
+    conversation = await start_conversation(
+        client, delegating(sub, continue_as_new_after_turns=1), task_queue=task_queue
+    )
+    reply = await conversation.send_message(use("maths", "What is 6 * 7?"))
+    assert reply.status == "ok", reply
+    status = await eventually(conversation.status, until=lambda s: s.runs == 2)
+    (record,) = status.delegations
+    assert (record.agent, record.outcome) == ("maths", "ok") and record.spent is not None
+    assert (await conversation.transcript()).delegations == status.delegations
+    # Still offered in the next run.
+    again = await conversation.send_message(use("maths", "What is 2 * 3?"))
+    assert again.tool_calls[0].outcome == "ok" and "6" in again.tool_calls[0].result
+    assert len((await conversation.status()).delegations) == 2
