@@ -8,10 +8,9 @@ from decimal import Decimal
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from durable_agent import budget as budgets
     from durable_agent import search_attributes as attributes
     from durable_agent.activity_models import ModelContext
-    from durable_agent.budget import Budget, BudgetLimits
+    from durable_agent.budget import BudgetLimits
     from durable_agent.contract import (
         BudgetStatus,
         ContentBlock,
@@ -29,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from durable_agent.dependencies import DependencyHealth
     from durable_agent.injection import InjectionDetector
-    from durable_agent.pricing import Price, price_for
+    from durable_agent.spend import Spend
     from durable_agent.tools.registry import ToolSpec
     from durable_agent.toolsets import McpToolset
 
@@ -76,9 +75,9 @@ class ConversationBase:
     turn."""
     _safety: bool
     """Whether this run screens and asks for approvals (``SAFETY_PATCH``)."""
-    _budget: Budget
+    _spend: Spend
+    """The conversation's budget and price (the running turn's budget is ``Turn.budget``)."""
     _health: DependencyHealth
-    _priced_model: str | None
     _sent: int
     """Messages before this index were sent to the model activity unchanged."""
     _request_size: RequestSize
@@ -101,7 +100,7 @@ class ConversationBase:
     def _publish(self, status: str) -> None:
         """Show where the conversation is in the Temporal UI: current details, and the
         ``Agent*`` search attributes when the server has them."""
-        spent = self._budget.spent
+        spent = self._spend.conversation.spent
         workflow.set_current_details(
             f"{self._turns} turns · {status} · {spent.usage.total_tokens:,} tokens · "
             f"${spent.usd:.4f} · tenant {self._input.tenant}"
@@ -164,9 +163,6 @@ class ConversationBase:
             limits = limits.model_copy(update={"model_calls": self._input.max_model_calls_per_turn})
         return limits
 
-    def _price(self, model: str | None = None) -> Price:
-        return price_for(model or self._priced_model or "")
-
     def _timeout_reply(self, turn: Turn) -> Reply:
         """The turn's deadline passed: while it waited out the tenant's rate limit, or
         while it worked."""
@@ -209,16 +205,16 @@ class ConversationBase:
             state="awaiting_approval" if self._desk.waiting else self._state,
             turns=self._turns,
             queued_messages=len(self._pending),
-            usage=self._budget.spent.usage,
+            usage=self._spend.conversation.spent.usage,
             model_calls=self._model_calls,
-            tool_calls=self._budget.spent.tool_calls,
+            tool_calls=self._spend.conversation.spent.tool_calls,
             tenant=self._input.tenant,
             last_error=self._last_error,
-            cost_usd=self._budget.spent.usd,
+            cost_usd=self._spend.conversation.spent.usd,
             budget=BudgetStatus(
-                limits=self._budget.limits,
-                spent=self._budget.spent,
-                remaining=budgets.remaining(self._budget),
+                limits=self._spend.conversation.limits,
+                spent=self._spend.conversation.spent,
+                remaining=self._spend.remaining(),
             ),
             breakers=self._health.snapshot(now),
             degraded=self._health.degraded(now),

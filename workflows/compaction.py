@@ -7,7 +7,6 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from durable_agent import budget as budgets
     from durable_agent.activity_models import (
         COMPACT_ACTIVITY,
         CompactRequest,
@@ -76,9 +75,7 @@ class Compacts(Screens):
             self._last_error = f"compaction: {describe(e)}"
             workflow.logger.warning("compaction failed: %s", self._last_error)
             return False
-        price = self._price(result.model)
-        for budget in (turn.budget, self._budget):
-            budgets.record_model_call(budget, result.usage, price)
+        self._spend.compaction(turn.budget, result.usage, result.model)
         summary = f"[Summary of {folded} earlier messages; originals archived as {key}]\n"
         self._messages = [
             Message(role="user", content=[TextBlock(text=summary + result.summary)]),

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from durable_agent.dependencies import DependencyHealth
     from durable_agent.injection import InjectionDetector
+    from durable_agent.spend import Spend
     from durable_agent.tools.registry import select_tools
     from durable_agent.toolsets import McpToolset
 from workflows.turn import describe
@@ -82,11 +83,8 @@ class Continues(ToolStep):
         # Whether this run screens, asks for approvals and pauses the deadline for them
         # (``SAFETY_PATCH``); decided at the first turn.
         self._safety = False
-        self._budget = Budget(limits=input.limits.conversation)
+        self._spend = Spend(Budget(limits=input.limits.conversation), input.model)
         self._health = DependencyHealth(config=input.breakers, overrides=input.breaker_overrides)
-        # The model a price is looked up for: named, or learnt from the first response.
-        # Until then the conservative default price applies, so budgets err on the safe side.
-        self._priced_model = input.model
         # Messages before this index are unchanged since the last model call was sent, so
         # the next call sends only the rest (see ``TranscriptWindow``).
         self._sent = 0
@@ -106,7 +104,7 @@ class Continues(ToolStep):
         self._archive = None
         if carried:
             self._restore(carried)
-            spent = self._budget.spent
+            spent = self._spend.conversation.spent
             self._published = (input.tenant, "idle", self._turns, spent.usage.total_tokens,
                                spent.usd)  # fmt: skip
         self._turns_at_start = self._turns
@@ -150,9 +148,9 @@ class Continues(ToolStep):
             turns=self._turns,
             model_calls=self._model_calls,
             last_error=self._last_error,
-            budget=self._budget,
+            budget=self._spend.conversation,
             health=self._health,
-            priced_model=self._priced_model,
+            priced_model=self._spend.priced_model,
             flags=self._flags,
             decisions=self._desk.decisions(),
             compactions=self._compactions,
@@ -197,9 +195,8 @@ class Continues(ToolStep):
         self._turns = carried.turns
         self._model_calls = carried.model_calls
         self._last_error = carried.last_error
-        self._budget = carried.budget
+        self._spend = Spend(carried.budget, carried.priced_model)
         self._health = carried.health
-        self._priced_model = carried.priced_model
         self._compactions = carried.compactions
         self._delegations.records = {r.child_workflow_id: r for r in carried.delegations}
         for toolset in carried.toolsets:

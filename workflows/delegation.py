@@ -75,8 +75,8 @@ class Delegates(RelaysApprovals):
         delegated = self._input.delegated is not None
         return ConversationResult(
             turns=self._turns,
-            usage=self._budget.spent.usage,
-            spent=self._budget.spent if delegated else None,
+            usage=self._spend.conversation.spent.usage,
+            spent=self._spend.conversation.spent if delegated else None,
             answer=self._answered.get(DELEGATED_TASK) if delegated else None,
         )
 
@@ -181,7 +181,7 @@ class Delegates(RelaysApprovals):
             self._delegations.ledger,
             child_id,
             carve.tightest(sub.budget, own),
-            [carve.turn_view(turn.budget), self._budget],
+            [carve.turn_view(turn.budget), self._spend.conversation],
         )
         child = sub.input.model_copy(
             update={
@@ -204,7 +204,7 @@ class Delegates(RelaysApprovals):
         """Charge the child's spend (its whole carve-out if unknown), once."""
         charged = carve.settle(self._delegations.ledger, record.child_workflow_id, spent)
         carve.record_spent(turn.budget, charged, model_calls=False)
-        carve.record_spent(self._budget, charged)
+        carve.record_spent(self._spend.conversation, charged)
         record.spent, record.outcome, record.detail = charged, outcome, detail
         workflow.logger.info(
             "sub-agent %s (%s) %s",

@@ -149,7 +149,7 @@ class EventFeed:
     def page(self, request: EventsRequest, ended: bool) -> EventPage:
         """Events after ``request.after`` (a ``seq``), oldest first, at most ``request.limit``."""
         converter = workflow.payload_converter()
-        events = []
+        events: list[ConversationEvent] = []
         for _, _, payload in self.stream.items(request.after - 1, (STREAM_TOPIC_EVENTS,)):
             if len(events) == request.limit:
                 break

@@ -10,7 +10,6 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from durable_agent import budget as budgets
     from durable_agent.activity_models import (
         MODEL_ACTIVITY,
         ModelContext,
@@ -64,18 +63,14 @@ class ModelStep(Compacts):
         if await self._compact_if_needed(turn, size.chars):
             request = self._model_request()
             size = self._request_size.of(request)
-        price = self._price()
         request_bytes = size.bytes
-        plan = budgets.plan_model_call(
-            [("turn", turn.budget), ("conversation", self._budget)],
-            input_tokens_upper=budgets.input_tokens_upper_bound(
-                request_bytes,
-                len(request.messages) + (request.archive.messages if request.archive else 0),
-                len(request.tools),
-            ),
-            requested_max_tokens=request.max_tokens,
-            price=price,
-            min_output_tokens=min(MIN_OUTPUT_TOKENS, request.max_tokens),
+        plan = self._spend.plan_model_call(
+            turn.budget,
+            request_bytes=request_bytes,
+            messages=len(request.messages) + (request.archive.messages if request.archive else 0),
+            tools=len(request.tools),
+            max_tokens=request.max_tokens,
+            min_output_tokens=MIN_OUTPUT_TOKENS,
         )
         if not plan.allowed:
             reason = plan.reason
@@ -135,7 +130,7 @@ class ModelStep(Compacts):
             self._journal.model_call_failed(
                 turn.number,
                 turn.model_calls,
-                self._priced_model or "unknown",
+                self._spend.priced_model or "unknown",
                 outcome,
                 self._last_error,
                 self._now() - started,
@@ -151,11 +146,7 @@ class ModelStep(Compacts):
             self._health.record(MODEL, False, self._now())
             raise TurnOver(self._degraded_reply(turn, MODEL)) from None
         self._health.record(MODEL, True, self._now())
-        self._priced_model = self._priced_model or response.model
-        actual = self._price(response.model)
-        for budget in (turn.budget, self._budget):
-            budgets.record_model_call(budget, response.usage, actual)
-        cost = budgets.cost_of(response.usage, actual)
+        cost = self._spend.model_call(turn.budget, response.usage, response.model)
         self._journal.feed.publish_deltas(response.stream_tail)
         self._journal.model_call_finished(
             turn.number, turn.model_calls, response, cost, self._now() - started
@@ -178,7 +169,7 @@ class ModelStep(Compacts):
             heartbeat_timeout=MODEL_HEARTBEAT,
             retry_policy=MODEL_RETRY_POLICY,
             summary=(
-                f"{self._priced_model or 'default model'} · ~{tokens_estimate:,} tokens in · "
+                f"{self._spend.priced_model or 'default model'} · ~{tokens_estimate:,} tokens in · "
                 f"{len(self._messages)} message{'' if len(self._messages) == 1 else 's'}"
             ),
         )

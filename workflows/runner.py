@@ -31,6 +31,7 @@ PASSTHROUGH_MODULES = (
     "durable_agent.retry_classification",
     "durable_agent.safety",
     "durable_agent.search_attributes",
+    "durable_agent.spend",
     "durable_agent.token_bucket",
     "durable_agent.tools",
     "durable_agent.toolsets",

@@ -16,7 +16,6 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from durable_agent import budget as budgets
     from durable_agent.activity_models import (
         ToolCall,
         ToolResult,
@@ -57,10 +56,7 @@ class ToolStep(Delegates):
         """Run the tool calls of one response concurrently, as far as budgets and
         breakers allow; every call gets a tool_result."""
         self._state = "running_tools"
-        allowed = budgets.plan_tool_calls([turn.budget, self._budget], len(tool_uses))
-        turn_allows = budgets.plan_tool_calls([turn.budget], len(tool_uses))
-        for budget in (turn.budget, self._budget):
-            budgets.record_tool_calls(budget, allowed)
+        allowed, turn_stops = self._spend.tool_calls(turn.budget, len(tool_uses))
         self._plan_delegations(tool_uses[:allowed])
         first = len(turn.tool_calls)
         results = list(
@@ -100,7 +96,7 @@ class ToolStep(Delegates):
                     "I can't continue: the tool-call budget is exhausted.",
                     "budget_exceeded",
                     detail=f"tool-call budget: {len(tool_uses) - allowed} call(s) not run",
-                    budget_scope="turn" if turn_allows == allowed else "conversation",
+                    budget_scope="turn" if turn_stops else "conversation",
                 )
             )
 
