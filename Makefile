@@ -69,8 +69,9 @@ typecheck: $(VENV)/.dev  ## mypy
 
 check: lint typecheck test  ## everything CI could ask for
 
-bench: $(VENV)/.bench  ## benchmark suite, < 10 min on 2 cores: prints a table, writes bench/results/bench.json, bench.md and PNG charts (QUICK=1: CI-sized; TUNING=1: also sweep worker settings)
+bench: $(VENV)/.bench  ## benchmark suite, < 10 min on 2 cores: prints a table, writes bench/results/bench.json, bench.md and PNG charts; then streaming off vs on (bench/results/streaming.json, .md; ~6 min, ~2 quick) (QUICK=1: CI-sized; TUNING=1: also sweep worker settings)
 	$(PY) -m bench.suite $(if $(QUICK),--quick) $(if $(TUNING),--tuning)
+	$(PY) -m bench.streaming_agent $(if $(QUICK),--quick)
 
 load: $(VENV)/.bench  ## load test, ~3 min: concurrent conversations with injected faults, no lost turn; writes bench/results/load.json and PNG charts (CONVERSATIONS=, DURATION=, FAULT_RATE=, VIA=client,gateway)
 	$(PY) -m bench.load $(if $(CONVERSATIONS),--conversations $(CONVERSATIONS)) $(if $(DURATION),--duration $(DURATION)) \

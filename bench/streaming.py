@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the paced case only, 3 runs")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--json", type=Path, default=Path("bench/results/streaming.json"))
+    parser.add_argument("--json", type=Path, default=Path("bench/results/streaming_call.json"))
     args = parser.parse_args(argv)
     results, capacity = asyncio.run(run(args.quick, args.repeats))
     print(table(results))
@@ -393,6 +393,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{capacity.update_events} of them updates"
     )
     args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(as_json(results, capacity), indent=2))
+    sys.stdout.flush()
+
+
+def as_json(results: list[CaseResult], capacity: Capacity) -> dict[str, Any]:
+    """Every case's runs and medians, and the update readers' capacity."""
     cases_json = [
         {
             "case": asdict(r.case),
@@ -401,10 +407,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         for r in results
     ]
-    args.json.write_text(
-        json.dumps({"cases": cases_json, "update_capacity": asdict(capacity)}, indent=2)
-    )
-    sys.stdout.flush()
+    return {"cases": cases_json, "update_capacity": asdict(capacity)}
 
 
 if __name__ == "__main__":
