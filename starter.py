@@ -230,10 +230,11 @@ async def _send_asking(conversation: Conversation, text: str, by: str, stream: b
     ``stream``) and ask the user about each tool call that waits for approval (y:
     approve, e: approve with edited arguments, anything else: reject). Returns the reply
     for people."""
+    typist = Typist()
     typing: asyncio.Future[str] | None = None
     if stream:
         turn = await conversation.send_streaming(text)
-        typing = asyncio.ensure_future(type_out(turn))
+        typing = asyncio.ensure_future(typist.follow(turn))
         reply = asyncio.ensure_future(turn.reply())
     else:
         reply = asyncio.ensure_future(conversation.send_message(text))
@@ -246,6 +247,7 @@ async def _send_asking(conversation: Conversation, text: str, by: str, stream: b
             for pending in (await conversation.status()).pending_approvals:
                 if pending.call_id not in asked:
                     asked.add(pending.call_id)
+                    typist.break_line()
                     await _ask_approval(conversation, pending, by)
         answer = await reply
         typed = await typing if typing is not None else None
@@ -256,27 +258,50 @@ async def _send_asking(conversation: Conversation, text: str, by: str, stream: b
             typing.cancel()
 
 
-async def type_out(turn: TurnStream) -> str:
-    """Write the reply's text to stdout as it is written (``assistant: …``); returns
-    what was shown. A new model call or a restarted attempt starts the text again, on
-    a new line. The stream is a convenience: if it fails, the reply still comes."""
-    shown = ""
-    try:
-        async for text in turn:
-            if not shown:
-                sys.stdout.write("assistant: ")
-            if text.startswith(shown):
-                sys.stdout.write(text[len(shown) :])
-            else:
-                sys.stdout.write("\n  (the answer started again)\nassistant: " + text)
+class Typist:
+    """Writes a turn's reply to stdout as it is written (``assistant: …``). A model call
+    after tool calls starts the text again on a new line; so does a restarted attempt
+    of a call, saying so. The stream is a convenience: if it fails, the reply still
+    comes (``shown`` is then what was shown)."""
+
+    def __init__(self) -> None:
+        self.shown = ""
+        self._line_open = False
+        self._call = (0, 0)
+
+    async def follow(self, turn: TurnStream) -> str:
+        """Show ``turn``'s text until its reply; returns what was shown last."""
+        try:
+            async for text in turn:
+                self._show(text, turn.text.model_call, turn.text.restarts)
+        except StreamInterrupted as e:
+            self.break_line()
+            print(f"(stopped streaming: {e})", file=sys.stderr)
+        self.break_line()
+        return self.shown
+
+    def break_line(self) -> None:
+        """End the line being written (before something else is printed)."""
+        if self._line_open:
+            sys.stdout.write("\n")
             sys.stdout.flush()
-            shown = text
-    except StreamInterrupted as e:
-        print(f"\n(stopped streaming: {e})", file=sys.stderr)
-    if shown:
-        sys.stdout.write("\n")
+            self._line_open = False
+
+    def _show(self, text: str, model_call: int, restarts: int) -> None:
+        call = (model_call, restarts)
+        if call != self._call or not text.startswith(self.shown):
+            self.break_line()
+            if restarts and model_call == self._call[0]:
+                sys.stdout.write("  (the model call failed and started again)\n")
+            self.shown, self._call = "", call
+        if text == self.shown:
+            return
+        if not self._line_open:
+            sys.stdout.write("assistant: ")
+            self._line_open = True
+        sys.stdout.write(text[len(self.shown) :])
         sys.stdout.flush()
-    return shown
+        self.shown = text
 
 
 async def _ask_approval(conversation: Conversation, pending: PendingApproval, by: str) -> None:
@@ -333,7 +358,7 @@ async def run(args: argparse.Namespace) -> int:
     if args.command == "send":
         if args.stream and not args.json:
             turn = await conversation.send_streaming(" ".join(args.text))
-            typed = await type_out(turn)
+            typed = await Typist().follow(turn)
             reply = await turn.reply()
             print(format_reply(reply, answer=typed != reply.text))
         else:

@@ -334,3 +334,18 @@ async def timed_output(*command: str, timeout: float = 60) -> list[tuple[float, 
             chunks.append((time.monotonic(), chunk.decode()))
         assert await process.wait() == 0
     return chunks
+
+
+async def test_streaming_chat_asks_for_approval_on_a_line_of_its_own(
+    temporal_server: DevServer, task_queue: str, settings: Settings
+) -> None:
+    code, out, err = await run_command(
+        sys.executable, "starter.py", "chat", "--server", temporal_server.address,
+        "--task-queue", task_queue, "--approval-tools", "save_note", "--by", "me", "--stream",
+        stdin="Remember that streaming chat asks first\ny\n/quit\n",
+    )  # fmt: skip
+    assert code == 0, err
+    # The first model call's words, the question, then the reply (the second call's).
+    assert "assistant: Let me use save_note.\napproval needed: save_note" in out
+    assert "approved by me\nassistant: I saved that note.\n  · save_note" in out
+    assert out.count("I saved that note.") == 1
