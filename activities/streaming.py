@@ -152,6 +152,7 @@ class DeltaPublisher:
                 text=text,
                 call_id=call_id,
                 tool=tool,
+                delegation=self._target.delegation,
             )
         )
         self._wake.set()
@@ -173,17 +174,20 @@ class DeltaPublisher:
             if error is not None:
                 raise error  # a bug, not a failed publish (those are handled in _run)
 
-    async def finish(self) -> list[ModelDelta]:
+    async def finish(self, *, keep_tail: bool = True) -> list[ModelDelta]:
         """Stop, make sure a batch already handed over has arrived (waiting at most
         ``final_flush_seconds``), and return what is still buffered: the call's result
         carries it (``ModelResponse.stream_tail``) and the workflow publishes it, in
-        order, after every batch sent from here."""
+        order, after every batch sent from here. Without ``keep_tail`` (the stream is
+        not the calling workflow's) it is published here too."""
         await self.stop()
+        if not keep_tail:
+            self._move_buffer()
         deadline = self._clock() + self._final_flush_seconds
         while not self._stopped:
             try:
                 async with asyncio.timeout(max(0.0, deadline - self._clock())):
-                    await self._stream.flush()  # only a batch in flight: the buffer stays
+                    await self._stream.flush()  # a batch in flight (relayed: and the rest)
                 break
             except TimeoutError:
                 activity.logger.warning("a batch of deltas not published in time")
@@ -245,7 +249,14 @@ async def delta_sink(
     info = activity.info()
     if info.workflow_id is None:
         raise ApplicationError("a streamed model call needs a calling workflow", non_retryable=True)
-    handle = client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
+    # The calling run's stream (pinned: a stale attempt never writes into a later run),
+    # or a sub-agent's parent's, which the parent's workflow cannot publish a tail to.
+    relayed = target.workflow_id is not None
+    handle = (
+        client.get_workflow_handle(target.workflow_id)
+        if target.workflow_id is not None
+        else client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
+    )
     stream = WorkflowStreamClient(
         handle,
         client=client,
@@ -262,4 +273,4 @@ async def delta_sink(
     except BaseException:
         await publisher.stop()
         raise
-    publisher.tail = await publisher.finish()
+    publisher.tail = await publisher.finish(keep_tail=not relayed)

@@ -144,6 +144,11 @@ class StreamTarget(_Model):
 
     turn: int
     model_call: int
+    workflow_id: str | None = None
+    """Publish to this workflow's stream instead of the calling run's: a sub-agent
+    relays its output to its parent's."""
+    delegation: str | None = None
+    """With ``workflow_id``: the parent's delegation call the output is part of."""
 
 
 StopReason = str

@@ -649,6 +649,9 @@ class ModelDelta(_Model):
     text: str = ""
     call_id: str | None = None
     tool: str | None = None
+    delegation: str | None = None
+    """Set on a sub-agent's output relayed to its parent's stream: the parent's
+    delegation call (``turn``/``model_call``/``attempt`` are then the sub-agent's)."""
 
 
 class StreamItem(_Model):
@@ -860,6 +863,9 @@ class Delegated(_Model):
     task: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     budget: BudgetLimits
     """The carve-out; also the sub-agent's conversation limits."""
+    stream: bool = False
+    """The parent's turn is streamed: the sub-agent's model output goes to the parent's
+    stream as it is written, as deltas under ``call_id`` (``ModelDelta.delegation``)."""
 
 
 DelegationOutcome = Literal["running", "ok", "stopped", "failed", "cancelled", "refused"]

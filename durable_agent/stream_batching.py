@@ -6,9 +6,12 @@ wakes: scheduled, started, completed; ``bench/streaming.py`` measures it). Publi
 every token would grow history with every token. ``FlushCredit`` bounds it: credit is
 earned at one history event per ``interval_seconds`` and a flush spends what it costs,
 so history grows at most one event per interval however fast the model writes. The
-first flush of a call is paid in advance (the first delta goes out at once: that is the
-latency a reader feels); the last one, which puts every delta in the log before the
-call returns, is paid whatever the balance (the call is over: nothing is left to save).
+first flush of a call goes out at once (that is the latency a reader feels) on credit:
+the balance starts at nothing, so the flush after it waits until the first is paid
+for too (2 s with the defaults), and a call of T ≥ 1 s costs at most T / interval
+events. What is left when the call returns rides its result, which the workflow
+publishes for free (``ModelResponse.stream_tail``); a call shorter than one flush's
+worth of budget still pays that one first flush.
 
 ``DeltaBuffer`` holds the deltas waiting for a flush and joins consecutive text (or
 thinking) into one, so a batch is a few items, not one per token.
@@ -47,13 +50,14 @@ class FlushPolicy:
 class FlushCredit:
     """The history budget of one streamed model call, in events.
 
-    Starts with one flush's worth (the first flush is immediate) and holds at most
-    that much, so a quiet spell does not save up a burst of flushes."""
+    Starts with nothing; the first flush is allowed at once on credit. Holds at most
+    one flush's worth, so a quiet spell does not save up a burst of flushes."""
 
     def __init__(self, policy: FlushPolicy, now: float) -> None:
         self._policy = policy
-        self._credit = policy.events_per_flush
+        self._credit = 0.0
         self._at = now
+        self._first = True
 
     def balance(self, now: float) -> float:
         """Events of budget available at ``now``."""
@@ -62,14 +66,17 @@ class FlushCredit:
 
     def wait(self, now: float) -> float:
         """Seconds from ``now`` until a flush is affordable (0: flush now)."""
+        if self._first:
+            return 0.0
         missing = self._policy.events_per_flush - self.balance(now)
         return max(0.0, missing * self._policy.interval_seconds)
 
     def spend(self, now: float) -> None:
-        """Record a flush at ``now``; the balance may go below zero (the last flush is
-        paid whatever the balance)."""
+        """Record a flush at ``now``; the balance may go below zero (the first flush,
+        and a relayed call's last, are paid whatever the balance)."""
         self._credit = self.balance(now) - self._policy.events_per_flush
         self._at = now
+        self._first = False
 
 
 class DeltaBuffer:

@@ -5,8 +5,9 @@ Readers poll the query instead of subscribing with the Workflow Streams library'
 long-poll update: a query writes nothing to the conversation's history, while each
 accepted poll update adds events and holds one of the server's ten in-flight updates
 per workflow for as long as it waits, which ``send_message`` and ``approve`` need. The
-price is latency (at most one poll interval) and queries: a reader polls fast while the
-model writes and backs off otherwise (``StreamCursor``).
+price is latency (at most one poll interval) and queries, each about 5 ms of worker CPU:
+a reader polls fast while it waits for a model call's first words, every quarter second
+while the words flow, and backs off to once a second otherwise (``Pace``).
 
 - ``StreamCursor``: one reader's position and pace; ``poll`` asks once. Used by the
   client API's iterator (``durable_agent.client.ConversationStream``) and by the
@@ -32,7 +33,12 @@ from durable_agent.contract import (
 )
 
 DEFAULT_POLL_SECONDS = 0.1
-"""Poll interval while the model writes: the most a delta waits at the reader's end."""
+"""Poll interval once a model call starts: the most its first delta waits at the
+reader's end (for a model that starts writing within a second or so)."""
+FLOWING_POLL_SECONDS = 0.25
+"""Interval while a model call's deltas flow: its batches come about a second apart
+(``AGENT_STREAM_*``), so polling faster would only cost queries (each one about 5 ms of
+worker CPU)."""
 DEFAULT_IDLE_POLL_SECONDS = 1.0
 """The longest interval between polls while nothing is written (between turns, while
 tools run or a call waits for a person)."""
@@ -45,11 +51,14 @@ class Pace:
     """How often a reader polls."""
 
     active_seconds: float = DEFAULT_POLL_SECONDS
-    """Interval while the model writes, and right after anything was read."""
+    """Interval right after anything was read, and while waiting for a model call's
+    first delta (growing by a quarter per empty poll up to ``flowing_seconds``)."""
     idle_seconds: float = DEFAULT_IDLE_POLL_SECONDS
-    """Longest interval: otherwise (tools running, a call waiting for a person, no turn
-    running) the interval doubles from ``active_seconds`` up to this after each empty
+    """Longest interval: when the model is not writing (tools running, a call waiting
+    for a person, no turn running) the interval doubles up to this after each empty
     poll."""
+    flowing_seconds: float = FLOWING_POLL_SECONDS
+    """Interval while a call's deltas flow (kept between the other two)."""
 
     def __post_init__(self) -> None:
         if not self.active_seconds > 0:
@@ -59,6 +68,8 @@ class Pace:
                 f"idle_poll_seconds ({self.idle_seconds!r}) must be at least poll_seconds "
                 f"({self.active_seconds!r})"
             )
+        clamped = min(max(self.flowing_seconds, self.active_seconds), self.idle_seconds)
+        object.__setattr__(self, "flowing_seconds", clamped)
 
 
 @dataclass
@@ -110,22 +121,28 @@ class StreamCursor:
             self.after = max(self.after, page.next_offset - 1)
         self.more = len(page.items) >= min(PAGE_LIMIT, STREAM_ITEMS_KEPT)
         self.drained = page.ended and not self.more
-        if items:
-            last = items[-1]
-            self.writing = last.delta is not None or (
-                last.event is not None and last.event.kind == "model_call_started"
-            )
-        if items or self.writing:
-            self._interval = self.pace.active_seconds
-        else:
-            self._interval = min(
-                max(self._interval, self.pace.active_seconds / 2) * 2, self.pace.idle_seconds
-            )
+        self._pace_after(items)
         return items, missed
 
+    def _pace_after(self, items: list[StreamItem]) -> None:
+        """The next interval: deltas flowing, the flowing pace; a model call just
+        started, fast and slowing to the flowing pace until its first delta; anything
+        else read, fast; nothing read, slowing to the idle pace."""
+        pace = self.pace
+        if items:
+            last = items[-1]
+            started = last.event is not None and last.event.kind == "model_call_started"
+            self.writing = last.delta is not None or started
+            flowing = last.delta is not None
+            self._interval = pace.flowing_seconds if flowing else pace.active_seconds
+        elif self.writing:
+            self._interval = min(self._interval * 1.25, pace.flowing_seconds)
+        else:
+            self._interval = min(max(self._interval, pace.active_seconds / 2) * 2, pace.idle_seconds)
+
     def wait_seconds(self) -> float:
-        """How long to wait before the next poll: none when more is ready, the active
-        interval while the model writes, backing off to the idle one otherwise."""
+        """How long to wait before the next poll: none when more is ready, else as
+        ``Pace`` says."""
         return 0.0 if self.more else self._interval
 
     def wake(self) -> None:
@@ -151,7 +168,10 @@ class TurnText:
     """Attempts of this turn's model calls that began again after a failure."""
 
     def apply(self, delta: ModelDelta) -> bool:
-        """Take one delta (of any turn); whether ``text`` changed."""
+        """Take one delta (of any turn); whether ``text`` changed. A sub-agent's relayed
+        output (``delegation``) is its own, not this turn's reply."""
+        if delta.delegation is not None:
+            return False
         if delta.turn != self.turn or delta.model_call < self.model_call:
             return False
         if delta.model_call == self.model_call and delta.attempt < self.attempt:

@@ -67,7 +67,9 @@ class Delegates(RelaysApprovals):
         self._tools.update({s.name: s for s in delegate_specs(self._input.subagents)})
         task = self._input.delegated
         if task and self._input.continued is None:
-            self._pending.append(Pending(DELEGATED_TASK, UserMessage(text=task.task)))
+            self._pending.append(
+                Pending(DELEGATED_TASK, UserMessage(text=task.task, stream=task.stream))
+            )
             self._end_requested = True
 
     def _result(self) -> ConversationResult:
@@ -130,7 +132,8 @@ class Delegates(RelaysApprovals):
                               error_type=refused.type)  # fmt: skip
         started = child.model_copy(update={"delegated": Delegated(
             parent_workflow_id=workflow.info().workflow_id, call_id=block.id, agent=sub.name,
-            depth=self._depth() + 1, task=task, budget=record.budget)})  # fmt: skip
+            depth=self._depth() + 1, task=task, budget=record.budget,
+            stream=turn.streamed)})  # fmt: skip
         try:
             result: ConversationResult = await workflow.execute_child_workflow(
                 WORKFLOW_TYPE,

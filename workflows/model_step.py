@@ -115,6 +115,8 @@ class ModelStep(Compacts):
         self._model_calls += 1
         if turn.streamed:
             target = StreamTarget(turn=turn.number, model_call=turn.model_calls)
+            if (task := self._input.delegated) is not None:  # to the parent, under its call
+                target.workflow_id, target.delegation = task.parent_workflow_id, task.call_id
             request = request.model_copy(update={"stream": target})
         self._journal.model_call_started(turn.number, turn.model_calls)
         started = self._now()

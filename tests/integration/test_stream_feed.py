@@ -94,8 +94,9 @@ async def test_a_turn_not_streamed_sends_no_stream_target_and_gets_no_signal(
         if e.HasField("activity_task_scheduled_event_attributes") and (
             attributes.activity_type.name == "model.invoke"
         ):
-            targets.append(json.loads(attributes.input.payloads[0].data)["stream"])
-    assert targets == [{"turn": 1, "model_call": 1}, {"turn": 1, "model_call": 2}]
+            target = json.loads(attributes.input.payloads[0].data)["stream"]
+            targets.append((target["turn"], target["model_call"], target["workflow_id"]))
+    assert targets == [(1, 1, None), (1, 2, None)]  # to the conversation's own stream
 
 
 async def test_the_stream_carries_on_across_continue_as_new(

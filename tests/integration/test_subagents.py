@@ -374,3 +374,22 @@ async def test_delegations_are_carried_across_continue_as_new(
     again = await conversation.send_message(use("maths", "What is 2 * 3?"))
     assert again.tool_calls[0].outcome == "ok" and "6" in again.tool_calls[0].result
     assert len((await conversation.status()).delegations) == 2
+
+
+async def test_a_streamed_turn_shows_the_sub_agents_output_under_its_call(
+    client: Client, task_queue: str
+) -> None:
+    sub = SubAgent(name="maths", description="Does arithmetic.", input=CALCULATOR_AGENT)
+    conversation = await start_conversation(client, delegating(sub), task_queue=task_queue)
+    reply = await conversation.send_message(use("maths", "What is 6 * 7?"), stream=True)
+    (call,) = reply.tool_calls
+    assert call.outcome == "ok" and "42" in call.result
+    await conversation.end()
+    await conversation.result()
+    items = [item async for item in conversation.stream()]  # drains the closed stream
+    relayed = [i.delta for i in items if i.delta and i.delta.delegation == call.id]
+    own = [i.delta for i in items if i.delta and i.delta.delegation is None]
+    # The sub-agent's answer, as it wrote it, under the parent's call; the parent's own
+    # deltas are its reply.
+    assert "42" in "".join(d.text for d in relayed if d.kind == "text")
+    assert "".join(d.text for d in own if d.kind == "text" and d.model_call == 2) == reply.text

@@ -21,8 +21,8 @@ def delta(kind: str = "text", text: str = "", attempt: int = 1, **kw: object) ->
 def simulate(policy: FlushPolicy, arrivals: list[float]) -> list[float]:
     """When a publisher flushes deltas arriving at ``arrivals`` (as ``DeltaPublisher``
     does): a delta arriving when nothing waits is flushed when the budget affords it,
-    deltas arriving meanwhile join its batch, and what waits at the end goes in the
-    last flush."""
+    deltas arriving meanwhile join its batch, and what waits at the end rides the
+    call's result (no flush)."""
     credit = FlushCredit(policy, arrivals[0])
     flushes: list[float] = []
     due: float | None = None  # when the waiting batch goes out
@@ -37,9 +37,6 @@ def simulate(policy: FlushPolicy, arrivals: list[float]) -> list[float]:
                 credit.spend(t)
                 flushes.append(t)
                 due = None
-    if due is not None:
-        credit.spend(arrivals[-1])
-        flushes.append(arrivals[-1])
     return flushes
 
 
@@ -50,11 +47,13 @@ def test_first_flush_is_immediate() -> None:
 
 def test_a_flush_costs_its_events_and_credit_comes_back_over_time() -> None:
     credit = FlushCredit(POLICY, now=0.0)
-    credit.spend(0.0)
-    assert credit.balance(0.0) == 0.0
-    assert credit.wait(0.0) == pytest.approx(1.0)  # 4 events at one per 250 ms
-    assert credit.wait(0.5) == pytest.approx(0.5)
-    assert credit.wait(1.0) == 0.0
+    credit.spend(0.0)  # the first, on credit
+    assert credit.balance(0.0) == -4.0
+    assert credit.wait(0.0) == pytest.approx(2.0)  # 8 events at one per 250 ms
+    assert credit.wait(1.5) == pytest.approx(0.5)
+    assert credit.wait(2.0) == 0.0
+    credit.spend(2.0)
+    assert credit.wait(2.0) == pytest.approx(1.0)  # then one flush a second
 
 
 def test_credit_does_not_accumulate_beyond_one_flush() -> None:
@@ -65,30 +64,30 @@ def test_credit_does_not_accumulate_beyond_one_flush() -> None:
     assert credit.wait(60.0) == pytest.approx(1.0)  # no burst after a quiet minute
 
 
-def test_the_last_flush_may_overdraw() -> None:
+def test_a_relayed_calls_last_flush_may_overdraw() -> None:
     credit = FlushCredit(POLICY, now=0.0)
     credit.spend(0.0)
-    credit.spend(0.1)  # the end of the call: paid whatever the balance
-    assert credit.balance(0.1) < 0
-    assert credit.wait(0.1) > 1.0
+    credit.spend(0.1)  # the end of a relayed call: paid whatever the balance
+    assert credit.balance(0.1) < -4
+    assert credit.wait(0.1) > 2.0
 
 
 @pytest.mark.parametrize("seconds", [0.5, 2.0, 10.0, 60.0])
 @pytest.mark.parametrize("tokens_per_second", [20.0, 200.0])
 def test_history_stays_within_budget(seconds: float, tokens_per_second: float) -> None:
-    """However fast tokens come, a call of T seconds flushes at most once at the start,
-    once per ``gap_seconds`` after it and once at the end: ≤ 1 event per 250 ms plus
-    the two flushes the latency and completeness targets need."""
+    """However fast tokens come, a call of T seconds flushes once at the start and
+    then at most once per ``gap_seconds`` once the first is paid for: ≤ 1 event per
+    250 ms for a call of a second or more, one flush for a shorter one."""
     step = 1 / tokens_per_second
     arrivals = [i * step for i in range(int(seconds / step) + 1)]
     flushes = simulate(POLICY, arrivals)
     assert flushes[0] == 0.0  # the first delta goes out at once
-    assert flushes[-1] == arrivals[-1]  # everything is out when the call ends
     events = len(flushes) * POLICY.events_per_flush
     budget = arrivals[-1] / POLICY.interval_seconds
-    assert events <= budget + 2 * POLICY.events_per_flush
-    gaps = [b - a for a, b in itertools.pairwise(flushes[:-1])]
+    assert events <= max(budget, POLICY.events_per_flush)
+    gaps = [b - a for a, b in itertools.pairwise(flushes)]
     assert all(g >= POLICY.gap_seconds - 1e-9 for g in gaps)
+    assert not gaps or gaps[0] >= 2 * POLICY.gap_seconds - 1e-9
 
 
 def test_policy_refuses_nonsense() -> None:
