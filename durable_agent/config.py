@@ -218,8 +218,9 @@ class Settings(BaseSettings):
     gateway_rpc_timeout_seconds: float = Field(default=10.0, gt=0)
     """Deadline of each Temporal call the gateway makes (503 past it)."""
     gateway_events_poll_seconds: float = Field(default=0.1, gt=0, le=10)
-    """How often an event stream asks its conversation for new items while the model
-    writes (it backs off to once a second otherwise; docs/streaming.md)."""
+    """How often an event stream asks its conversation for new items at the fastest
+    (once a model call starts); it slows to 0.25 s while the model's output flows and
+    to once a second when nothing is written (docs/streaming.md)."""
     gateway_stream_seconds: float = Field(default=3600.0, gt=0)
     """Longest life of one event stream (clients reconnect with ``Last-Event-ID``)."""
     gateway_metrics_port: int = Field(default=9465, ge=0, le=65535)

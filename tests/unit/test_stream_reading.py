@@ -123,15 +123,19 @@ def test_an_ended_stream_is_drained_only_after_its_last_page() -> None:
     assert reader.drained and not reader.more
 
 
-def test_the_pace_is_fast_while_the_model_writes_and_backs_off_otherwise() -> None:
+def test_the_pace_is_fast_for_a_first_delta_slower_as_deltas_flow_and_backs_off_otherwise() -> None:
     reader = cursor()
     reader.take(page([event(0, "model_call_started")]))
     assert reader.writing and reader.wait_seconds() == 0.1
-    for _ in range(5):  # the model is slow to start: keep polling fast
+    waits = []
+    for _ in range(6):  # the model is slow to start: fast, slowing to the flowing pace
         reader.take(StreamPage(items=[], next_offset=1))
-        assert reader.wait_seconds() == 0.1
-    reader.take(page(deltas(1, "x")))
-    assert reader.wait_seconds() == 0.1
+        waits.append(round(reader.wait_seconds(), 3))
+    assert waits == [0.125, 0.156, 0.195, 0.244, 0.25, 0.25]
+    reader.take(page(deltas(1, "x")))  # its batches come about a second apart
+    assert reader.wait_seconds() == 0.25
+    reader.take(StreamPage(items=[], next_offset=2))
+    assert reader.wait_seconds() == 0.25
     reader.take(page([event(2, "model_call_finished"), event(3, "tool_call_started")]))
     assert not reader.writing and reader.wait_seconds() == 0.1  # something came
     waits = []
@@ -141,6 +145,11 @@ def test_the_pace_is_fast_while_the_model_writes_and_backs_off_otherwise() -> No
     assert waits == [0.2, 0.4, 0.8, 1.0, 1.0, 1.0]
     reader.wake()
     assert reader.wait_seconds() == 0.1
+
+
+def test_the_flowing_pace_stays_between_the_others() -> None:
+    assert Pace(0.5, 2.0).flowing_seconds == 0.5
+    assert Pace(0.05, 0.1).flowing_seconds == 0.1
 
 
 @pytest.mark.parametrize(
