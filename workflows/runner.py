@@ -38,6 +38,7 @@ PASSTHROUGH_MODULES = (
     "durable_agent.usage",
     # The workflow's helpers: deterministic (they call only the ``workflow`` API), no
     # module state. Imported once per worker instead of once per cached conversation.
+    "workflows.agent",
     "workflows.approvals",
     "workflows.base",
     "workflows.compaction",
@@ -57,10 +58,13 @@ PASSTHROUGH_MODULES = (
     "workflows.turn",
     "workflows.versions",
 )
-"""Modules the sandbox shares instead of re-importing for every workflow run. The
-workflow definitions themselves (``workflows.agent``, ``workflows.governor``) are still
-re-imported, so the sandbox checks what they do. (So is ``workflows/__init__.py``, which
-therefore imports nothing.)"""
+"""Modules the sandbox shares instead of re-importing for every workflow run. That
+includes ``AgentWorkflow``'s own module: re-imported, its code and handlers cost ~45 KiB
+per cached conversation. What keeps these modules deterministic is what they import
+(``tests/unit/test_layering.py``: no clock, randomness or I/O) and the replay tests,
+not the sandbox's import checks. ``workflows.governor`` (one workflow per tenant) is
+still re-imported, and so is ``workflows/__init__.py``, which therefore imports
+nothing."""
 
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
