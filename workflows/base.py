@@ -4,8 +4,10 @@ the clock, versions, the UI, the transcript's shape, budgets and price, replies.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
     from durable_agent import search_attributes as attributes
@@ -108,18 +110,22 @@ class ConversationBase:
         if not self._input.search_attributes or not self._patched(SEARCH_ATTRIBUTES_PATCH):
             return
         values = (self._input.tenant, status, self._turns, spent.usage.total_tokens, spent.usd)
-        if self._lean and values == self._published:
+        before = self._published if self._lean else None
+        if values == before:
             return  # unchanged: no command, no event
         self._published = values
         tenant, status, turns, tokens, usd = values
+        updates: tuple[SearchAttributeUpdate[Any], ...] = (
+            attributes.TENANT.value_set(tenant),
+            attributes.STATUS.value_set(status),
+            attributes.TURNS.value_set(turns),
+            attributes.TOKENS.value_set(tokens),
+            attributes.COST_USD.value_set(float(usd)),
+        )
+        # Lean runs upsert only what changed (the server merges an upsert into what the
+        # run has): each value costs an encoding, on every replay too.
         workflow.upsert_search_attributes(
-            [
-                attributes.TENANT.value_set(tenant),
-                attributes.STATUS.value_set(status),
-                attributes.TURNS.value_set(turns),
-                attributes.TOKENS.value_set(tokens),
-                attributes.COST_USD.value_set(float(usd)),
-            ]
+            [u for i, u in enumerate(updates) if before is None or values[i] != before[i]]
         )
 
     def _now(self) -> float:

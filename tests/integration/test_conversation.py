@@ -272,3 +272,17 @@ async def test_search_attributes_and_details_show_progress_in_the_ui(
     assert not any("1 messages" in s for s in summaries)
     assert any(s.endswith("calculator(2 + 2)") for s in summaries)
     assert any(s.startswith("turn deadline: ") for s in summaries)  # the turn's timer
+    # Later upserts carry only what changed; the server keeps the rest.
+    await conversation.send_message("What is 3 + 3?")
+    attributes = (await conversation.handle.describe()).typed_search_attributes
+    assert attributes.get(search_attributes.TENANT) == "ui-tenant"
+    assert attributes.get(search_attributes.TURNS) == 2
+    upserts = [
+        set(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+        for e in (await conversation.handle.fetch_history()).events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+    upserts = [u for u in upserts if u != {"TemporalChangeVersion"}]  # not patch markers
+    assert search_attributes.TENANT.name in upserts[0]
+    assert search_attributes.TENANT.name not in upserts[-1]
+    assert search_attributes.TURNS.name in upserts[-1]
