@@ -19,7 +19,6 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from durable_agent.activity_models import ModelRequest
-    from durable_agent.contract import Message
 
 
 @dataclass(frozen=True)
@@ -32,42 +31,44 @@ class Size:
 
 @dataclass
 class RequestSize:
-    """Sizes of the transcript's messages, each measured once per content length."""
+    """Sizes of the transcript's messages, each measured once per content length, and
+    their running sums: a call costs O(messages added or changed since the last)."""
 
     _keys: list[int] = field(default_factory=list)
     """Per message: the number of content blocks it had when measured."""
-    _sizes: list[Size] = field(default_factory=list)
+    _sums: list[Size] = field(default_factory=lambda: [Size(0, 0)])
+    """``_sums[i]``: the sizes of the first ``i`` messages measured, added up."""
 
     def reset(self) -> None:
         """The transcript was replaced (compaction, a new run): measure afresh."""
         self._keys.clear()
-        self._sizes.clear()
+        del self._sums[1:]
 
     def of(self, request: ModelRequest) -> Size:
         """The size of ``request.model_dump_json()`` as the model activity sends it (the
         archive's messages in front of ``request.messages``, the transcript this tracker
-        follows)."""
-        messages = request.messages
-        archive = request.archive  # earlier runs' messages, sent in front
-        chars = archive.chars if archive else 0
-        bytes_ = archive.bytes if archive else 0
-        for i, message in enumerate(messages):
-            size = self._measured(i, message)
-            chars += size.chars
-            bytes_ += size.bytes
-        empty = request.model_copy(update={"messages": [], "archive": None}).model_dump_json()
-        commas = max(0, len(messages) + (archive.messages if archive else 0) - 1)
-        return Size(chars=len(empty) + chars + commas, bytes=len(empty.encode()) + bytes_ + commas)
+        follows).
 
-    def _measured(self, index: int, message: Message) -> Size:
-        if index < len(self._keys) and self._keys[index] == len(message.content):
-            return self._sizes[index]
-        text = message.model_dump_json()
-        size = Size(chars=len(text), bytes=len(text.encode()))
-        if index < len(self._keys):
-            self._keys[index], self._sizes[index] = len(message.content), size
-            del self._keys[index + 1 :], self._sizes[index + 1 :]  # nothing after may be stale
-        else:
+        Only the last message measured and those after it are looked at again: messages
+        before it never change in place (the transcript grows at the end, a user turn
+        may extend only the last message, anything else replaces the list and calls
+        ``reset``), which ``ModelStep._windowed`` relies on as well."""
+        messages = request.messages
+        count = len(messages)
+        start = min(len(self._keys), count)
+        if start and self._keys[start - 1] != len(messages[start - 1].content):
+            start -= 1  # the last one measured has grown since
+        if start < len(self._keys):
+            del self._keys[start:], self._sums[start + 1 :]  # nothing after may be stale
+        total = self._sums[start]
+        for message in messages[start:]:
+            text = message.model_dump_json()
+            total = Size(chars=total.chars + len(text), bytes=total.bytes + len(text.encode()))
             self._keys.append(len(message.content))
-            self._sizes.append(size)
-        return size
+            self._sums.append(total)
+        archive = request.archive  # earlier runs' messages, sent in front
+        chars = total.chars + (archive.chars if archive else 0)
+        bytes_ = total.bytes + (archive.bytes if archive else 0)
+        empty = request.model_copy(update={"messages": [], "archive": None}).model_dump_json()
+        commas = max(0, count + (archive.messages if archive else 0) - 1)
+        return Size(chars=len(empty) + chars + commas, bytes=len(empty.encode()) + bytes_ + commas)
