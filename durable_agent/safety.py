@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from durable_agent.contract import Permission, SafetyPolicy
@@ -122,12 +123,21 @@ def quotes(text: str, protected: str, min_chars: int = QUOTE_MIN_CHARS) -> bool:
     """Whether ``text`` contains ``min_chars`` consecutive characters of ``protected``,
     both normalised (case, whitespace, lookalike and invisible characters). A protected
     text shorter than ``min_chars`` is never matched (it cannot be told from chance)."""
-    secret = " ".join(normalise(protected).split())
+    grams = _grams(protected, min_chars)
     seen = " ".join(normalise(text).split())
-    if len(secret) < min_chars or len(seen) < min_chars:
+    if not grams or len(seen) < min_chars:
         return False
-    grams = {secret[i : i + min_chars] for i in range(len(secret) - min_chars + 1)}
     return any(seen[i : i + min_chars] in grams for i in range(len(seen) - min_chars + 1))
+
+
+@lru_cache(maxsize=16)
+def _grams(protected: str, min_chars: int) -> frozenset[str]:
+    """Every run of ``min_chars`` characters of ``protected``, normalised (none if it is
+    shorter). Cached: a conversation asks about the same system prompt at every reply
+    and tool call, and building the set is O(len(protected)); a worker serves few
+    distinct prompts."""
+    secret = " ".join(normalise(protected).split())
+    return frozenset(secret[i : i + min_chars] for i in range(len(secret) - min_chars + 1))
 
 
 def untrusted(tool: str, content: str, screening: Screening) -> str:
