@@ -13,6 +13,7 @@ from temporalio.exceptions import ActivityError
 from workflows.approvals import ApprovalDesk
 from workflows.permits import TenantPermits
 from workflows.policies import ANSWERED_CARRIED
+from workflows.sharing import share_alike
 from workflows.tool_step import ToolStep
 from workflows.transcript import RequestSize
 
@@ -47,6 +48,7 @@ class Continues(ToolStep):
 
     def _set_up(self, input: ConversationInput) -> None:
         """The state of a new conversation, or of the next run of one (``input.continued``)."""
+        share_alike(input)  # its common parts: one copy per worker, not per conversation
         self._input = input
         self._messages = []
         self._pending = []

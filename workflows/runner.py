@@ -52,6 +52,7 @@ PASSTHROUGH_MODULES = (
     "workflows.policies",
     "workflows.relay",
     "workflows.screening",
+    "workflows.sharing",  # its cache is shared on purpose (one copy per worker)
     "workflows.telemetry",
     "workflows.tool_step",
     "workflows.transcript",
