@@ -232,6 +232,7 @@ async def _send_asking(conversation: Conversation, text: str, by: str, stream: b
     for people."""
     typist = Typist()
     typing: asyncio.Future[str] | None = None
+    turn: TurnStream | None = None
     if stream:
         turn = await conversation.send_streaming(text)
         typing = asyncio.ensure_future(typist.follow(turn))
@@ -247,6 +248,8 @@ async def _send_asking(conversation: Conversation, text: str, by: str, stream: b
             for pending in (await conversation.status()).pending_approvals:
                 if pending.call_id not in asked:
                     asked.add(pending.call_id)
+                    if turn is not None:  # show what the model wrote before it asked
+                        await turn.shown_before(pending.call_id)
                     typist.break_line()
                     await _ask_approval(conversation, pending, by)
         answer = await reply

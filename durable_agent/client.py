@@ -22,6 +22,7 @@ streaming on and iterates its reply's text as it is written:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import deque
@@ -585,6 +586,21 @@ class TurnStream:
         self.text = TurnText(turn)
         self.stream = stream
         self._reply = reply
+        self.asked: set[str] = set()
+        """Tool calls whose ``approval_requested`` event iteration has passed: the text
+        written before the call asked has been yielded."""
+        self._asking = asyncio.Event()
+
+    async def shown_before(self, call_id: str, seconds: float = 2.0) -> bool:
+        """Wait (at most ``seconds``) until iteration has yielded the text written before
+        ``call_id`` asked for approval, so a question can come after it."""
+        self.stream.wake()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while call_id not in self.asked:
+                    self._asking.clear()
+                    await self._asking.wait()
+        return call_id in self.asked
 
     async def reply(self) -> Reply:
         """The reply (raises what ``send_message`` raises when there is none)."""
@@ -618,6 +634,9 @@ class TurnStream:
                 if item.delta is not None and self.text.apply(item.delta):
                     yield self.text.text
                 event = item.event
+                if event is not None and event.kind == "approval_requested" and event.call_id:
+                    self.asked.add(event.call_id)
+                    self._asking.set()
                 if event is not None and event.kind == "reply" and event.turn == self.turn:
                     return
         finally:

@@ -330,11 +330,14 @@ class ContinuedState(_Model):
 
 
 class CarriedItem(_Model):
-    """One stream item carried across continue-as-new, as the Workflow Streams library
-    keeps it: the topic and the base64 of the serialized ``Payload``."""
+    """One stream item carried across continue-as-new: its value (an event or a
+    delta), or, as runs before 2026-12-07 carried it, the base64 of the serialized
+    ``Payload`` the Workflow Streams library keeps (a third larger)."""
 
     topic: str
-    data: str
+    data: str = ""
+    event: ConversationEvent | None = None
+    delta: ModelDelta | None = None
 
 
 class CarriedPublisher(_Model):

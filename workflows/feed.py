@@ -60,9 +60,11 @@ HELD = 512
 (a delta batch covers at least a quarter of a second of output)."""
 IDLE_HELD = 64
 """Items kept between turns: a reader polling once a second misses none of a busy turn."""
-CARRIED = 16
-"""Items carried into the next run: more than a reader polling once a second can fall
-behind by (the run continues as new right after a reply)."""
+CARRIED = 8
+"""Items carried into the next run: the end of the last turn, more than a reader
+polling the stream once a second misses (the run continues as new right after a reply,
+and readers poll fast while a turn runs). Each is about 300 bytes of the next run's
+start event."""
 RESULT_PREVIEW = 200
 """Characters of a tool result a reply event keeps."""
 
@@ -193,9 +195,24 @@ class EventFeed:
         """The newest items and the last event's ``seq``, for the next run."""
         self.stream.keep(CARRIED)
         state = self.stream.get_state()
+        converter = workflow.payload_converter()
+        items = [
+            CarriedItem(
+                topic=topic,
+                event=converter.from_payload(payload, ConversationEvent)
+                if topic == STREAM_TOPIC_EVENTS
+                else None,
+                delta=converter.from_payload(payload, ModelDelta)
+                if topic == STREAM_TOPIC_DELTAS
+                else None,
+            )
+            for _, topic, payload in self.stream.items(
+                -1, (STREAM_TOPIC_EVENTS, STREAM_TOPIC_DELTAS)
+            )
+        ]
         return CarriedStream(
             base_offset=state.base_offset,
-            items=[CarriedItem(topic=item.topic, data=item.data) for item in state.log],
+            items=items,
             publishers={
                 id: CarriedPublisher(sequence=p.sequence, last_seen=p.last_seen)
                 for id, p in state.publishers.items()
@@ -219,20 +236,28 @@ def carried_stream(carried: ContinuedState | None) -> tuple[WorkflowStreamState 
     if carried.stream is not None:
         stream = carried.stream
         return WorkflowStreamState(
-            log=[_WorkflowStreamWireItem(topic=i.topic, data=i.data) for i in stream.items],
+            log=[_WorkflowStreamWireItem(topic=i.topic, data=_wire(i)) for i in stream.items],
             base_offset=stream.base_offset,
             publishers={
                 id: PublisherState(sequence=p.sequence, last_seen=p.last_seen)
                 for id, p in stream.publishers.items()
             },
         ), carried.event_seq
-    converter = workflow.payload_converter()
     base = carried.events[0].seq - 1 if carried.events else carried.event_seq
     log = [
         _WorkflowStreamWireItem(
             topic=STREAM_TOPIC_EVENTS,
-            data=base64.b64encode(converter.to_payload(event).SerializeToString()).decode(),
+            data=_wire(CarriedItem(topic=STREAM_TOPIC_EVENTS, event=event)),
         )
         for event in carried.events
     ]
     return WorkflowStreamState(log=log, base_offset=base), carried.event_seq
+
+
+def _wire(item: CarriedItem) -> str:
+    """A carried item as the library keeps it (base64 of the serialized ``Payload``)."""
+    if item.data:
+        return item.data
+    value = item.event if item.event is not None else item.delta
+    payload = workflow.payload_converter().to_payload(value)
+    return base64.b64encode(payload.SerializeToString()).decode()

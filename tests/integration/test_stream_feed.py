@@ -25,6 +25,7 @@ from durable_agent.contract import (
     StreamRequest,
 )
 from tests.helpers import eventually
+from workflows.feed import CARRIED
 
 
 async def _stream(conversation: Conversation, client: Client, after: int = -1, **kw) -> StreamPage:
@@ -107,23 +108,26 @@ async def test_the_stream_carries_on_across_continue_as_new(
     )
     await conversation.send_message("What is 6 * 7?")
     await _publish_delta(client, conversation.id, "kept ")
-    first = await eventually(
+    await eventually(
         lambda: _stream(conversation, client),
         until=lambda p: any(item.delta for item in p.items),
     )
-    await conversation.send_message("What is 1 + 1?")
+    await conversation.send_message("Hello")  # a short turn: 4 events
     await eventually(conversation.status, until=lambda s: s.runs >= 3)
-    # Carried into the next run with the newest items (CARRIED): the delta is there.
+    # Carried into the next run with the newest items (CARRIED): the delta is there,
+    # decoded as it was published.
     carried = await _stream(conversation, client)
-    assert any(item.delta and item.delta.text == "kept " for item in carried.items)
+    assert len(carried.items) == CARRIED and carried.missed == carried.items[0].offset
+    assert [i.delta for i in carried.items if i.delta] == [
+        ModelDelta(turn=1, model_call=1, kind="text", text="kept ")
+    ]
     await conversation.send_message("What is 2 + 2?")
-    page = await _stream(conversation, client, after=first.items[-1].offset)
-    # The next runs' items follow on, none missed, offsets contiguous.
+    cursor = carried.items[-1].offset
+    page = await _stream(conversation, client, after=cursor)
+    # The next run's items follow on, none missed, offsets contiguous.
     assert page.missed == 0
-    assert [i.offset for i in page.items] == list(
-        range(first.items[-1].offset + 1, page.next_offset)
-    )
-    assert [i.event.turn for i in page.items if i.event and i.event.kind == "reply"] == [2, 3]
+    assert [i.offset for i in page.items] == list(range(cursor + 1, page.next_offset))
+    assert [i.event.turn for i in page.items if i.event and i.event.kind == "reply"] == [3]
 
 
 async def test_a_library_subscriber_follows_continue_as_new_and_ends_with_the_conversation(
@@ -144,6 +148,12 @@ async def test_a_library_subscriber_follows_continue_as_new_and_ends_with_the_co
     reader = asyncio.ensure_future(subscribe())
     for n in range(3):
         await conversation.send_message(f"What is {n} * 7?")
+        # A reader that keeps up (a chat window): one further behind than the items a
+        # run carries (``CARRIED``) is sent back to the oldest kept by the library.
+        await eventually(
+            lambda: asyncio.sleep(0, [k for _, k in seen].count("reply")),
+            until=lambda replies, n=n: replies == n + 1,
+        )
     await conversation.end()
     await conversation.result()
     await asyncio.wait_for(reader, timeout=30)
