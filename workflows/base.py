@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent.toolsets import McpToolset
 
 
+from workflows.answered import Answered
 from workflows.approvals import ApprovalDesk
 from workflows.journal import Journal
 from workflows.permits import TenantPermits
@@ -59,7 +60,7 @@ class ConversationBase:
     """The transcript the model sees."""
     _pending: list[Pending]
     _replies: dict[str, Reply]
-    _answered: dict[str, Reply]
+    _answered: Answered
     _state: ConversationState
     _turns: int
     _turns_at_start: int

@@ -10,6 +10,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from workflows.answered import Answered
 from workflows.approvals import ApprovalDesk
 from workflows.permits import TenantPermits
 from workflows.policies import ANSWERED_CARRIED
@@ -56,8 +57,8 @@ class Continues(ToolStep):
         # Replies of recent messages by update id, carried across continue-as-new: a
         # retried update (the gateway's Idempotency-Key) that reaches the next run gets
         # the reply it had (Temporal deduplicates update ids only within a run).
-        self._answered = (
-            {a.update_id: a.reply for a in input.continued.answered} if input.continued else {}
+        self._answered = Answered(
+            (a.update_id, a.reply) for a in (input.continued.answered if input.continued else [])
         )
         self._state = "idle"
         self._turns = 0

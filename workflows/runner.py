@@ -39,6 +39,7 @@ PASSTHROUGH_MODULES = (
     # The workflow's helpers: deterministic (they call only the ``workflow`` API), no
     # module state. Imported once per worker instead of once per cached conversation.
     "workflows.agent",
+    "workflows.answered",
     "workflows.approvals",
     "workflows.base",
     "workflows.compaction",
