@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import time
 import uuid
@@ -14,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from bench.processes import worker_process
@@ -393,3 +395,41 @@ async def test_a_streamed_turn_shows_the_sub_agents_output_under_its_call(
     # deltas are its reply.
     assert "42" in "".join(d.text for d in relayed if d.kind == "text")
     assert "".join(d.text for d in own if d.kind == "text" and d.model_call == 2) == reply.text
+
+
+async def test_cancelling_the_parent_cancels_the_childs_running_tool_call(
+    client: Client, task_queue: str, tool_server: FakeToolServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The cascade reaches the activity: the child's tool call, stuck on a slow
+    service, hears of the cancellation at its next heartbeat and stops, well before
+    the 60 s the service would take."""
+    tool_server.faults.add(Fault(delay=60.0, path="/v1/forecast"))
+    weather = SubAgent(name="weather", input=ConversationInput(tools=["get_weather"]))
+    conversation = await start_conversation(client, delegating(weather), task_queue=task_queue)
+    turn = asyncio.create_task(
+        conversation.send_message(use("weather", "What's the weather in Berlin?"))
+    )
+    await eventually(
+        _async(lambda: [r for r in tool_server.requests if r.path == "/v1/forecast"]), timeout=30
+    )
+    ((child_id, _),) = await children(client, conversation.id)
+    child = client.get_workflow_handle(child_id)
+    started = time.monotonic()
+    caplog.clear()
+    await conversation.cancel()
+    await eventually(
+        child.describe, until=lambda d: d.status == WorkflowExecutionStatus.CANCELED, timeout=15
+    )
+    assert "ACTIVITY_TASK_CANCEL_REQUESTED" in await history_events(child)
+
+    def tool_call_ended() -> list[logging.LogRecord]:
+        return [
+            r
+            for r in caplog.records
+            if r.name == "temporalio.activity"
+            and getattr(r, "temporal_activity", {}).get("activity_type") == "tool.get_weather"
+        ]
+
+    await eventually(_async(tool_call_ended), timeout=15)
+    assert time.monotonic() - started < 15
+    turn.cancel()
