@@ -195,6 +195,11 @@ SCENARIOS: dict[str, tuple[str, Scenario, ConversationInput]] = {
         ConversationInput(safety=SafetyPolicy(approval_tools=["save_note"])),
     ),
     "offline_provenance": ("offline", provenance, ConversationInput()),
+    "offline_streaming": (
+        "offline",
+        tools_multi_turn,
+        ConversationInput(stream=True, continue_as_new_after_turns=2),
+    ),
     "offline_delegation": (
         "offline",
         delegation,

@@ -70,6 +70,9 @@ def test_golden_histories_are_committed() -> None:
         # (delegation-v1); and that sub-agent's own history.
         "offline_delegation",
         "offline_delegation_child",
+        # Streamed turns across continue-as-new: the model activity's publish signals,
+        # the tails the workflow publishes, the stream carried between runs.
+        "offline_streaming",
     } <= names
     updates = json.loads((HISTORY_DIR / "offline_approvals.json").read_text())["events"]
     names_used = [
@@ -88,6 +91,9 @@ def test_golden_histories_are_committed() -> None:
     assert delegation.count("startChildWorkflowExecutionInitiatedEventAttributes") == 4
     assert '"child_approval"' in delegation
     assert '"parent_decision"' in (HISTORY_DIR / "offline_delegation_child.json").read_text()
+    streaming = (HISTORY_DIR / "offline_streaming.json").read_text()
+    assert streaming.count('"signalName": "__temporal_workflow_stream_publish"') >= 3
+    assert len(json.loads(streaming)["runs"]) >= 2
 
 
 @pytest.mark.parametrize(
