@@ -60,6 +60,9 @@ class TranscriptCache:
         self._capacity = capacity
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._archives: OrderedDict[str, list[Message]] = OrderedDict()
+        self._contexts: dict[str, ModelContext] = {}
+        """Distinct system prompts and tools, by their JSON: conversations alike share
+        one copy (read only)."""
         self.hits = 0
         self.misses = 0
 
@@ -103,10 +106,22 @@ class TranscriptCache:
         previous = self._entries.get(workflow_id)
         if context is None and previous is not None and previous.run_id == run_id:
             context = previous.context
+        elif context is not None:
+            context = self._alike(context)
         self._entries[workflow_id] = _Entry(run_id, messages, context)
         self._entries.move_to_end(workflow_id)
         while len(self._entries) > self._capacity:
             self._entries.popitem(last=False)
+
+    def _alike(self, context: ModelContext) -> ModelContext:
+        """``context`` with the system prompt and tools of an equal one already cached."""
+        key = context.model_copy(update={"seq": 0}).model_dump_json()
+        shared = self._contexts.get(key)
+        if shared is None:
+            if len(self._contexts) < self._capacity:
+                self._contexts[key] = context
+            return context
+        return context.model_copy(update={"system": shared.system, "tools": shared.tools})
 
 
 async def full_request(
