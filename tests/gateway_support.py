@@ -93,28 +93,34 @@ def lines_of(response: httpx.Response) -> AsyncIterator[str]:
     return _LINES[response]
 
 
+async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str, str | None]]:
+    """The Server-Sent Events of a streamed response: ``(event, data, id)`` each (a
+    comment or a ``retry:`` line is no event)."""
+    kind, data, id = "message", "", None
+    async for line in lines_of(response):
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            data += line[6:]
+        elif line.startswith("id: "):
+            id = line[4:]
+        elif line == "" and data:
+            yield kind, data, id
+            kind, data, id = "message", "", None
+
+
 async def read_events(
     response: httpx.Response, *, until: str = "reply", limit: int = 200, timeout: float = 30
 ) -> list[tuple[str, dict[str, Any], str | None]]:
     """Parse a Server-Sent Events stream into ``(event, data, id)`` until an event of
     type ``until`` (inclusive), at most ``limit`` events, within ``timeout`` seconds."""
     events: list[tuple[str, dict[str, Any], str | None]] = []
-    kind, data, seq = "message", "", None
 
     async def consume() -> None:
-        nonlocal kind, data, seq
-        async for line in lines_of(response):
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                data += line[6:]
-            elif line.startswith("id: "):
-                seq = line[4:]
-            elif line == "" and data:
-                events.append((kind, json.loads(data), seq))
-                if kind == until or len(events) >= limit:
-                    return
-                kind, data, seq = "message", "", None
+        async for kind, data, id in sse_events(response):
+            events.append((kind, json.loads(data), id))
+            if kind == until or len(events) >= limit:
+                return
 
     await asyncio.wait_for(consume(), timeout)
     return events

@@ -36,7 +36,7 @@ from durable_agent.devserver import DevServer
 from durable_agent.streaming import TurnText
 from durable_agent.testing.fake_tools import FakeToolServer
 from tests.conftest import make_settings
-from tests.gateway_support import key_entries, lines_of, serving, tenants
+from tests.gateway_support import key_entries, serving, sse_events, tenants
 from tests.helpers import ROOT, eventually, run_command, running_worker
 
 PACE = 0.05
@@ -172,23 +172,13 @@ async def read_sse(
 ) -> list[tuple[str, dict[str, Any], str]]:
     """``(event, data, id)`` of the items of an SSE stream until ``done(items)``."""
     got: list[tuple[str, dict[str, Any], str]] = []
-    kind, data, id = "message", "", ""
 
     async def consume() -> None:
-        nonlocal kind, data, id
-        async for line in lines_of(response):
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                data += line[6:]
-            elif line.startswith("id: "):
-                id = line[4:]
-            elif line == "" and data:
-                if id:
-                    got.append((kind, json.loads(data), id))
-                    if done(got):
-                        return
-                kind, data, id = "message", "", ""
+        async for kind, data, id in sse_events(response):
+            if id:
+                got.append((kind, json.loads(data), id))
+                if done(got):
+                    return
 
     await asyncio.wait_for(consume(), timeout)
     return got
