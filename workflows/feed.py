@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -194,7 +195,9 @@ class EventFeed:
     def carry(self) -> tuple[CarriedStream, int]:
         """The newest items and the last event's ``seq``, for the next run."""
         self.stream.keep(CARRIED)
-        state = self.stream.get_state()
+        # No publisher's dedup state: between turns none can still publish into the
+        # next run (the model activity's handle is pinned to this run, which closes).
+        state = self.stream.get_state(publisher_ttl=timedelta(0))
         converter = workflow.payload_converter()
         items = [
             CarriedItem(

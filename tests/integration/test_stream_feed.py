@@ -121,6 +121,12 @@ async def test_the_stream_carries_on_across_continue_as_new(
     assert [i.delta for i in carried.items if i.delta] == [
         ModelDelta(turn=1, model_call=1, kind="text", text="kept ")
     ]
+    # ... but not its publisher's dedup state: nothing publishes into a run it was not
+    # called from, so the next run's input carries none.
+    started = (await conversation.handle.fetch_history()).events[0]
+    attributes = started.workflow_execution_started_event_attributes
+    continued = json.loads(attributes.input.payloads[0].data)["continued"]
+    assert continued["stream"]["publishers"] == {} and continued["stream"]["items"]
     await conversation.send_message("What is 2 + 2?")
     cursor = carried.items[-1].offset
     page = await _stream(conversation, client, after=cursor)
