@@ -33,7 +33,7 @@ from durable_agent.client import connect_with, start_conversation
 from durable_agent.codec import ENCODING, KEY_ID, EncryptionCodec, data_converter, new_key
 from durable_agent.codec_server import CodecService, serve_codec
 from durable_agent.config import Settings
-from durable_agent.contract import ConversationInput
+from durable_agent.contract import QUERY_STREAM, ConversationInput, StreamPage, StreamRequest
 from durable_agent.devserver import DevServer, free_port
 from durable_agent.testing.fake_tools import FakeToolServer
 from tests.conftest import make_settings
@@ -387,22 +387,25 @@ def stored_in_base64(server: DevServer, text: str) -> bool:
 
 
 async def stream_a_turn(client: Client, queue: str, text: str) -> str:
-    """A conversation that streams its turns and continues as new after each (so the
-    stream is carried in a run's input too); the text of its deltas."""
+    """A conversation that streams its turns, read by the ``stream`` query after the
+    first, then continues as new after the second (so the stream is carried in a run's
+    input too); the text of the first turn's deltas."""
     conversation = await start_conversation(
         client,
         ConversationInput(
-            tenant=f"tenant-{uuid.uuid4().hex[:8]}", stream=True, continue_as_new_after_turns=1
+            tenant=f"tenant-{uuid.uuid4().hex[:8]}", stream=True, continue_as_new_after_turns=2
         ),
         task_queue=queue,
     )
     async with asyncio.timeout(60):
         await conversation.send_message(text)
+        page = await conversation.handle.query(
+            QUERY_STREAM, StreamRequest(), result_type=StreamPage
+        )
         await conversation.send_message("What is 6 * 7?")
         await conversation.end()
         await conversation.result()
-        items = [item async for item in conversation.stream()]
-    return "".join(i.delta.text for i in items if i.delta is not None)
+    return "".join(i.delta.text for i in page.items if i.delta is not None)
 
 
 async def test_streamed_model_output_is_stored_encrypted(
@@ -424,10 +427,13 @@ async def test_streamed_model_output_is_stored_encrypted(
         control = await stream_a_turn(client, queue, f"Search the web for {in_clear}")
     assert in_clear in control
 
-    # Without the codec, the streamed text is in the database (base64, inside the
-    # publish signals and the carried stream); with it, in no form at all.
-    await eventually(
-        lambda: asyncio.to_thread(stored_in_base64, temporal_server, in_clear), timeout=10
-    )
+    # Without the codec, the streamed text is in the database (in the publish signals,
+    # as base64, and in the tail a call's result carries); with it, in no form at all.
+    async def control_stored() -> bool:
+        return stored_in_base64(temporal_server, in_clear) or await stored(
+            temporal_server, in_clear
+        )
+
+    await eventually(control_stored, timeout=10)
     assert not stored_in_base64(temporal_server, secret)
     assert not await stored(temporal_server, secret)
