@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 
-from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
+from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState, _stream, _types
 from temporalio.contrib.workflow_streams._types import _WorkflowStreamWireItem
 
 from workflows.feed import CARRIED, HELD, IDLE_HELD, ConversationStream
@@ -31,3 +32,14 @@ def test_carried_state_has_the_fields_the_feed_fills() -> None:
 
 def test_retention_is_ordered() -> None:
     assert CARRIED < IDLE_HELD < HELD
+
+
+def test_the_library_reads_an_items_data_only_as_bytes() -> None:
+    # ConversationStream keeps items packed (feed._Packed): only these two reads work on them.
+    reads = set(re.findall(r"(\w+)\(item\.data", inspect.getsource(WorkflowStream)))
+    assert reads == {"_encode_payload", "_payload_wire_size", "_decode_payload"}
+    assert "payload.SerializeToString()" in inspect.getsource(_types._encode_payload)
+    assert "payload.ByteSize()" in inspect.getsource(_stream._payload_wire_size)
+    # _decode_payload(item.data) decodes a carried wire item, not a log item:
+    assert "prior_state.log" in inspect.getsource(WorkflowStream.__init__)
+    assert "item.data" not in inspect.getsource(WorkflowStream.truncate)
