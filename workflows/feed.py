@@ -63,10 +63,12 @@ HELD = 512
 IDLE_HELD = 64
 """Items kept between turns: a reader polling once a second misses none of a busy turn."""
 CARRIED = 8
-"""Items carried into the next run: the end of the last turn, more than a reader
-polling the stream once a second misses (the run continues as new right after a reply,
-and readers poll fast while a turn runs). Each is about 300 bytes of the next run's
-start event."""
+"""Items carried into the next run at least: the end of the last turn (the run
+continues as new right after a reply). Each is about 300 bytes of the next run's start
+event (and of the continued-as-new event)."""
+CARRIED_MAX = 16
+"""Items carried at most: the whole last turn up to this many, so a reader that reads
+once a turn misses none of a turn with a few tool calls."""
 RESULT_PREVIEW = 200
 """Characters of a tool result a reply event keeps."""
 
@@ -159,6 +161,8 @@ class EventFeed:
         self._topic = stream.topic(STREAM_TOPIC_EVENTS)
         self._deltas = stream.topic(STREAM_TOPIC_DELTAS)
         self._last_seq = last_seq
+        self._turn_start = 0
+        """The offset of the last ``turn_started`` event (of this run)."""
 
     def emit(self, kind: EventKind, turn: int, **fields: Any) -> None:
         """Record one event at the current workflow time."""
@@ -175,6 +179,8 @@ class EventFeed:
                 }
             )
         self._last_seq = self.stream.next_offset + 1
+        if kind == "turn_started":
+            self._turn_start = self.stream.next_offset
         self._topic.publish(
             ConversationEvent(seq=self._last_seq, at=workflow.now(), kind=kind, turn=turn, **fields)
         )
@@ -235,7 +241,8 @@ class EventFeed:
 
     def carry(self) -> tuple[CarriedStream, int]:
         """The newest items and the last event's ``seq``, for the next run."""
-        self.stream.keep(CARRIED)
+        last_turn = self.stream.next_offset - self._turn_start
+        self.stream.keep(min(max(last_turn, CARRIED), CARRIED_MAX))
         # No publisher's dedup state: between turns none can still publish into the
         # next run (the model activity's handle is pinned to this run, which closes).
         state = self.stream.get_state(publisher_ttl=timedelta(0))

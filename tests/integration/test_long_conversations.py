@@ -21,6 +21,7 @@ from durable_agent.contract import (
     SIGNAL_FORCE_BREAKER,
     UPDATE_SEND_MESSAGE,
     BreakerCommand,
+    ConversationEvent,
     ConversationInput,
     EventPage,
     EventsRequest,
@@ -188,22 +189,31 @@ async def test_continue_as_new_after_a_number_of_turns(
     config = ConversationInput(continue_as_new_after_turns=2, safety=NOTES_AFTER_WEATHER)
     conversation = await start_conversation(client, config, task_queue=task_queue)
     usage = 0
-    cursor = 0
+    cursor = first = lagging = 0
+    seen: list[ConversationEvent] = []
     for n in range(7):
         reply = await conversation.send_message(MESSAGES[n % 3].format(n=n))
         usage += reply.usage.input_tokens
         assert reply.turn == n + 1
-        if n == 4:  # a reader of the event feed, mid-conversation (run 3)
-            cursor = (await _events(conversation, 0)).last_seq
+        if n == 2:  # a reader of the event feed that stops reading (run 2)
+            lagging = (await _events(conversation, 0)).last_seq
+        if n == 4:  # and one from here (run 3) on
+            cursor = first = (await _events(conversation, 0)).last_seq
+        elif n > 4:  # the first reads after each turn
+            page = await _events(conversation, cursor)
+            assert page.missed == 0
+            seen += page.events
+            cursor = page.last_seq
     status = await conversation.status()
     assert status.runs == 4 and status.turns == 7
-    # The feed carries on across runs: after the cursor, the next events, none missed.
-    page = await _events(conversation, cursor)
-    assert page.missed == 0 and [e.seq for e in page.events] == list(
-        range(cursor + 1, page.last_seq + 1)
-    )
-    replies = [e.reply for e in page.events if e.reply]
+    # The feed carries on across runs: a reader that keeps up misses no event.
+    assert [e.seq for e in seen] == list(range(first + 1, cursor + 1))
+    replies = [e.reply for e in seen if e.reply]
     assert [r.turn for r in replies] == [6, 7] and replies[-1] == reply
+    # One further behind than a run carries (the last turn) is told how many it missed.
+    late = await _events(conversation, lagging)
+    assert late.missed > 0 and late.events[0].seq == lagging + late.missed + 1
+    assert late.events[-1].seq == cursor
     assert status.usage.input_tokens == usage  # counters exact across runs
     assert len(await _runs(client, conversation.id)) == 4
     await conversation.end()
