@@ -39,7 +39,21 @@ def share_alike(input: ConversationInput) -> None:
 def _alike(field: str, key: str, value: _T) -> _T:
     found = _shared.get((field, key))
     if found is not None:
-        return found  # type: ignore[return-value]  # stored under its field's key
+        if _key_of(found) == key:
+            return found  # type: ignore[return-value]  # stored under its field's key
+        # Changed in place by some conversation: never handed out again (a policy must
+        # not leak between conversations). Loud, so the code that did it gets fixed.
+        del _shared[(field, key)]
+        if workflow.in_workflow():
+            workflow.logger.error(
+                "a shared %s was changed in place; not shared any more", field,
+                extra={"event": "shared_input_changed", "field": field},
+            )  # fmt: skip
+        return value
     if len(_shared) < MAX_SHARED:
         _shared.setdefault((field, key), value)
     return value
+
+
+def _key_of(value: object) -> str:
+    return value if isinstance(value, str) else value.model_dump_json()  # type: ignore[attr-defined]

@@ -37,3 +37,14 @@ def test_different_parts_are_not_shared() -> None:
     assert other.safety is not plain.safety
     assert other == strict
     assert other.limits is plain.limits  # what is alike is still shared
+
+
+def test_a_shared_part_changed_in_place_is_not_handed_out_again() -> None:
+    strict = ConversationInput(safety=SafetyPolicy(approval_tools=["save_note"]))
+    first = decoded(strict)
+    share_alike(first)
+    first.safety.approval_tools.append("web_search")  # a bug somewhere: shared, mutated
+    second = decoded(strict)
+    share_alike(second)
+    assert second.safety is not first.safety
+    assert second == strict  # the policy it was given, not the changed one
