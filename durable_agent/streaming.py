@@ -138,7 +138,9 @@ class StreamCursor:
         elif self.writing:
             self._interval = min(self._interval * 1.25, pace.flowing_seconds)
         else:
-            self._interval = min(max(self._interval, pace.active_seconds / 2) * 2, pace.idle_seconds)
+            self._interval = min(
+                max(self._interval, pace.active_seconds / 2) * 2, pace.idle_seconds
+            )
 
     def wait_seconds(self) -> float:
         """How long to wait before the next poll: none when more is ready, else as

@@ -54,6 +54,7 @@ DELEGATION_PATCH = "delegation-v1"
 workflows, and a sub-agent's task queued as its one message (``workflows.delegation``).
 Asked only by conversations that have sub-agents or are one."""
 
+
 @dataclass(frozen=True)
 class Version:
     """One patch id, as a row of the table below."""
