@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import uuid
+from pathlib import Path
 
 from temporalio.client import Client
 
@@ -240,3 +241,38 @@ async def test_cli_transcript_is_whole_after_continue_as_new(
     transcript = json.loads(out)
     assert transcript["archived"] is None and len(transcript["messages"]) == 12
     assert transcript["messages"][0]["content"][0]["text"] == "What is 0 + 2?"
+
+
+async def test_cli_agent_delegates_to_a_sub_agent(
+    temporal_server: DevServer, task_queue: str, tmp_path: Path
+) -> None:
+    """A profile with a sub-agent, through the CLI: the reply shows the delegation,
+    ``status`` lists it with its carve-out and spend."""
+    profiles = tmp_path / "agents.yaml"
+    profiles.write_text(
+        "profiles:\n"
+        "  triage:\n"
+        "    tools: [calculator]\n"
+        "    subagents: {maths: {budget: {usd: '0.10', model_calls: 3}}}\n"
+        "  maths:\n"
+        "    description: Does arithmetic.\n"
+        "    tools: [calculator]\n"
+    )
+    env = os.environ | {"AGENT_PROFILES_FILE": str(profiles)}
+    conversation = _id()
+    code, _, err = await run_command(
+        sys.executable, "starter.py", "start", "--server", temporal_server.address,
+        "--task-queue", task_queue, "-c", conversation, "--agent", "triage", env=env,
+    )  # fmt: skip
+    assert code == 0, err
+    task = json.dumps({"task": "What is 6 * 7?"})
+    code, out, err = await starter(
+        temporal_server, "send", "-c", conversation, f"use delegate_to_maths {task}"
+    )
+    assert code == 0, err
+    assert "delegate_to_maths" in out and "→ ok" in out and "42" in out
+    code, out, err = await starter(temporal_server, "status", "--json", "-c", conversation)
+    assert code == 0, err
+    (delegation,) = json.loads(out)["delegations"]
+    assert delegation["agent"] == "maths" and delegation["outcome"] == "ok"
+    assert delegation["budget"]["usd"] == "0.10" and delegation["spent"]["model_calls"] == 2
