@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import socket
 import sys
 import threading
@@ -275,6 +276,9 @@ def serve_until_interrupted(
     parser = argparse.ArgumentParser(description=f"{label} on 127.0.0.1.")
     parser.add_argument("--port", type=int, default=default_port, help="0 picks a free port")
     args = parser.parse_args(argv)
+    # Ctrl-C stops it however it was started: a shell starts a background job (``&``)
+    # with SIGINT ignored, which a child inherits and Python then keeps ignoring.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with fake(port=args.port, verbose=True) as srv:
         try:
             print(f"{label} at {srv.base_url} (Ctrl-C to stop)", flush=True)
