@@ -218,7 +218,9 @@ async def test_concurrent_conversations_of_one_tenant_share_governor_updates(
             for e in history.events
             if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
         ]
-        assert 1 <= len(updates) < state.granted
+        # Requests refused while the burst was lent out are asked again: count those too.
+        requests = state.granted + state.denied
+        assert 1 <= len(updates) < requests, (len(updates), state.granted, state.denied)
         await asyncio.gather(*(c.end() for c in conversations))
 
 
