@@ -330,29 +330,19 @@ class ContinuedState(_Model):
 
 
 class CarriedItem(_Model):
-    """One stream item carried across continue-as-new: its value (an event or a
-    delta), or, as runs before 2026-12-07 carried it, the base64 of the serialized
-    ``Payload`` the Workflow Streams library keeps (a third larger)."""
+    """One stream item carried across continue-as-new: an event or a delta."""
 
-    topic: str
-    data: str = ""
     event: ConversationEvent | None = None
     delta: ModelDelta | None = None
 
 
-class CarriedPublisher(_Model):
-    """What the stream remembers of a publisher, to drop a batch it sends twice."""
-
-    sequence: int
-    last_seen: datetime
-
-
 class CarriedStream(_Model):
-    """A conversation's stream carried across continue-as-new."""
+    """The newest items of a conversation's stream, carried across continue-as-new
+    (not the publishers' dedup state: nothing publishes into a run it was not called
+    from)."""
 
     base_offset: int
     items: list[CarriedItem] = []
-    publishers: dict[str, CarriedPublisher] = {}
 
 
 class AnsweredMessage(_Model):

@@ -25,17 +25,13 @@ reply is the update's result and in the transcript).
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 from temporalio import workflow
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.workflow_streams import (
-    PublisherState,
-    WorkflowStream,
-    WorkflowStreamState,
-)
+from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
 from temporalio.contrib.workflow_streams._types import PublishInput, _WorkflowStreamWireItem
 
 with workflow.unsafe.imports_passed_through():
@@ -43,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
         STREAM_TOPIC_DELTAS,
         STREAM_TOPIC_EVENTS,
         CarriedItem,
-        CarriedPublisher,
         CarriedStream,
         ContinuedState,
         ConversationEvent,
@@ -71,6 +66,12 @@ CARRIED_MAX = 16
 once a turn misses none of a turn with a few tool calls."""
 RESULT_PREVIEW = 200
 """Characters of a tool result a reply event keeps."""
+ALL_TOPICS = (STREAM_TOPIC_EVENTS, STREAM_TOPIC_DELTAS)
+TOPIC_TYPES: dict[str, type[ConversationEvent] | type[ModelDelta]] = {
+    STREAM_TOPIC_EVENTS: ConversationEvent,
+    STREAM_TOPIC_DELTAS: ModelDelta,
+}
+"""What each topic's items are."""
 
 
 class ConversationStream(WorkflowStream):
@@ -198,14 +199,9 @@ class EventFeed:
 
     def page(self, request: EventsRequest, ended: bool) -> EventPage:
         """Events after ``request.after`` (a ``seq``), oldest first, at most ``request.limit``."""
-        converter = workflow.payload_converter()
-        events: list[ConversationEvent] = []
-        for _, _, payload in self.stream.items(request.after - 1, (STREAM_TOPIC_EVENTS,)):
-            if len(events) == request.limit:
-                break
-            events.append(converter.from_payload(payload, ConversationEvent))
+        values = self._values(request.after - 1, (STREAM_TOPIC_EVENTS,))
         return EventPage(
-            events=events,
+            events=[value for _, value in islice(values, request.limit)],
             last_seq=self._last_seq,
             missed=self._missed(request.after - 1),
             ended=ended,
@@ -213,26 +209,22 @@ class EventFeed:
 
     def read(self, request: StreamRequest, ended: bool) -> StreamPage:
         """Items after offset ``request.after``, oldest first, at most ``request.limit``."""
-        converter = workflow.payload_converter()
-        topics = (
-            (STREAM_TOPIC_EVENTS, STREAM_TOPIC_DELTAS) if request.deltas else (STREAM_TOPIC_EVENTS,)
-        )
-        items: list[StreamItem] = []
-        for offset, topic, payload in self.stream.items(request.after, topics):
-            if len(items) == request.limit:
-                break
-            if topic == STREAM_TOPIC_EVENTS:
-                event = converter.from_payload(payload, ConversationEvent)
-                items.append(StreamItem(offset=offset, event=event))
-            else:
-                delta = converter.from_payload(payload, ModelDelta)
-                items.append(StreamItem(offset=offset, delta=delta))
+        topics = ALL_TOPICS if request.deltas else (STREAM_TOPIC_EVENTS,)
+        values = self._values(request.after, topics)
         return StreamPage(
-            items=items,
+            items=[_item(offset, value) for offset, value in islice(values, request.limit)],
             next_offset=self.stream.next_offset,
             missed=self._missed(request.after),
             ended=ended,
         )
+
+    def _values(
+        self, after: int, topics: Sequence[str]
+    ) -> Iterator[tuple[int, ConversationEvent | ModelDelta]]:
+        """``(offset, event or delta)`` of the items after offset ``after``, decoded."""
+        converter = workflow.payload_converter()
+        for offset, topic, payload in self.stream.items(after, topics):
+            yield offset, converter.from_payload(payload, TOPIC_TYPES[topic])
 
     def _missed(self, after: int) -> int:
         """Items after offset ``after`` no longer kept (events, and deltas of streamed
@@ -240,35 +232,22 @@ class EventFeed:
         return max(0, self.stream.base - after - 1)
 
     def carry(self) -> tuple[CarriedStream, int]:
-        """The newest items and the last event's ``seq``, for the next run."""
+        """The newest items and the last event's ``seq``, for the next run. No
+        publisher's dedup state: between turns none can still publish into the next run
+        (the model activity's handle is pinned to this run, which closes)."""
         last_turn = self.stream.next_offset - self._turn_start
         self.stream.keep(min(max(last_turn, CARRIED), CARRIED_MAX))
-        # No publisher's dedup state: between turns none can still publish into the
-        # next run (the model activity's handle is pinned to this run, which closes).
-        state = self.stream.get_state(publisher_ttl=timedelta(0))
-        converter = workflow.payload_converter()
-        items = [
-            CarriedItem(
-                topic=topic,
-                event=converter.from_payload(payload, ConversationEvent)
-                if topic == STREAM_TOPIC_EVENTS
-                else None,
-                delta=converter.from_payload(payload, ModelDelta)
-                if topic == STREAM_TOPIC_DELTAS
-                else None,
-            )
-            for _, topic, payload in self.stream.items(
-                -1, (STREAM_TOPIC_EVENTS, STREAM_TOPIC_DELTAS)
-            )
-        ]
-        return CarriedStream(
-            base_offset=state.base_offset,
-            items=items,
-            publishers={
-                id: CarriedPublisher(sequence=p.sequence, last_seen=p.last_seen)
-                for id, p in state.publishers.items()
-            },
-        ), self._last_seq
+        items = [CarriedItem(**_slot(value)) for _, value in self._values(-1, ALL_TOPICS)]
+        return CarriedStream(base_offset=self.stream.base, items=items), self._last_seq
+
+
+def _item(offset: int, value: ConversationEvent | ModelDelta) -> StreamItem:
+    return StreamItem(offset=offset, **_slot(value))
+
+
+def _slot(value: ConversationEvent | ModelDelta) -> dict[str, Any]:
+    """An item's value as the field it fills (``event`` or ``delta``)."""
+    return {"event": value} if isinstance(value, ConversationEvent) else {"delta": value}
 
 
 def restored_feed(carried: ContinuedState | None) -> EventFeed:
@@ -285,30 +264,19 @@ def carried_stream(carried: ContinuedState | None) -> tuple[WorkflowStreamState 
     if carried is None:
         return None, 0
     if carried.stream is not None:
-        stream = carried.stream
-        return WorkflowStreamState(
-            log=[_WorkflowStreamWireItem(topic=i.topic, data=_wire(i)) for i in stream.items],
-            base_offset=stream.base_offset,
-            publishers={
-                id: PublisherState(sequence=p.sequence, last_seen=p.last_seen)
-                for id, p in stream.publishers.items()
-            },
-        ), carried.event_seq
-    base = carried.events[0].seq - 1 if carried.events else carried.event_seq
-    log = [
-        _WorkflowStreamWireItem(
-            topic=STREAM_TOPIC_EVENTS,
-            data=_wire(CarriedItem(topic=STREAM_TOPIC_EVENTS, event=event)),
-        )
-        for event in carried.events
-    ]
+        values = [item.event or item.delta for item in carried.stream.items]
+        base = carried.stream.base_offset
+    else:
+        values = list(carried.events)
+        base = carried.events[0].seq - 1 if carried.events else carried.event_seq
+    log = [_wire(value) for value in values if value is not None]
     return WorkflowStreamState(log=log, base_offset=base), carried.event_seq
 
 
-def _wire(item: CarriedItem) -> str:
-    """A carried item as the library keeps it (base64 of the serialized ``Payload``)."""
-    if item.data:
-        return item.data
-    value = item.event if item.event is not None else item.delta
+def _wire(value: ConversationEvent | ModelDelta) -> _WorkflowStreamWireItem:
+    """An item as the library carries it (base64 of the serialized ``Payload``)."""
     payload = workflow.payload_converter().to_payload(value)
-    return base64.b64encode(payload.SerializeToString()).decode()
+    topic = STREAM_TOPIC_EVENTS if isinstance(value, ConversationEvent) else STREAM_TOPIC_DELTAS
+    return _WorkflowStreamWireItem(
+        topic=topic, data=base64.b64encode(payload.SerializeToString()).decode()
+    )
