@@ -364,13 +364,7 @@ class AgentWorkflow(Continues):
         except TimeoutError:
             reply = self._timeout_reply(turn)
         self._close_turn(reply)
-        fields = {
-            "detail": reply.detail,
-            "model_calls": turn.model_calls,
-            "tool_calls": len(turn.tool_calls),
-            "cost_usd": str(turn.budget.spent.usd),
-        }
-        self._journal.turn_ended(reply, fields, self._health.snapshot(self._now()))
+        self._journal.turn_ended(turn, reply, self._health.snapshot(self._now()))
         self._turns = turn.number
         self._state = "idle"
         return reply

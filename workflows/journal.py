@@ -10,7 +10,6 @@ and meters are silent while a worker replays history.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from temporalio import workflow
 
@@ -27,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.feed import EventFeed
 from workflows.telemetry import ConversationTelemetry
+from workflows.turn import Turn
 
 
 class Journal:
@@ -97,17 +97,23 @@ class Journal:
     def safety_flag(self, flag: SafetyFlag) -> None:
         self._telemetry.safety_flag(flag)
 
-    def turn_ended(
-        self, reply: Reply, fields: dict[str, Any], breakers: dict[str, BreakerStatus]
-    ) -> None:
+    def turn_ended(self, turn: Turn, reply: Reply, breakers: dict[str, BreakerStatus]) -> None:
         """The turn's log record and the breakers' state (the reply event follows once
         the reply is delivered: ``replied``)."""
         log = workflow.logger.info if reply.status == "ok" else workflow.logger.warning
         log(
             "turn %d ended %s",
-            reply.turn,
+            turn.number,
             reply.status,
-            extra={"event": "turn", "turn": reply.turn, "status": reply.status} | fields,
+            extra={
+                "event": "turn",
+                "turn": turn.number,
+                "status": reply.status,
+                "detail": reply.detail,
+                "model_calls": turn.model_calls,
+                "tool_calls": len(turn.tool_calls),
+                "cost_usd": str(turn.budget.spent.usd),
+            },
         )
         self._telemetry.breakers(breakers)
 
