@@ -156,10 +156,7 @@ class AgentWorkflow(Continues):
                 if self._pending or self._end_requested:
                     self._journal.feed.stream.attach_pollers()  # this run goes on
                 else:
-                    continued = self._carry(*transcript)
-                    workflow.continue_as_new(
-                        self._input.model_copy(update={"continued": continued})
-                    )
+                    workflow.continue_as_new(self._next_run_input(*transcript))
 
     # --- the public surface: update, signals, queries ------------------------------------
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.api.common.v1 import Payload
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError
 
 from workflows.answered import Answered
@@ -21,6 +22,7 @@ from workflows.transcript import RequestSize
 with workflow.unsafe.imports_passed_through():
     from durable_agent.activity_models import ARCHIVE_ACTIVITY, ArchiveRequest, TranscriptWindow
     from durable_agent.budget import Budget
+    from durable_agent.compact import compact_json
     from durable_agent.contract import (
         AnsweredMessage,
         ContinuedState,
@@ -135,6 +137,16 @@ class Continues(ToolStep):
                 self._last_error = f"transcript archive: {describe(e)}"
                 workflow.logger.warning("%s", self._last_error)
         return self._messages, self._archive
+
+    def _next_run_input(
+        self, messages: list[Message], archive: TranscriptArchive | None
+    ) -> RawValue:
+        """The next run's input: this run's with the state carried (``_carry``), as JSON
+        without the fields at their defaults (``compact_json``). History records it twice,
+        in the continued-as-new event and the next run's start, and most of it is
+        defaults; it decodes to exactly the same input."""
+        input = self._input.model_copy(update={"continued": self._carry(messages, archive)})
+        return RawValue(Payload(metadata={"encoding": b"json/plain"}, data=compact_json(input)))
 
     def _carry(self, messages: list[Message], archive: TranscriptArchive | None) -> ContinuedState:
         """The state the next run starts from (see ``_restore``)."""
