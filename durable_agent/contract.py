@@ -349,7 +349,11 @@ class AnsweredMessage(_Model):
     """A message's update id and the reply it got (carried across continue-as-new)."""
 
     update_id: str
-    reply: Reply
+    reply: Reply | None = None
+    """The reply; None when it is the reply of the carried stream's event ``seq``."""
+    seq: int | None = None
+    """The carried reply event that holds the reply, when it is there (a reply is carried
+    once, not in both)."""
 
 
 class ConversationResult(_Model):

@@ -11,7 +11,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError
 
-from workflows.answered import Answered
+from workflows.answered import carried_replies, restored_replies
 from workflows.approvals import ApprovalDesk
 from workflows.permits import TenantPermits
 from workflows.policies import ANSWERED_CARRIED
@@ -24,7 +24,6 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent.budget import Budget
     from durable_agent.compact import compact_json
     from durable_agent.contract import (
-        AnsweredMessage,
         ContinuedState,
         ConversationInput,
         Message,
@@ -59,9 +58,7 @@ class Continues(ToolStep):
         # Replies of recent messages by update id, carried across continue-as-new: a
         # retried update (the gateway's Idempotency-Key) that reaches the next run gets
         # the reply it had (Temporal deduplicates update ids only within a run).
-        self._answered = Answered(
-            (a.update_id, a.reply) for a in (input.continued.answered if input.continued else [])
-        )
+        self._answered = restored_replies(input.continued)
         self._state = "idle"
         self._turns = 0
         self._model_calls = 0
@@ -172,10 +169,7 @@ class Continues(ToolStep):
             event_seq=event_seq,
             stream=stream,
             delegations=self._delegation_records(),
-            answered=[
-                AnsweredMessage(update_id=update_id, reply=reply)
-                for update_id, reply in list(self._answered.items())[-ANSWERED_CARRIED:]
-            ],
+            answered=carried_replies(self._answered, ANSWERED_CARRIED, stream),
             lease=self._permits.carry(),
             provenance=self._provenance if self._guarded else None,
             toolsets=[toolset.model_dump(mode="json") for toolset in self._toolsets.values()],

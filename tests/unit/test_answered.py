@@ -1,14 +1,29 @@
-"""Replies kept by update id read back equal to what was stored, in order."""
+"""Replies kept by update id read back equal to what was stored, in order, and cross
+continue-as-new once."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from durable_agent.contract import Reply, ToolCallRecord, Usage
-from workflows.answered import Answered
+from durable_agent.budget import Budget
+from durable_agent.contract import (
+    AnsweredMessage,
+    CarriedItem,
+    CarriedStream,
+    ContinuedState,
+    ConversationEvent,
+    Reply,
+    ToolCallRecord,
+    Usage,
+)
+from durable_agent.dependencies import DependencyHealth
+from workflows.answered import Answered, carried_replies, restored_replies
+
+AT = datetime(2026, 12, 1, tzinfo=UTC)
 
 REPLIES = st.builds(
     Reply,
@@ -45,3 +60,34 @@ def test_replies_read_back_equal_in_insertion_order(stored: list[tuple[str, Repl
         del answered[first]
         assert first not in answered and len(answered) == len(expected) - 1
     assert answered.get("never stored") is None
+
+
+def _carried(events: list[ConversationEvent]) -> CarriedStream:
+    return CarriedStream(base_offset=0, items=[CarriedItem(event=e) for e in events])
+
+
+def _reply_event(seq: int, reply: Reply) -> ConversationEvent:
+    return ConversationEvent(seq=seq, at=AT, kind="reply", turn=reply.turn, reply=reply)
+
+
+def test_a_reply_the_carried_stream_holds_is_carried_once() -> None:
+    """Replies in a carried reply event go by its ``seq``; the others (older, or shown
+    cut to a preview) whole; the next run reads back every one, equal."""
+    old, cut, last = (Reply(text=f"reply {n}", turn=n) for n in (1, 2, 3))
+    shown_cut = cut.model_copy(update={"text": "repl"})  # not the same reply
+    answered = Answered([("a", old), ("b", cut), ("c", last)])
+    stream = _carried([_reply_event(7, shown_cut), _reply_event(9, last)])
+    carried = carried_replies(answered, 3, stream)
+    assert [(a.update_id, a.reply, a.seq) for a in carried] == [
+        ("a", old, None), ("b", cut, None), ("c", None, 9),
+    ]  # fmt: skip
+    continued = ContinuedState.model_validate(
+        {
+            "runs": 1, "messages": [], "turns": 3, "model_calls": 3, "last_error": None,
+            "budget": Budget(), "health": DependencyHealth(), "priced_model": None,
+            "flags": [], "decisions": [], "answered": carried, "stream": stream,
+        }
+    )  # fmt: skip
+    assert dict(restored_replies(continued).items()) == {"a": old, "b": cut, "c": last}
+    assert carried_replies(answered, 1, stream) == [AnsweredMessage(update_id="c", seq=9)]
+    assert not restored_replies(None)
