@@ -18,9 +18,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anthropic
 import httpx
 from pydantic import ValidationError
 from temporalio.client import Client
@@ -29,7 +28,7 @@ from temporalio.worker import Worker
 
 from activities.compaction import CompactionActivities
 from activities.governor import GovernorActivities
-from activities.llm import ClaudeBackend, ModelActivities, ModelBackend, OfflineBackend
+from activities.llm import ModelActivities, ModelBackend, OfflineBackend
 from activities.mcp import McpActivities, held_credentials
 from activities.observability import LatencyInterceptor
 from activities.tools import ToolActivities
@@ -47,6 +46,9 @@ from durable_agent.telemetry import configure_tracing, sdk_runtime, tracing_inte
 from durable_agent.tools.loading import load_tools
 from workflows import CONVERSATION_WORKFLOWS, GOVERNOR_WORKFLOWS, WORKFLOW_RUNNER
 
+if TYPE_CHECKING:
+    import anthropic
+
 log = logging.getLogger("durable_agent.worker")
 
 
@@ -62,6 +64,11 @@ def build_backend(settings: Settings) -> tuple[ModelBackend, anthropic.AsyncAnth
     """Claude when configured (or a key is present under ``auto``), else the offline model."""
     if not settings.use_claude():
         return OfflineBackend(pace_seconds=settings.offline_stream_pace_seconds), None
+    # Imported here, at start-up, only for Claude: the SDK is ~60 MiB of resident memory.
+    import anthropic
+
+    from activities.claude import ClaudeBackend
+
     key = settings.anthropic_api_key
     client = anthropic.AsyncAnthropic(
         api_key=key.get_secret_value() if key else None,

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 from temporalio.service import TLSConfig
 
-from activities.llm import ClaudeBackend
+from activities.claude import ClaudeBackend
 from durable_agent.client import tls_config
 from durable_agent.config import Settings
 from worker import build_backend, redactor
