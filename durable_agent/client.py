@@ -26,7 +26,7 @@ import contextlib
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -94,6 +94,10 @@ from durable_agent.tools.registry import select_tools
 _T = TypeVar("_T")
 # The server's failure type for an accepted update whose workflow closed first.
 _CLOSED_MID_UPDATE = "AcceptedUpdateCompletedWorkflow"
+NOT_READY_SECONDS = 60.0
+"""How long a call rides through a conversation that is not ready (see
+``conversation_not_ready``) before ``ConversationUnavailable``."""
+_NOT_READY_FIRST, _NOT_READY_MOST = 0.2, 2.0
 
 
 class ConversationError(Exception):
@@ -130,6 +134,14 @@ class ConversationClosed(ConversationError):
 
 class ConversationNotFound(ConversationError):
     """No running conversation has this id."""
+
+
+class ConversationUnavailable(ConversationError):
+    """No worker completed one of the conversation's workflow tasks for
+    ``not_ready_seconds``: Temporal refuses its updates and queries meanwhile (see
+    ``conversation_not_ready``). Nothing was sent or changed; try again later. If it
+    lasts, the workers are down or overloaded, or its workflow task keeps failing (the
+    workers' logs say why)."""
 
 
 class StreamInterrupted(ConversationError):
@@ -230,6 +242,12 @@ class Conversation:
     max_message_chars: int = MAX_MESSAGE_CHARS
     """Longer messages are refused here, before sending (the default is the most any
     safety policy allows; the conversation's own policy may allow fewer)."""
+    not_ready_seconds: float = NOT_READY_SECONDS
+    """How long messages, decisions and queries are retried, with backoff, while
+    Temporal refuses them because the conversation's workflow task keeps failing or
+    timing out (a worker died holding it, or the workers are overloaded), before
+    ``ConversationUnavailable``. The retry is safe: the refusal comes before anything is
+    recorded, and a message or decision is retried under the same update id."""
 
     @property
     def id(self) -> str:
@@ -242,9 +260,12 @@ class Conversation:
         or use ``send_streaming``). A message over ``max_message_chars`` or not valid
         Unicode is refused with ``MessageRejected`` before anything is sent."""
         message = self._message(text, stream)
+        update_id = str(uuid.uuid4())
         try:
-            reply: Reply = await self.handle.execute_update(
-                UPDATE_SEND_MESSAGE, message, result_type=Reply
+            reply: Reply = await self._while_not_ready(
+                lambda: self.handle.execute_update(
+                    UPDATE_SEND_MESSAGE, message, id=update_id, result_type=Reply
+                )
             )
             return reply
         except (WorkflowUpdateFailedError, RPCError) as e:
@@ -275,12 +296,16 @@ class Conversation:
             idle_poll_seconds=idle_poll_seconds,
             retry_seconds=retry_seconds,
         )
+        update_id = str(uuid.uuid4())
         try:
-            update: WorkflowUpdateHandle[Reply] = await self.handle.start_update(
-                UPDATE_SEND_MESSAGE,
-                message,
-                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                result_type=Reply,
+            update: WorkflowUpdateHandle[Reply] = await self._while_not_ready(
+                lambda: self.handle.start_update(
+                    UPDATE_SEND_MESSAGE,
+                    message,
+                    id=update_id,
+                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                    result_type=Reply,
+                )
             )
         except (WorkflowUpdateFailedError, RPCError) as e:
             failure = self._send_failure(e)
@@ -410,8 +435,13 @@ class Conversation:
         result_type: type[_T],
     ) -> _T:
         """A person's decision as ``update``; one the workflow refuses is ``ApprovalRefused``."""
+        update_id = str(uuid.uuid4())
         try:
-            result: _T = await self.handle.execute_update(update, decision, result_type=result_type)
+            result: _T = await self._while_not_ready(
+                lambda: self.handle.execute_update(
+                    update, decision, id=update_id, result_type=result_type
+                )
+            )
             return result
         except WorkflowUpdateFailedError as e:
             if isinstance(e.cause, ApplicationError):
@@ -422,10 +452,45 @@ class Conversation:
 
     async def _query(self, name: str, result_type: type[_T]) -> _T:
         try:
-            result: _T = await self.handle.query(name, result_type=result_type)
+            result: _T = await self._while_not_ready(
+                lambda: self.handle.query(name, result_type=result_type)
+            )
             return result
         except RPCError as e:
             raise _translate(e, self.id) from None
+
+    async def _while_not_ready(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        return await while_not_ready(call, self.not_ready_seconds)
+
+
+def conversation_not_ready(error: RPCError) -> bool:
+    """Whether Temporal refused a call because the conversation's workflow task keeps
+    failing or timing out: from its third attempt the server refuses updates and
+    queries at once (``FAILED_PRECONDITION``, "... due to Workflow Task in failed
+    state") instead of queueing them behind a task that may never complete. A worker
+    killed while holding the task, then a slow restart, is enough. Nothing was recorded;
+    the server accepts calls again once a worker completes a task."""
+    return (
+        error.status == RPCStatusCode.FAILED_PRECONDITION
+        and "workflow task" in error.message.lower()
+    )
+
+
+async def while_not_ready(call: Callable[[], Awaitable[_T]], seconds: float) -> _T:
+    """``call()``, repeated with backoff (0.2 s doubling to 2 s) while the conversation
+    is not ready (``conversation_not_ready``), for up to ``seconds``; then the last
+    refusal is raised. Other errors are raised at once. ``call`` must be safe to
+    repeat (a query, or an update under a fixed id)."""
+    deadline = time.monotonic() + seconds
+    delay = _NOT_READY_FIRST
+    while True:
+        try:
+            return await call()
+        except RPCError as e:
+            if not conversation_not_ready(e) or time.monotonic() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, _NOT_READY_MOST)
 
 
 class ConversationStream:
@@ -717,4 +782,9 @@ async def send_message(client: Client, conversation_id: str, text: str) -> Reply
 def _translate(error: RPCError, conversation_id: str) -> Exception:
     if error.status == RPCStatusCode.NOT_FOUND:
         return ConversationNotFound(f"no conversation {conversation_id!r}: {error.message}")
+    if conversation_not_ready(error):
+        return ConversationUnavailable(
+            f"conversation {conversation_id!r}: no worker completed its workflow task "
+            f"in time ({error.message}); nothing was sent, try again later"
+        )
     return error

@@ -453,8 +453,8 @@ def create_app(
                     conversation_id=conversation_id,
                 )
         try:
-            update: WorkflowUpdateHandle[Reply] = await calls.call(
-                handle.start_update(
+            update: WorkflowUpdateHandle[Reply] = await calls.repeatable(
+                lambda: handle.start_update(
                     contract.UPDATE_SEND_MESSAGE,
                     message,
                     id=message_id,
@@ -462,6 +462,7 @@ def create_app(
                     result_type=Reply,
                     rpc_timeout=gateway.rpc_timeout,
                 ),
+                gateway,
                 conversation_id,
             )
         except WorkflowUpdateFailedError as e:
@@ -540,14 +541,15 @@ def create_app(
             name = contract.UPDATE_REJECT
         update_id = _request_id("approval", conversation_id, idempotency_key)
         try:
-            record: ApprovalRecord = await calls.call(
-                handle.execute_update(
+            record: ApprovalRecord = await calls.repeatable(
+                lambda: handle.execute_update(
                     name,
                     answer,
                     id=update_id,
                     result_type=ApprovalRecord,
                     rpc_timeout=gateway.rpc_timeout,
                 ),
+                gateway,
                 conversation_id,
             )
         except WorkflowUpdateFailedError as e:
@@ -579,14 +581,15 @@ def create_app(
         by = approver(key) + (f" for {request.on_behalf_of}" if request.on_behalf_of else "")
         update_id = _request_id("clearance", conversation_id, idempotency_key)
         try:
-            clearance: Clearance = await calls.call(
-                handle.execute_update(
+            clearance: Clearance = await calls.repeatable(
+                lambda: handle.execute_update(
                     contract.UPDATE_CLEAR_UNTRUSTED,
                     ClearUntrusted(by=by, reason=request.reason),
                     id=update_id,
                     result_type=Clearance,
                     rpc_timeout=gateway.rpc_timeout,
                 ),
+                gateway,
                 conversation_id,
             )
         except WorkflowUpdateFailedError as e:

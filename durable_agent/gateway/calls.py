@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from durable_agent import contract
+from durable_agent.client import conversation_not_ready, while_not_ready
 from durable_agent.contract import Reply, UserMessage
 from durable_agent.gateway import problems
 from durable_agent.gateway.problems import ProblemError
@@ -70,11 +71,22 @@ async def query(
     conversation_id: str,
     *args: Any,
 ) -> _T:
-    result: _T = await call(
-        handle.query(name, *args, result_type=result_type, rpc_timeout=gateway.rpc_timeout),
+    result: _T = await repeatable(
+        lambda: handle.query(name, *args, result_type=result_type, rpc_timeout=gateway.rpc_timeout),
+        gateway,
         conversation_id,
     )
     return result
+
+
+async def repeatable(
+    make: Callable[[], Awaitable[_T]], gateway: Gateway, conversation_id: str
+) -> _T:
+    """``call`` of ``make()``, repeated with backoff while the conversation is not ready
+    (its workflow task keeps failing or timing out: ``client.conversation_not_ready``)
+    for up to the gateway's RPC timeout, then 503 ``conversation-unavailable``.
+    ``make`` must be safe to repeat: a query, or an update under a fixed id."""
+    return await call(while_not_ready(make, gateway.rpc_timeout.total_seconds()), conversation_id)
 
 
 async def earlier_message(
@@ -158,6 +170,14 @@ def rpc_problem(error: RPCError, conversation_id: str | None) -> ProblemError:
             problems.NOT_FOUND,
             f"no conversation {conversation_id!r}" if conversation_id else "not found",
             conversation_id=conversation_id,
+        )
+    if conversation_not_ready(error):
+        return ProblemError(
+            problems.CONVERSATION_UNAVAILABLE,
+            "no worker has completed the conversation's workflow task lately (one was "
+            "stopped holding it, or the workers are overloaded); nothing was done",
+            conversation_id=conversation_id,
+            retry_after_seconds=2.0,
         )
     if error.status in _UNAVAILABLE:
         return ProblemError(

@@ -100,6 +100,12 @@ TEMPORAL_UNAVAILABLE = _t(
     "temporal-unavailable", 503, "Temporal unavailable",
     "The gateway cannot reach Temporal right now; nothing was done. Retry later.",
 )  # fmt: skip
+CONVERSATION_UNAVAILABLE = _t(
+    "conversation-unavailable", 503, "Conversation unavailable",
+    "No worker has completed the conversation's workflow task lately (one was stopped "
+    "holding it, or the workers are overloaded), so Temporal refuses its messages and "
+    "queries for now; nothing was done. Retry after `Retry-After`.",
+)  # fmt: skip
 REQUEST_TOO_LARGE = _t(
     "request-too-large", 413, "Request too large",
     "The request body is over the gateway's limit, or a value in it is over what Temporal "
@@ -123,6 +129,7 @@ CATALOG = [
     UNAUTHORIZED, FORBIDDEN, NOT_FOUND, VALIDATION, INVALID_MESSAGE, MESSAGE_BLOCKED,
     CONVERSATION_ENDED, APPROVAL_CONFLICT, INVALID_APPROVAL, NOT_AN_APPROVER, IDEMPOTENCY_REUSED,
     BUDGET_EXCEEDED, TENANT_BUDGET_EXCEEDED, RATE_LIMITED, TEMPORAL_UNAVAILABLE,
+    CONVERSATION_UNAVAILABLE,
     REQUEST_TOO_LARGE, BAD_REQUEST, METHOD_NOT_ALLOWED, INTERNAL,
 ]  # fmt: skip
 BY_SLUG = {p.slug: p for p in CATALOG}

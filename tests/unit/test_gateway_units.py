@@ -13,11 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, ValidationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from durable_agent.config import Settings
 from durable_agent.contract import Reply, TurnStatus
 from durable_agent.gateway import problems
 from durable_agent.gateway.__main__ import main
+from durable_agent.gateway.calls import rpc_problem
 from durable_agent.gateway.keys import (
     KEY_PREFIX,
     TENANT_PATTERN,
@@ -346,3 +348,20 @@ def test_new_key_needs_a_tenant(capsys: pytest.CaptureFixture[str]) -> None:
         main(["new-key", "--name", "ci"])
     assert exited.value.code == 2
     assert "--tenant" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("call", ["perform workflow execution update", "query workflow"])
+def test_a_conversation_whose_workflow_task_keeps_failing_is_503_with_retry_after(
+    call: str,
+) -> None:
+    refusal = RPCError(
+        f"Unable to {call} due to Workflow Task in failed state.",
+        RPCStatusCode.FAILED_PRECONDITION,
+        b"",
+    )
+    error = rpc_problem(refusal, "conversation-1")
+    assert error.kind is problems.CONVERSATION_UNAVAILABLE and error.kind.status == 503
+    assert error.response_headers()["Retry-After"] == "2"
+    # Another failed precondition is not this one.
+    other = RPCError("something else", RPCStatusCode.FAILED_PRECONDITION, b"")
+    assert rpc_problem(other, "conversation-1").kind is problems.INTERNAL
