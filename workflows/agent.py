@@ -29,7 +29,13 @@ from workflows.journal import Journal
 from workflows.parsing import APPROVE_SHAPE, CLEAR_SHAPE, REJECT_SHAPE, parse, parse_message
 from workflows.policies import ANSWERED_KEPT, MODEL_RETRY_POLICY
 from workflows.turn import Pending, Turn, TurnOver, text_of
-from workflows.versions import LEAN_TURN_PATCH, PROVENANCE_PATCH, RESILIENCE_PATCH, SAFETY_PATCH
+from workflows.versions import (
+    LEAN_TURN_PATCH,
+    LEAN_TURN_V2_PATCH,
+    PROVENANCE_PATCH,
+    RESILIENCE_PATCH,
+    SAFETY_PATCH,
+)
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -104,7 +110,10 @@ class AgentWorkflow(Continues):
             raise ApplicationError(
                 self._input_error, type="InvalidConversationInput", non_retryable=True
             )
-        self._lean = workflow.patched(LEAN_TURN_PATCH)
+        self._lean2 = workflow.patched(LEAN_TURN_V2_PATCH)
+        self._lean = self._lean2 or workflow.patched(LEAN_TURN_PATCH)
+        if self._lean2:
+            self._guarded = True  # provenance-v1, taken as given
         if self._lean:
             self._permits.resume()
         self._start_delegation()  # sub-agents offered; a sub-agent queues its task
@@ -339,7 +348,7 @@ class AgentWorkflow(Continues):
         self._append_user([TextBlock(text=message.text)])
         self._journal.turn_started(turn.number)
         self._safety = self._patched(SAFETY_PATCH)
-        if self._safety and self._guarded is None:  # a new patch: never implied by lean
+        if self._safety and self._guarded is None:  # not implied by lean-turn-v1
             self._guarded = workflow.patched(PROVENANCE_PATCH)
         if self._safety and self._input.safety.screen_user_messages != "off":
             self._screen(turn, "user", message.text)

@@ -90,6 +90,9 @@ class ConversationBase:
     _permits: TenantPermits
     _lean: bool
     """Whether this run is lean (``LEAN_TURN_PATCH``); decided when the run starts."""
+    _lean2: bool
+    """Whether this run takes the patches up to ``LEAN_TURN_V2_PATCH`` as given;
+    decided when the run starts."""
     _published: tuple[str, str, int, int, Decimal] | None
     _journal: Journal
     _archive: TranscriptArchive | None

@@ -98,6 +98,7 @@ class Continues(ToolStep):
         self._permits = TenantPermits(input.tenant, carried.lease if carried else None)
         # Whether this run is lean (``LEAN_TURN_PATCH``); decided when the run starts.
         self._lean = False
+        self._lean2 = False
         # The search attributes last upserted; a new run starts with the previous run's
         # (continue-as-new carries them), so it upserts only what changes.
         self._published = None
@@ -127,7 +128,7 @@ class Continues(ToolStep):
         """What the next run gets of the transcript: runs since ``FLAT_CONTINUE_PATCH``
         archive it and pass the reference; older ones (or when the archive cannot be
         written) pass the messages themselves."""
-        if self._lean and workflow.patched(FLAT_CONTINUE_PATCH):
+        if self._lean2 or (self._lean and workflow.patched(FLAT_CONTINUE_PATCH)):
             try:
                 return [], await self._archive_transcript()
             except ActivityError as e:  # carried inline, as before: nothing is lost

@@ -62,7 +62,7 @@ class Delegates(RelaysApprovals):
         its task as its one message (then ends)."""
         if not (self._input.subagents or self._input.delegated):
             return
-        if not workflow.patched(DELEGATION_PATCH):
+        if not (self._lean2 or workflow.patched(DELEGATION_PATCH)):
             return
         self._tools.update({s.name: s for s in delegate_specs(self._input.subagents)})
         task = self._input.delegated

@@ -7,7 +7,8 @@ can be deprecated (``workflow.deprecate_patch``) once no run recorded before it 
 still be running or replayed: after the retention of every namespace that ran it.
 
 Runs since ``lean-turn-v1`` take every older id as given (``ConversationBase._patched``):
-one marker per run instead of one per id. Ids newer than it are asked for themselves.
+one marker per run instead of one per id; runs since ``lean-turn-v2`` take the ids between
+the two as given as well. Ids newer than ``lean-turn-v2`` are asked for themselves.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ DELEGATION_PATCH = "delegation-v1"
 workflows, and a sub-agent's task queued as its one message (``workflows.delegation``).
 Asked only by conversations that have sub-agents or are one."""
 
+LEAN_TURN_V2_PATCH = "lean-turn-v2"
+"""Runs since: take ``lean-turn-v1``, ``provenance-v1``, ``flat-continue-v1`` and
+``delegation-v1`` as given, so a run records one marker (and one ``TemporalChangeVersion``
+upsert) instead of up to four: at its start, at its first turn, at continue-as-new and,
+with sub-agents, at delegation. Changes no other command."""
+
 
 @dataclass(frozen=True)
 class Version:
@@ -87,6 +94,8 @@ VERSIONS: tuple[Version, ...] = (
             "2026-12 (session 4)", "tests/histories/pre_flat/"),
     Version(DELEGATION_PATCH, "sub-agents as child workflows", "2026-12 (session 5)",
             "none needed: no earlier run has sub-agents"),
+    Version(LEAN_TURN_V2_PATCH, "one marker per run for the four ids above it",
+            "2026-12 (session 7)", "tests/histories/pre_lean2/"),
 )  # fmt: skip
 """Every patch id, oldest first. None can be deprecated yet: conversations recorded
 before each may still be running (a conversation lives as long as its users talk)."""

@@ -73,6 +73,24 @@ def test_golden_histories_are_committed() -> None:
         # Streamed turns across continue-as-new: the model activity's publish signals,
         # the tails the workflow publishes, the stream carried between runs.
         "offline_streaming",
+        # Recorded before a run took the four patch ids up to lean-turn-v2 as given:
+        # lean-turn-v1, provenance-v1, flat-continue-v1 and delegation-v1 each marked.
+        *(
+            f"pre_lean2/{name}"
+            for name in (
+                "offline_tools_multi_turn",
+                "claude_tools_multi_turn",
+                "offline_approvals",
+                "offline_continue_as_new",
+                "offline_compaction",
+                "offline_degradation_and_budget",
+                "offline_optional_tool_failure",
+                "offline_provenance",
+                "offline_delegation",
+                "offline_delegation_child",
+                "offline_streaming",
+            )
+        ),
     } <= names
     updates = json.loads((HISTORY_DIR / "offline_approvals.json").read_text())["events"]
     names_used = [
@@ -85,8 +103,15 @@ def test_golden_histories_are_committed() -> None:
     assert len(runs) == 3
     assert "model.compact" in (HISTORY_DIR / "offline_compaction.json").read_text()
     provenance = (HISTORY_DIR / "offline_provenance.json").read_text()
-    marker = base64.b64encode(b'{"id":"provenance-v1"').decode()[:24]  # the patch marker
-    assert marker in provenance and '"clear_untrusted"' in provenance
+    assert '"clear_untrusted"' in provenance
+    for name, patch_ids in (
+        ("offline_provenance", ["lean-turn-v2"]),  # one marker per run
+        ("pre_lean2/offline_provenance", ["lean-turn-v1", "provenance-v1"]),
+    ):
+        recorded = (HISTORY_DIR / f"{name}.json").read_text()
+        for patch_id in patch_ids:
+            marker = base64.b64encode(f'{{"id":"{patch_id}"'.encode()).decode()[:24]
+            assert marker in recorded, (name, patch_id)
     delegation = (HISTORY_DIR / "offline_delegation.json").read_text()
     assert delegation.count("startChildWorkflowExecutionInitiatedEventAttributes") == 4
     assert '"child_approval"' in delegation
