@@ -19,7 +19,7 @@ from durable_agent.config import Settings
 from durable_agent.gateway import problems
 from durable_agent.gateway.keys import KeyRing, RateLimits
 from durable_agent.gateway.problems import ProblemError
-from durable_agent.health import CachedCheck, temporal_check
+from durable_agent.health import CachedCheck, TemporalCheck
 from durable_agent.metrics import SECONDS_BUCKETS
 
 log = logging.getLogger("durable_agent.gateway")
@@ -27,7 +27,9 @@ log = logging.getLogger("durable_agent.gateway")
 _CONNECT_TIMEOUT_SECONDS = 5.0
 REACHABLE_TIMEOUT_SECONDS = 1.0
 """Deadline of the reachability check every request shares (kept for ``CACHE_SECONDS``):
-during an outage requests get 503 within about this long, not after the RPC timeout."""
+when Temporal is down (refused at once) or hangs (two deadlines missed in a row: one
+alone is forgiven, see ``TemporalCheck``) requests get 503 within a few seconds, not after
+the RPC timeout."""
 CACHE_SECONDS = 1.0
 
 
@@ -115,7 +117,7 @@ class Gateway:
                     ) from None
                 client = self._client
                 self._ready = CachedCheck(
-                    lambda: temporal_check(client, REACHABLE_TIMEOUT_SECONDS), CACHE_SECONDS
+                    TemporalCheck(client, REACHABLE_TIMEOUT_SECONDS), CACHE_SECONDS
                 )
             return self._client
 
