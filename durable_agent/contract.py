@@ -9,12 +9,16 @@ Names are stable: renaming one breaks running conversations and every client.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
+import zlib
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from durable_agent.breaker import BreakerConfig, BreakerStatus
 from durable_agent.budget import Budget, BudgetLimits, Spent
@@ -222,6 +226,40 @@ class ConversationLimits(_Model):
     """Over the whole conversation."""
 
 
+PACKED = "zlib+base64:"
+"""Prefix of a packed ``ConversationInput.continued``."""
+PACKED_MAX_BYTES = 64 * 1024 * 1024
+"""A packed carried state unpacks to at most this many bytes of JSON."""
+
+
+def pack_continued(state: bytes) -> str:
+    """A carried state's JSON as the next run's input holds it: zlib-compressed, in
+    base64. History records that input twice (the continued-as-new event and the next
+    run's start), and the carried replies and stream events compress to about a third."""
+    return PACKED + base64.b64encode(zlib.compress(state, 9)).decode("ascii")
+
+
+def _unpacked(value: Any) -> Any:
+    """``ConversationInput.continued`` as JSON, packed (``pack_continued``) or not."""
+    if not (isinstance(value, str) and value.startswith(PACKED)):
+        return value
+    try:
+        inflate = zlib.decompressobj()
+        state = inflate.decompress(base64.b64decode(value[len(PACKED) :], validate=True),
+                                   PACKED_MAX_BYTES)  # fmt: skip
+        whole = inflate.eof and not inflate.unconsumed_tail
+    except (binascii.Error, zlib.error) as e:
+        raise ValueError(f"packed carried state is not zlib in base64: {e}") from None
+    if not whole:
+        raise ValueError(
+            f"packed carried state is truncated or unpacks to over {PACKED_MAX_BYTES} bytes"
+        )
+    try:
+        return json.loads(state)
+    except ValueError as e:
+        raise ValueError(f"packed carried state is not JSON: {e}") from None
+
+
 class ConversationInput(_Model):
     """Start input of ``AgentWorkflow``. Every field is optional: ``{}`` starts a
     conversation with the defaults."""
@@ -285,8 +323,9 @@ class ConversationInput(_Model):
     """Stream every turn's model output as it is written (docs/streaming.md). Off by
     default: a turn nobody watches pays nothing; a client that shows the answer as it
     comes asks per message (``UserMessage.stream``)."""
-    continued: ContinuedState | None = None
-    """Set by the workflow itself when it continues as new; never by clients."""
+    continued: Annotated[ContinuedState | None, BeforeValidator(_unpacked)] = None
+    """Set by the workflow itself when it continues as new; never by clients. The run
+    writes it packed (``pack_continued``); it decodes to the ``ContinuedState``."""
 
 
 class ContinuedState(_Model):

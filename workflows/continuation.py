@@ -4,6 +4,7 @@ turns (``ContinuedState``)."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from temporalio import workflow
@@ -29,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         Message,
         Provenance,
         TranscriptArchive,
+        pack_continued,
     )
     from durable_agent.dependencies import DependencyHealth
     from durable_agent.injection import InjectionDetector
@@ -140,11 +142,15 @@ class Continues(ToolStep):
         self, messages: list[Message], archive: TranscriptArchive | None
     ) -> RawValue:
         """The next run's input: this run's with the state carried (``_carry``), as JSON
-        without the fields at their defaults (``compact_json``). History records it twice,
-        in the continued-as-new event and the next run's start, and most of it is
-        defaults; it decodes to exactly the same input."""
+        without the fields at their defaults (``compact_json``), the carried state packed
+        (``pack_continued``). History records it twice, in the continued-as-new event and
+        the next run's start; it decodes to exactly the same input."""
         input = self._input.model_copy(update={"continued": self._carry(messages, archive)})
-        return RawValue(Payload(metadata={"encoding": b"json/plain"}, data=compact_json(input)))
+        document = json.loads(compact_json(input))
+        carried = json.dumps(document["continued"], separators=(",", ":"), ensure_ascii=False)
+        document["continued"] = pack_continued(carried.encode())
+        data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+        return RawValue(Payload(metadata={"encoding": b"json/plain"}, data=data))
 
     def _carry(self, messages: list[Message], archive: TranscriptArchive | None) -> ContinuedState:
         """The state the next run starts from (see ``_restore``)."""

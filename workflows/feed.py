@@ -57,13 +57,13 @@ HELD = 512
 (a delta batch covers at least a quarter of a second of output)."""
 IDLE_HELD = 64
 """Items kept between turns: a reader polling once a second misses none of a busy turn."""
-CARRIED = 8
-"""Items carried into the next run at least: the end of the last turn (the run
-continues as new right after a reply). Each is about 300 bytes of the next run's start
-event (and of the continued-as-new event)."""
 CARRIED_MAX = 16
-"""Items carried at most: the whole last turn up to this many, so a reader that reads
-once a turn misses none of a turn with a few tool calls."""
+"""Items carried into the next run at most. A run carries its last turn, whole up to
+this many items, and nothing before it: the run continues as new right after a reply,
+so a reader that reads once a turn misses none of a turn with a few tool calls. Each
+item is about 300 bytes, recorded twice (the continued-as-new event and the next run's
+start), and the carry is the largest part of the turn that opens a run: carrying two
+turns of a short conversation made that turn 3.9 times the median (``make bench``)."""
 RESULT_PREVIEW = 200
 """Characters of a tool result a reply event keeps."""
 ALL_TOPICS = (STREAM_TOPIC_EVENTS, STREAM_TOPIC_DELTAS)
@@ -236,7 +236,7 @@ class EventFeed:
         publisher's dedup state: between turns none can still publish into the next run
         (the model activity's handle is pinned to this run, which closes)."""
         last_turn = self.stream.next_offset - self._turn_start
-        self.stream.keep(min(max(last_turn, CARRIED), CARRIED_MAX))
+        self.stream.keep(min(last_turn, CARRIED_MAX))
         items = [CarriedItem(**_slot(value)) for _, value in self._values(-1, ALL_TOPICS)]
         return CarriedStream(base_offset=self.stream.base, items=items), self._last_seq
 

@@ -73,6 +73,9 @@ def test_golden_histories_are_committed() -> None:
         # Streamed turns across continue-as-new: the model activity's publish signals,
         # the tails the workflow publishes, the stream carried between runs.
         "offline_streaming",
+        # Recorded before the next run's input packed the carried state: inline JSON.
+        "pre_packed/offline_continue_as_new",
+        "pre_packed/offline_streaming",
         # Recorded before a run took the four patch ids up to lean-turn-v2 as given:
         # lean-turn-v1, provenance-v1, flat-continue-v1 and delegation-v1 each marked.
         *(
@@ -101,6 +104,14 @@ def test_golden_histories_are_committed() -> None:
     assert sorted(set(names_used)) == ["approve", "reject", "send_message"]
     runs = json.loads((HISTORY_DIR / "offline_continue_as_new.json").read_text())["runs"]
     assert len(runs) == 3
+    for name, packed in (
+        ("offline_continue_as_new", True),
+        ("pre_packed/offline_continue_as_new", False),
+    ):
+        started = json.loads((HISTORY_DIR / f"{name}.json").read_text())["runs"][1]["events"][0]
+        payload = started["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]
+        continued = json.loads(base64.b64decode(payload["data"]))["continued"]
+        assert isinstance(continued, str) == packed, name
     assert "model.compact" in (HISTORY_DIR / "offline_compaction.json").read_text()
     provenance = (HISTORY_DIR / "offline_provenance.json").read_text()
     assert '"clear_untrusted"' in provenance

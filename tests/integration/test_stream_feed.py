@@ -25,7 +25,6 @@ from durable_agent.contract import (
     StreamRequest,
 )
 from tests.helpers import eventually
-from workflows.feed import CARRIED
 
 
 async def _stream(conversation: Conversation, client: Client, after: int = -1, **kw) -> StreamPage:
@@ -104,29 +103,33 @@ async def test_the_stream_carries_on_across_continue_as_new(
     client: Client, task_queue: str
 ) -> None:
     conversation = await start_conversation(
-        client, ConversationInput(continue_as_new_after_turns=1), task_queue=task_queue
+        client,
+        ConversationInput(continue_as_new_after_turns=1, stream=True),
+        task_queue=task_queue,
     )
     await conversation.send_message("What is 6 * 7?")
-    await _publish_delta(client, conversation.id, "kept ")
-    await eventually(
-        lambda: _stream(conversation, client),
-        until=lambda p: any(item.delta for item in p.items),
-    )
-    await conversation.send_message("Hello")  # a short turn: 4 events
+    await _publish_delta(client, conversation.id, "between turns ")
+    reply = await conversation.send_message("Hello")  # streamed: its events and deltas
     await eventually(conversation.status, until=lambda s: s.runs >= 3)
-    # Carried into the next run with the newest items (CARRIED): the delta is there,
-    # decoded as it was published.
+    # Carried into the next run: the whole last turn (its events and the deltas the
+    # model wrote, decoded as they were published), and nothing before it.
     carried = await _stream(conversation, client)
-    assert len(carried.items) == CARRIED and carried.missed == carried.items[0].offset
-    assert [i.delta for i in carried.items if i.delta] == [
-        ModelDelta(turn=1, model_call=1, kind="text", text="kept ")
-    ]
+    assert carried.missed == carried.items[0].offset
+    assert {
+        i.event.turn if i.event else i.delta.turn for i in carried.items if i.event or i.delta
+    } == {2}
+    events = [i.event.kind for i in carried.items if i.event]
+    assert events[0] == "turn_started" and events[-1] == "reply"
+    streamed = "".join(i.delta.text for i in carried.items if i.delta and i.delta.kind == "text")
+    assert streamed and streamed.strip() in reply.text
     # ... but not its publisher's dedup state: nothing publishes into a run it was not
     # called from, so the next run's input carries none.
     started = (await conversation.handle.fetch_history()).events[0]
     attributes = started.workflow_execution_started_event_attributes
-    continued = json.loads(attributes.input.payloads[0].data)["continued"]
-    assert "publishers" not in continued["stream"] and continued["stream"]["items"]
+    packed = json.loads(attributes.input.payloads[0].data)["continued"]
+    continued = ConversationInput.model_validate({"continued": packed}).continued
+    assert continued is not None and continued.stream is not None and continued.stream.items
+    assert "publishers" not in continued.stream.model_dump()
     await conversation.send_message("What is 2 + 2?")
     cursor = carried.items[-1].offset
     page = await _stream(conversation, client, after=cursor)
@@ -155,7 +158,7 @@ async def test_a_library_subscriber_follows_continue_as_new_and_ends_with_the_co
     for n in range(3):
         await conversation.send_message(f"What is {n} * 7?")
         # A reader that keeps up (a chat window): one further behind than the items a
-        # run carries (``CARRIED``) is sent back to the oldest kept by the library.
+        # run carries (its last turn) is sent back to the oldest kept by the library.
         await eventually(
             lambda: asyncio.sleep(0, [k for _, k in seen].count("reply")),
             until=lambda replies, n=n: replies == n + 1,

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import zlib
 from decimal import Decimal
 from typing import Annotated, Literal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from durable_agent.budget import Budget
 from durable_agent.compact import compact_json
 from durable_agent.contract import (
+    PACKED,
+    PACKED_MAX_BYTES,
+    AnsweredMessage,
     ContinuedState,
     ConversationInput,
     Message,
@@ -19,6 +26,7 @@ from durable_agent.contract import (
     TextBlock,
     ToolUseBlock,
     Usage,
+    pack_continued,
 )
 from durable_agent.dependencies import DependencyHealth
 
@@ -82,3 +90,44 @@ class _Holder(BaseModel):
 def test_a_form_that_would_not_decode_is_given_in_full() -> None:
     holder = _Holder(item=_Plain(text="x"))  # its tag has two values: left out, unreadable
     assert compact_json(holder) == holder.model_dump_json().encode()
+
+
+def _carried(reply_text: str) -> ContinuedState:
+    replies = [
+        AnsweredMessage(update_id=f"u{n}", reply=Reply(text=reply_text, turn=n)) for n in range(4)
+    ]
+    return ContinuedState(
+        runs=1, messages=[], turns=4, model_calls=4, last_error=None, budget=Budget(),
+        health=DependencyHealth(), priced_model=None, flags=[], decisions=[], answered=replies,
+    )  # fmt: skip
+
+
+def test_a_packed_carried_state_decodes_to_the_same_input_and_is_smaller() -> None:
+    input = ConversationInput(continued=_carried("I can help with arithmetic. " * 4))
+    document = json.loads(compact_json(input))
+    plain = json.dumps(document["continued"]).encode()
+    packed = pack_continued(plain)
+    assert packed.startswith(PACKED) and len(packed) * 2 < len(plain)
+    back = ConversationInput.model_validate_json(json.dumps(document | {"continued": packed}))
+    assert back == input
+    assert ConversationInput.model_validate_json(json.dumps(document)) == input  # unpacked too
+
+
+@pytest.mark.parametrize(
+    ("packed", "why"),
+    [
+        (PACKED + "not base64!", "not zlib in base64"),
+        (PACKED + base64.b64encode(b"not zlib").decode(), "not zlib in base64"),
+        (PACKED + base64.b64encode(zlib.compress(b'{"runs": 1}')[:-4]).decode(), "truncated"),
+        (PACKED + base64.b64encode(zlib.compress(b"[1, 2")).decode(), "not JSON"),
+    ],
+)
+def test_a_bad_packed_carried_state_is_a_validation_error(packed: str, why: str) -> None:
+    with pytest.raises(ValidationError, match=why):
+        ConversationInput.model_validate({"continued": packed})
+
+
+def test_a_packed_carried_state_that_unpacks_too_large_is_refused() -> None:
+    bomb = zlib.compress(b" " * (PACKED_MAX_BYTES + 1), 9)  # ~64 KiB packed
+    with pytest.raises(ValidationError, match="over"):
+        ConversationInput.model_validate({"continued": PACKED + base64.b64encode(bomb).decode()})
