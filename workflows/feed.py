@@ -32,7 +32,12 @@ from typing import Any
 from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState
-from temporalio.contrib.workflow_streams._types import PublishInput, _WorkflowStreamWireItem
+from temporalio.contrib.workflow_streams._types import (
+    PublishInput,
+    WorkflowStreamItem,
+    _WorkflowStreamWireItem,
+)
+from temporalio.converter import PayloadConverter
 
 with workflow.unsafe.imports_passed_through():
     from durable_agent.contract import (
@@ -83,14 +88,24 @@ class ConversationStream(WorkflowStream):
     def __init__(self, prior_state: WorkflowStreamState | None = None) -> None:
         # The library insists on being built from a method named __init__.
         super().__init__(prior_state)
+        self._unencoded = False
+        """Some item may still be kept as its value (published while replaying)."""
         self._pack(0)
 
     # Items are kept packed (``_Packed``): a held ``Payload`` object takes ~1.5 KB
     # whatever its size, a cached idle conversation holds up to ``IDLE_HELD`` of them.
+    # While the run replays, an item is kept as its value and encoded only if it is
+    # read or is still held when the run is live again (``turn_over``): most are
+    # dropped unread, and encoding them was a tenth of a replayed turn's CPU.
 
     def _publish_to_topic(self, topic: str, value: Any) -> None:
-        super()._publish_to_topic(topic, value)
-        self._pack(len(self._log) - 1)
+        if isinstance(value, Payload) or not workflow.unsafe.is_replaying():
+            super()._publish_to_topic(topic, value)
+            self._pack(len(self._log) - 1)
+        else:
+            data: Any = _Packed.later(value, workflow.payload_converter())
+            self._log.append(WorkflowStreamItem(topic=topic, data=data))
+            self._unencoded = True
 
     def _on_publish(self, payload: PublishInput) -> None:
         start = len(self._log)
@@ -122,6 +137,14 @@ class ConversationStream(WorkflowStream):
         if len(self._log) > items:
             self.truncate(self.next_offset - items)
 
+    def encode_held(self) -> None:
+        """Encode the items published while replaying that are still held, once the
+        run is live (a cached conversation keeps bytes, not values)."""
+        if self._unencoded and not workflow.unsafe.is_replaying():
+            for item in self._log:
+                item.data.SerializeToString()
+            self._unencoded = False
+
     def items(self, after: int, topics: Sequence[str]) -> Any:
         """``(offset, topic, payload)`` of the items after offset ``after``, oldest first."""
         start = max(after + 1, self._base_offset)
@@ -136,21 +159,33 @@ class ConversationStream(WorkflowStream):
 class _Packed:
     """A stream item's ``Payload`` as its serialized bytes, about a quarter of the
     memory. The library reads an item's data only through ``SerializeToString`` and
-    ``ByteSize`` (``tests/unit/test_feed.py``), which this answers from the bytes."""
+    ``ByteSize`` (``tests/unit/test_feed.py``), which this answers from the bytes.
+    Made ``later`` from a value, it encodes the value with the workflow's payload
+    converter, as the library would have, when first asked for the bytes."""
 
-    __slots__ = ("_bytes",)
+    __slots__ = ("_bytes", "_later")
 
     def __init__(self, serialized: bytes) -> None:
         self._bytes = serialized
+        self._later: tuple[Any, PayloadConverter] | None = None
+
+    @classmethod
+    def later(cls, value: Any, converter: PayloadConverter) -> _Packed:
+        packed = cls(b"")
+        packed._later = (value, converter)
+        return packed
 
     def SerializeToString(self) -> bytes:
+        if self._later is not None:
+            value, converter = self._later
+            self._bytes, self._later = converter.to_payloads([value])[0].SerializeToString(), None
         return self._bytes
 
     def ByteSize(self) -> int:
-        return len(self._bytes)
+        return len(self.SerializeToString())
 
     def payload(self) -> Payload:
-        return Payload.FromString(self._bytes)
+        return Payload.FromString(self.SerializeToString())
 
 
 class EventFeed:
@@ -196,6 +231,7 @@ class EventFeed:
     def turn_over(self) -> None:
         """A turn has ended: keep only the newest items (a cached conversation is light)."""
         self.stream.keep(IDLE_HELD)
+        self.stream.encode_held()
 
     def page(self, request: EventsRequest, ended: bool) -> EventPage:
         """Events after ``request.after`` (a ``seq``), oldest first, at most ``request.limit``."""

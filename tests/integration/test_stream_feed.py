@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
 from durable_agent.client import Conversation, start_conversation
+from durable_agent.config import Settings
 from durable_agent.contract import (
     QUERY_EVENTS,
     QUERY_STREAM,
@@ -24,7 +26,7 @@ from durable_agent.contract import (
     StreamPage,
     StreamRequest,
 )
-from tests.helpers import eventually
+from tests.helpers import eventually, running_worker
 
 
 async def _stream(conversation: Conversation, client: Client, after: int = -1, **kw) -> StreamPage:
@@ -169,3 +171,27 @@ async def test_a_library_subscriber_follows_continue_as_new_and_ends_with_the_co
     assert [kind for _, kind in seen].count("reply") == 3 and seen[-1][1] == "ended"
     assert [offset for offset, _ in seen] == sorted({offset for offset, _ in seen})
     assert (await conversation.status()).runs == 4
+
+
+async def test_a_worker_that_replays_the_conversation_serves_the_same_stream(
+    client: Client, settings: Settings
+) -> None:
+    # Items published while a run replays are kept as values and encoded when read.
+    queue = f"feed-{uuid.uuid4().hex[:8]}"
+    async with running_worker(client, settings, queue):
+        conversation = await start_conversation(client, ConversationInput(), task_queue=queue)
+        await conversation.send_message("What is 6 * 7?")
+        await conversation.send_message("Hello")
+        cached = await _stream(conversation, client)
+    # With no cache, every task and query replays the whole history first.
+    async with running_worker(client, settings, queue, max_cached_workflows=0):
+        replayed = await _stream(conversation, client)
+        reply = await conversation.send_message("What is 2 + 2?")  # live after replay
+        after = await _stream(conversation, client, after=cached.next_offset - 1)
+    assert replayed.model_dump(exclude=_AT) == cached.model_dump(exclude=_AT)
+    assert [i.offset for i in after.items] == list(range(cached.next_offset, after.next_offset))
+    assert after.items[-1].event and after.items[-1].event.reply == reply
+
+
+_AT = {"items": {"__all__": {"event": {"at"}}}}
+"""Workflow time, which a replay may read a few ms apart."""

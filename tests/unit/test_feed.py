@@ -7,11 +7,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+from datetime import UTC, datetime
 
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState, _stream, _types
 from temporalio.contrib.workflow_streams._types import _WorkflowStreamWireItem
 
-from workflows.feed import CARRIED_MAX, HELD, IDLE_HELD, ConversationStream
+from durable_agent.contract import ConversationEvent
+from workflows.feed import CARRIED_MAX, HELD, IDLE_HELD, ConversationStream, _Packed
 
 
 def test_the_library_keeps_its_log_where_the_feed_reads_it() -> None:
@@ -43,3 +46,14 @@ def test_the_library_reads_an_items_data_only_as_bytes() -> None:
     # _decode_payload(item.data) decodes a carried wire item, not a log item:
     assert "prior_state.log" in inspect.getsource(WorkflowStream.__init__)
     assert "item.data" not in inspect.getsource(WorkflowStream.truncate)
+
+
+def test_an_item_kept_as_its_value_encodes_as_the_library_would() -> None:
+    # While a run replays, items are kept as values and encoded when first read.
+    converter = pydantic_data_converter.payload_converter
+    event = ConversationEvent(seq=3, at=datetime(2026, 1, 2, tzinfo=UTC), kind="reply", turn=1)
+    eager = converter.to_payloads([event])[0]
+    lazy = _Packed.later(event, converter)
+    assert lazy.ByteSize() == eager.ByteSize()
+    assert lazy.SerializeToString() == eager.SerializeToString()
+    assert lazy.payload() == eager
