@@ -53,7 +53,7 @@ from temporalio.runtime import Runtime
 
 from durable_agent import contract
 from durable_agent.budget import BudgetLimits
-from durable_agent.client import new_conversation_id
+from durable_agent.client import new_conversation_id, start_input
 from durable_agent.config import Settings
 from durable_agent.contract import (
     ApprovalRecord,
@@ -275,7 +275,7 @@ def create_app(
             await calls.call(
                 client.start_workflow(
                     contract.WORKFLOW_TYPE,
-                    config,
+                    start_input(config),
                     id=workflow_id,
                     task_queue=settings.task_queue,
                     memo={_MEMO_FINGERPRINT: fingerprint},

@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, ValidationError
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from durable_agent.budget import Budget
+from durable_agent.client import start_input
 from durable_agent.compact import compact_json
 from durable_agent.contract import (
     PACKED,
@@ -131,3 +133,12 @@ def test_a_packed_carried_state_that_unpacks_too_large_is_refused() -> None:
     bomb = zlib.compress(b" " * (PACKED_MAX_BYTES + 1), 9)  # ~64 KiB packed
     with pytest.raises(ValidationError, match="over"):
         ConversationInput.model_validate({"continued": PACKED + base64.b64encode(bomb).decode()})
+
+
+def test_a_start_input_is_compact_and_decodes_to_the_input() -> None:
+    input = ConversationInput(tools=["calculator"], tenant="acme", search_attributes=True)
+    payload = start_input(input).payload
+    decoded = pydantic_data_converter.payload_converter.from_payload(payload, ConversationInput)
+    assert decoded == input
+    assert payload.metadata["encoding"] == b"json/plain"
+    assert len(payload.data) * 5 < len(input.model_dump_json())
