@@ -100,6 +100,8 @@ class Journal:
     def turn_ended(self, turn: Turn, reply: Reply, breakers: dict[str, BreakerStatus]) -> None:
         """The turn's log record and the breakers' state (the reply event follows once
         the reply is delivered: ``replied``)."""
+        if workflow.unsafe.is_replaying():
+            return  # the logger and meters are silent: build nothing for them
         log = workflow.logger.info if reply.status == "ok" else workflow.logger.warning
         log(
             "turn %d ended %s",

@@ -5,7 +5,8 @@ Both go through the workflow's replay-safe channels — ``workflow.logger`` and
 ``workflow.metric_meter()`` are silent while a worker replays history — so a count
 never doubles when a conversation moves to another worker, and retries inside an
 activity are one call here. Latencies are measured on workflow time: from scheduling
-to the result, retries included.
+to the result, retries included. While the worker replays, nothing is built for them
+either (``_live``): a replayed turn would pay for records nobody receives.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class ConversationTelemetry:
         cost: Decimal = Decimal(0),
     ) -> None:
         """Record one model call (after its retries)."""
+        if not _live():
+            return
         self._model_requests.add(1, {"model": model, "outcome": outcome})
         fields: dict[str, object] = {
             "event": "model_call",
@@ -84,6 +87,8 @@ class ConversationTelemetry:
 
     def tool_call(self, turn: int, record: ToolCallRecord, seconds: float) -> None:
         """Record one tool call (after its retries)."""
+        if not _live():
+            return
         self._tool_calls.add(1, {"tool": record.name, "outcome": record.outcome})
         workflow.logger.info(
             "tool call %s: %s",
@@ -100,6 +105,8 @@ class ConversationTelemetry:
 
     def safety_flag(self, flag: SafetyFlag) -> None:
         """Record a flagged text: one count per category, and a warning."""
+        if not _live():
+            return
         source = flag.source.split(":", 1)[0]
         for category in flag.categories:
             self._safety_flags.add(1, {"source": source, "category": category})
@@ -113,9 +120,19 @@ class ConversationTelemetry:
 
     def approval(self, tool: str, decision: ApprovalDecision) -> None:
         """Count one approval decision (the desk logs who and why)."""
+        if not _live():
+            return
         self._approvals.add(1, {"tool": tool, "decision": decision})
 
     def breakers(self, snapshot: dict[str, BreakerStatus]) -> None:
         """Publish each dependency's breaker state."""
+        if not _live():
+            return
         for dependency, status in snapshot.items():
             self._breaker_state.set(BREAKER_STATE_VALUES[status.state], {"dependency": dependency})
+
+
+def _live() -> bool:
+    """Whether the worker runs the workflow live (not replaying its history): only then
+    do ``workflow.logger`` and the workflow's meters record anything."""
+    return not workflow.unsafe.is_replaying()
