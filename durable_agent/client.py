@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio.api.common.v1 import Payload
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
@@ -83,7 +83,6 @@ from durable_agent.contract import (
     Transcript,
     UserMessage,
 )
-from durable_agent.profiles import Profiles
 from durable_agent.safety import unsendable
 from durable_agent.streaming import (
     DEFAULT_IDLE_POLL_SECONDS,
@@ -93,6 +92,9 @@ from durable_agent.streaming import (
     TurnText,
 )
 from durable_agent.tools.registry import select_tools
+
+if TYPE_CHECKING:  # profiles load YAML: a worker, which imports this module, never does
+    from durable_agent.profiles import Profiles
 
 _T = TypeVar("_T")
 # The server's failure type for an accepted update whose workflow closed first.

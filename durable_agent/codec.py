@@ -30,8 +30,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
@@ -104,6 +102,9 @@ class EncryptionCodec(PayloadCodec):
         for key_id, key in keys.items():
             if len(key) not in KEY_SIZES:
                 raise ValueError(f"key {key_id!r} has {len(key)} bytes; AES needs 16, 24 or 32")
+        # Imported here: ~6 MiB resident, and a process without keys never needs it.
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self.current = current
 
@@ -139,6 +140,8 @@ class EncryptionCodec(PayloadCodec):
         )
 
     def _decrypt(self, payload: Payload) -> Payload:
+        from cryptography.exceptions import InvalidTag  # loaded with AESGCM by __init__
+
         key_id = payload.metadata.get(KEY_ID, b"").decode("utf-8", "replace")
         cipher = self._ciphers.get(key_id)
         if cipher is None:

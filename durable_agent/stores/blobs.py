@@ -19,7 +19,6 @@ from typing import Protocol
 
 from durable_agent.contract import Message, Transcript, TranscriptArchive
 from durable_agent.stores._location import store_location
-from durable_agent.stores._postgres import PostgresDatabase
 from durable_agent.stores._sqlite import SqliteFile
 
 _SCHEMA = """
@@ -93,6 +92,9 @@ class PostgresBlobStore:
     """``BlobStore`` on a PostgreSQL database (see ``PostgresDatabase``)."""
 
     def __init__(self, url: str) -> None:
+        # Imported here: asyncpg is ~3 MiB resident, and a SQLite worker never needs it.
+        from durable_agent.stores._postgres import PostgresDatabase
+
         self._db = PostgresDatabase(url, _PG_SCHEMA, BlobStoreError, "blob store")
 
     async def put(self, key: str, data: bytes) -> None:

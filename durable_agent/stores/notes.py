@@ -21,7 +21,6 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict
 
 from durable_agent.stores._location import store_location
-from durable_agent.stores._postgres import PostgresDatabase
 from durable_agent.stores._sqlite import SqliteFile
 
 
@@ -179,6 +178,9 @@ class PostgresNoteStore:
     """``NoteStore`` on a PostgreSQL database (see ``PostgresDatabase``)."""
 
     def __init__(self, url: str, *, clock: Callable[[], datetime] | None = None) -> None:
+        # Imported here: asyncpg is ~3 MiB resident, and a SQLite worker never needs it.
+        from durable_agent.stores._postgres import PostgresDatabase
+
         self._db = PostgresDatabase(url, _PG_SCHEMA, NoteStoreError, "notes store")
         self._clock = clock or (lambda: datetime.now(UTC))
 

@@ -56,3 +56,34 @@ def test_a_claude_worker_imports_the_anthropic_sdk_at_start_up() -> None:
     loaded = _loaded("claude")
     assert {"anthropic", "httpx2"} <= set(loaded["backend"])
     assert "mcp" not in loaded["no_servers"]
+
+
+_WORKER_PROBE = """
+import json, sys
+import worker
+from durable_agent.codec import EncryptionCodec
+from durable_agent.stores.blobs import open_blob_store
+
+OPTIONAL = ("asyncpg", "cryptography", "yaml")
+loaded = {"worker": [m for m in OPTIONAL if m in sys.modules]}
+open_blob_store("postgresql://u@127.0.0.1:9/db")  # nothing connects before the first call
+EncryptionCodec({"k1": bytes(32)}, "k1")
+loaded["used"] = [m for m in OPTIONAL if m in sys.modules]
+print(json.dumps(loaded))
+"""
+
+
+def test_a_worker_loads_postgres_encryption_and_yaml_only_when_used() -> None:
+    """asyncpg (~3 MiB resident), cryptography (~6 MiB) and the YAML profiles: a worker
+    on SQLite without encryption keys imports none of them."""
+    run = subprocess.run(
+        [sys.executable, "-c", _WORKER_PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    loaded = json.loads(run.stdout.strip().splitlines()[-1])
+    assert loaded["worker"] == []
+    assert {"asyncpg", "cryptography"} <= set(loaded["used"])
