@@ -42,7 +42,7 @@ from durable_agent.logs import Redactor, configure_logging
 from durable_agent.process import exit_now
 from durable_agent.stores.blobs import open_blob_store
 from durable_agent.stores.notes import open_note_store
-from durable_agent.telemetry import configure_tracing, sdk_runtime, tracing_interceptor
+from durable_agent.telemetry import configure_tracing, sdk_runtime, tracing_interceptors
 from durable_agent.tools.loading import load_tools
 from workflows import CONVERSATION_WORKFLOWS, GOVERNOR_WORKFLOWS, WORKFLOW_RUNNER
 
@@ -214,7 +214,7 @@ async def run_worker(settings: Settings) -> None:
     load_tools(settings.tool_modules, use_entry_points=settings.tool_entry_points)
     health = Health(model_probe(settings))
     async with serve_health(health, settings.health_host, settings.health_port):
-        client = await connect_with(settings, runtime=runtime, interceptors=[tracing_interceptor()])
+        client = await connect_with(settings, runtime=runtime, interceptors=tracing_interceptors())
         async with (
             worker_resources(settings, client) as resources,
             serving(

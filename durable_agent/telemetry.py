@@ -100,6 +100,19 @@ def tracing_interceptor() -> TracingInterceptor:
     return TracingInterceptor(trace.get_tracer(TRACER_NAME))
 
 
+def tracing_interceptors() -> list[TracingInterceptor]:
+    """``[tracing_interceptor()]`` once a tracer provider is installed (``configure_tracing``,
+    or the application's own); none while tracing is off. Off, every span is a no-op, yet
+    the interceptor wraps each workflow in span contexts that a cached conversation keeps
+    (2-3 KiB of heap each: issue 13) and runs on every activation. It writes nothing to
+    history either way (an empty header), so turning tracing on or off replays the same.
+    Ask after ``configure_tracing``: a provider installed later is not seen."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return []
+    return [tracing_interceptor()]
+
+
 def tracer() -> trace.Tracer:
     """The tracer for the agent's own spans (e.g. model calls)."""
     return trace.get_tracer(TRACER_NAME)
