@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     """Concurrent long polls for workflow tasks (SDK default 5)."""
     activity_task_pollers: int | None = Field(default=None, ge=1)
     """Concurrent long polls for activity tasks (SDK default 5)."""
+    malloc_trim_seconds: float = Field(default=1.0, ge=0)
+    """Every how many seconds the worker gives freed heap memory back to the OS (glibc's
+    ``malloc_trim``; ``durable_agent.process.return_free_memory``). 0: never."""
 
     notes_db: Path | str = Field(default=Path(".data/notes.sqlite3"), repr=False)
     """Where the notes store lives: a SQLite file (a path or ``sqlite:///path``), shared

@@ -1,0 +1,38 @@
+"""The worker gives freed heap memory back to the OS periodically (glibc's malloc_trim)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from durable_agent import process
+from durable_agent.process import malloc_trimmer, return_free_memory
+
+
+def test_malloc_trim_is_found_on_glibc() -> None:
+    trim = malloc_trimmer()
+    assert trim is not None  # CI and the Docker image run on glibc
+    trim()
+
+
+async def test_it_trims_every_period_until_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    trims: list[int] = []
+    third = asyncio.Event()
+
+    def trim() -> None:
+        trims.append(1)
+        if len(trims) == 3:
+            third.set()
+
+    monkeypatch.setattr(process, "malloc_trimmer", lambda: trim)
+    task = asyncio.create_task(return_free_memory(0.01))
+    await asyncio.wait_for(third.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_zero_seconds_never_trims(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(process, "malloc_trimmer", lambda: pytest.fail("asked for a trim"))
+    await asyncio.wait_for(return_free_memory(0), 1)
