@@ -14,25 +14,24 @@ so probes stay cheap however often they come, and concurrent probes share one ch
 Reasons are built from status codes and exception types, never from error messages
 that could echo a request, so no key reaches a response or a log line.
 
-Served by FastAPI on uvicorn (``durable_agent._http``), like the gateway; the routes
-answer GET and HEAD, any other method 405, an unknown path 404, a request uvicorn cannot
-parse or a path over 8 KiB 400.
+Served as a plain ASGI app on uvicorn (``durable_agent._http``, as the gateway); the
+routes answer GET and HEAD, any other method 405, an unknown path 404, a request uvicorn
+cannot parse or a path over 8 KiB 400.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -257,37 +256,34 @@ class Health:
         return 503, {"status": "unavailable", "reason": check.reason, **extra}
 
 
-def _json(status: int, body: dict[str, str]) -> JSONResponse:
-    headers = {"Cache-Control": "no-store"}
-    if status == 405:
-        headers["Allow"] = ", ".join(_METHODS)
-    return JSONResponse(body, status, headers)
+def health_app(health: Health) -> ASGIApp:
+    """The probes of ``health`` as an ASGI app: three fixed paths, GET and HEAD, JSON
+    bodies. Plain ASGI rather than FastAPI: a worker serving probes would otherwise load
+    FastAPI for them alone, ~5 MiB of every worker's resident memory (issue 13)."""
 
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if len(scope.get("raw_path") or b"") > _MAX_PATH:
+            status, body = 400, {"status": "bad request"}
+        elif scope["method"] not in _METHODS:  # refused before the path is looked at
+            status, body = 405, {"status": "method not allowed"}
+        elif scope["path"] not in (LIVE, READY, DEEP):
+            status, body = 404, {"status": "not found"}
+        else:
+            status, body = await health.respond(scope["path"])
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(content)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        if status == 405:
+            headers.append((b"allow", ", ".join(_METHODS).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        head = scope["method"] == "HEAD"
+        await send({"type": "http.response.body", "body": b"" if head else content})
 
-def health_app(health: Health) -> FastAPI:
-    """The probes of ``health`` as an ASGI app."""
-    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
-
-    async def answer(request: Request) -> Response:
-        return _json(*await health.respond(request.url.path))
-
-    for path in (LIVE, READY, DEEP):
-        app.add_api_route(path, answer, methods=list(_METHODS), include_in_schema=False)
-
-    @app.middleware("http")
-    async def refuse_long_paths(request: Request, call_next: Any) -> Response:
-        if len(request.scope.get("raw_path", b"")) > _MAX_PATH:
-            return _json(400, {"status": "bad request"})
-        response: Response = await call_next(request)
-        return response
-
-    async def not_routed(request: Request, error: Exception) -> Response:
-        # Any method but GET and HEAD is refused before the path is looked at.
-        if request.method not in _METHODS:
-            return _json(405, {"status": "method not allowed"})
-        return _json(404, {"status": "not found"})
-
-    app.add_exception_handler(StarletteHTTPException, not_routed)
     return app
 
 
