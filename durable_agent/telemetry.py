@@ -17,12 +17,9 @@ start, updates, workflow and activities.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -32,6 +29,12 @@ from temporalio.runtime import (
     TelemetryConfig,
     TelemetryFilter,
 )
+
+if TYPE_CHECKING:  # the OpenTelemetry SDK (~3 MiB resident, psutil included) and the
+    # Temporal interceptor that needs it load only when tracing is on
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from temporalio.contrib.opentelemetry import TracingInterceptor
 
 TRACER_NAME = "durable_agent"
 CORE_LOGGER = "temporalio.core"
@@ -89,6 +92,10 @@ def configure_tracing(
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
@@ -97,6 +104,8 @@ def configure_tracing(
 
 def tracing_interceptor() -> TracingInterceptor:
     """The SDK's interceptor; put it on the client (workers built from it inherit it)."""
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
     return TracingInterceptor(trace.get_tracer(TRACER_NAME))
 
 

@@ -64,7 +64,7 @@ import worker
 from durable_agent.codec import EncryptionCodec
 from durable_agent.stores.blobs import open_blob_store
 
-OPTIONAL = ("asyncpg", "cryptography", "yaml", "fastapi")
+OPTIONAL = ("asyncpg", "cryptography", "yaml", "fastapi", "opentelemetry.sdk")
 loaded = {"worker": [m for m in OPTIONAL if m in sys.modules]}
 open_blob_store("postgresql://u@127.0.0.1:9/db")  # nothing connects before the first call
 EncryptionCodec({"k1": bytes(32)}, "k1")
@@ -76,7 +76,8 @@ print(json.dumps(loaded))
 def test_a_worker_loads_postgres_encryption_and_yaml_only_when_used() -> None:
     """asyncpg (~3 MiB resident), cryptography (~6 MiB) and the YAML profiles: a worker
     on SQLite without encryption keys imports none of them; FastAPI (~5 MiB) it never
-    imports (its health probes are plain ASGI)."""
+    imports (its health probes are plain ASGI), the OpenTelemetry SDK (~3 MiB) only
+    with tracing on."""
     run = subprocess.run(
         [sys.executable, "-c", _WORKER_PROBE],
         cwd=ROOT,
