@@ -23,6 +23,7 @@ from workflows.runner import (
     WORKFLOWS,
     LeanInstance,
     LeanSandboxedWorkflowRunner,
+    detached,
 )
 
 HISTORIES = Path(__file__).parent.parent / "histories"
@@ -86,3 +87,38 @@ async def test_every_payload_gets_the_sdks_context(name: str) -> None:
 
 def test_workers_and_replayers_use_the_lean_runner() -> None:
     assert isinstance(WORKFLOW_RUNNER, LeanSandboxedWorkflowRunner)
+
+
+class HoldingInstance(LeanInstance):
+    """Records what the SDK's instance holds after each activation."""
+
+    held: ClassVar[list[tuple[type, type]]] = []
+
+    def activate(self, act: Any) -> Any:
+        completion = super().activate(act)
+        instance = self.globals_and_locals[IN_SANDBOX].instance
+        flags, headers = instance._current_internal_flags, instance._workflow_input.headers
+        self.held.append((type(flags), type(headers)))
+        return completion
+
+
+@dataclass(frozen=True)
+class HoldingRunner(LeanSandboxedWorkflowRunner):
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        return HoldingInstance(detached(det), self.runner_class, self.restrictions)
+
+
+async def test_a_cached_workflow_keeps_no_view_into_an_activation() -> None:
+    """The SDK's instance keeps the last activation's flags and the first's headers as
+    views that hold the whole activation; the lean instance swaps in copies (names
+    checked here first should a later SDK rename them)."""
+    HoldingInstance.held.clear()
+    replayer = Replayer(
+        workflows=WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        workflow_runner=HoldingRunner(restrictions=WORKFLOW_RUNNER.restrictions),
+    )
+    document = json.loads((HISTORIES / "offline_tools_multi_turn.json").read_text())
+    await replayer.replay_workflow(WorkflowHistory.from_json(document.pop("workflowId"), document))
+    assert HoldingInstance.held
+    assert set(HoldingInstance.held) == {(list, dict)}
