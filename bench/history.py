@@ -4,7 +4,7 @@ One agent conversation runs to the last checkpoint, and beside it one bare-basel
 conversation (``bench.bare``) the same way. Its turns are greetings (one model
 call, no tool: half the time of a calculator turn, so 1,000 of them fit the suite's
 ten minutes; the transcript, and so any growth, accumulates the same way), sent five
-at a time (the conversation queues them and runs them back to back). At
+at a time (each conversation, the bare one too, runs them back to back, in order). At
 each checkpoint ``n`` the bytes and events per turn are those the second half of the
 turns added: (size after ``n`` - size after ``n / 2``) / (``n / 2``). A
 conversation may continue as new, so its size is summed over every run of its
