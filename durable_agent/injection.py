@@ -27,6 +27,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
+from re import _constants, _parser  # type: ignore[attr-defined]
 
 from pydantic import BaseModel, ConfigDict
 
@@ -401,6 +403,33 @@ _DEFAULTS: tuple[_Rule, ...] = tuple(
 )
 
 
+def _any_of(patterns: list[str]) -> re.Pattern[str]:
+    """One pattern that finds a match in a text exactly when one of ``patterns`` does:
+    each is a branch (none refers to a group). The patterns that start with ``\\b``
+    share one branch that tests the boundary once for all of them: most positions fail
+    it, and the rest reach alternations of words, rejected at their first letter."""
+    bounded = [p for p in patterns if _starts_with_boundary(p)]
+    rest = [p for p in patterns if not _starts_with_boundary(p)]
+    branches = [f"(?:{p})" for p in rest]
+    if bounded:
+        branches.insert(0, "\\b(?:" + "|".join(f"(?:{p[2:]})" for p in bounded) + ")")
+    return re.compile("|".join(branches), _FLAGS)
+
+
+def _starts_with_boundary(pattern: str) -> bool:
+    """Whether every match of ``pattern`` starts with a ``\\b``: its first, unless it
+    is an alternation (the parser takes ``\\b`` out in front when every branch starts
+    with it, and then the branches after the first keep their own)."""
+    if not pattern.startswith("\\b"):
+        return False
+    first = _parser.parse(pattern, _FLAGS).data[0]
+    return bool(first == (_constants.AT, _constants.AT_BOUNDARY))
+
+
+_ANY_DEFAULT = _any_of([p for _, p, _, squashed in _DEFAULTS if not squashed])
+_ANY_SQUASHED = _any_of([p for _, p, _, squashed in _DEFAULTS if squashed])
+
+
 @dataclass(frozen=True)
 class InjectionDetector:
     """Compiled rules; build once (e.g. per worker or per workflow) and reuse."""
@@ -417,6 +446,12 @@ class InjectionDetector:
         custom = tuple(("custom", p, re.compile(p, _FLAGS), False) for p in extra_patterns)
         return cls((_DEFAULTS if defaults else ()) + custom)
 
+    @cached_property
+    def _defaults_first(self) -> bool:
+        """Whether the rules start with the default ones, which ``screen`` rules out
+        with one search per view when none of them matches (most texts)."""
+        return self.rules[: len(_DEFAULTS)] == _DEFAULTS
+
     def screen(self, text: str) -> Screening:
         """Screen one text; each category that matched is reported once, with the first of
         its rules that matched."""
@@ -426,8 +461,13 @@ class InjectionDetector:
         plain = normalise(text)
         seen = canonical(text)
         squashed = _NOT_LETTER.sub("", seen)
+        rules = self.rules
+        if self._defaults_first and not (
+            _ANY_DEFAULT.search(seen) or _ANY_SQUASHED.search(squashed)
+        ):
+            rules = rules[len(_DEFAULTS) :]  # no default rule matches: custom ones left
         matches: dict[str, InjectionMatch] = {}
-        for category, pattern, compiled, on_squashed in self.rules:
+        for category, pattern, compiled, on_squashed in rules:
             if category in matches:
                 continue
             view = squashed if on_squashed else plain if category == "custom" else seen
@@ -436,4 +476,8 @@ class InjectionDetector:
                 start = max(0, found.start() - 20)
                 excerpt = view[start : start + 80].replace("\n", " ")
                 matches[category] = InjectionMatch(category=category, rule=pattern, excerpt=excerpt)
-        return Screening(flagged=bool(matches), matches=tuple(matches.values()))
+        return Screening(flagged=True, matches=tuple(matches.values())) if matches else _CLEAN
+
+
+_CLEAN = Screening(flagged=False)
+"""What most texts get: one frozen value, shared."""
