@@ -370,7 +370,7 @@ class AgentWorkflow(Continues):
         except TimeoutError:
             reply = self._timeout_reply(turn)
         self._close_turn(reply)
-        self._journal.turn_ended(turn, reply, self._health.snapshot(self._now()))
+        self._journal.turn_ended(turn, reply, lambda: self._health.snapshot(self._now()))
         self._turns = turn.number
         self._state = "idle"
         return reply

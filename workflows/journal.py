@@ -9,6 +9,7 @@ and meters are silent while a worker replays history.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from temporalio import workflow
@@ -97,9 +98,11 @@ class Journal:
     def safety_flag(self, flag: SafetyFlag) -> None:
         self._telemetry.safety_flag(flag)
 
-    def turn_ended(self, turn: Turn, reply: Reply, breakers: dict[str, BreakerStatus]) -> None:
-        """The turn's log record and the breakers' state (the reply event follows once
-        the reply is delivered: ``replied``)."""
+    def turn_ended(
+        self, turn: Turn, reply: Reply, breakers: Callable[[], dict[str, BreakerStatus]]
+    ) -> None:
+        """The turn's log record and the breakers' state, asked of ``breakers`` only
+        when recorded (the reply event follows once the reply is delivered: ``replied``)."""
         if workflow.unsafe.is_replaying():
             return  # the logger and meters are silent: build nothing for them
         log = workflow.logger.info if reply.status == "ok" else workflow.logger.warning
@@ -117,7 +120,7 @@ class Journal:
                 "cost_usd": str(turn.budget.spent.usd),
             },
         )
-        self._telemetry.breakers(breakers)
+        self._telemetry.breakers(breakers())
 
     def replied(self, reply: Reply) -> None:
         """The reply is delivered: its event, then only the newest items are kept."""

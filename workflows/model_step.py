@@ -53,9 +53,10 @@ class ModelStep(Compacts):
                 )
             )
         self._state = "thinking"
-        if not self._health.allows(MODEL, self._now()):
+        now = self._now()  # the activation's time: the same until the next await
+        if not self._health.allows(MODEL, now):
             raise TurnOver(self._degraded_reply(turn, MODEL))
-        withheld = self._withheld()
+        withheld = self._withheld(now)
         turn.degraded.extend(self._tools[name].dependency for name in withheld)
         turn.degraded.extend(server_dependency(name) for name in sorted(self._toolsets_down))
         request = self._model_request(withheld)
@@ -147,11 +148,12 @@ class ModelStep(Compacts):
                 ) from None
             self._health.record(MODEL, False, self._now())
             raise TurnOver(self._degraded_reply(turn, MODEL)) from None
-        self._health.record(MODEL, True, self._now())
+        now = self._now()
+        self._health.record(MODEL, True, now)
         cost = self._spend.model_call(turn.budget, response.usage, response.model)
         self._journal.feed.publish_deltas(response.stream_tail)
         self._journal.model_call_finished(
-            turn.number, turn.model_calls, response, cost, self._now() - started
+            turn.number, turn.model_calls, response, cost, now - started
         )
         if lease_id is not None:
             self._permits.settle(lease_id, plan.reserved_usd, cost)
@@ -203,9 +205,10 @@ class ModelStep(Compacts):
             archive=self._archive,
         )
 
-    def _withheld(self) -> list[str]:
-        """Optional tools whose breaker is open: not offered to the model."""
-        now = self._now()
+    def _withheld(self, now: float | None = None) -> list[str]:
+        """Optional tools whose breaker is open (at ``now``, if known): not offered to
+        the model."""
+        now = self._now() if now is None else now
         return [
             spec.name
             for spec in self._tools.values()
