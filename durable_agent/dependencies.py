@@ -36,7 +36,10 @@ class DependencyHealth(BaseModel):
         return self.overrides.get(dependency, self.config)
 
     def _breaker(self, dependency: str) -> CircuitBreaker:
-        return self.breakers.setdefault(dependency, CircuitBreaker())
+        breaker = self.breakers.get(dependency)
+        if breaker is None:  # built only when missing: a model costs a validation
+            breaker = self.breakers[dependency] = CircuitBreaker()
+        return breaker
 
     def allows(self, dependency: str, now: float) -> bool:
         """Whether a call to ``dependency`` may go ahead (open → half-open after the

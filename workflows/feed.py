@@ -25,7 +25,8 @@ reply is the update's result and in the transcript).
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
@@ -103,9 +104,14 @@ class ConversationStream(WorkflowStream):
             super()._publish_to_topic(topic, value)
             self._pack(len(self._log) - 1)
         else:
-            data: Any = _Packed.later(value, workflow.payload_converter())
-            self._log.append(WorkflowStreamItem(topic=topic, data=data))
-            self._unencoded = True
+            self.publish_later(topic, lambda: value)
+
+    def publish_later(self, topic: str, build: Callable[[], Any]) -> None:
+        """While the run replays: an item whose value ``build`` makes, only once the
+        item is read or is still held when the run is live (``_Packed.later``)."""
+        data: Any = _Packed.later(build, workflow.payload_converter())
+        self._log.append(WorkflowStreamItem(topic=topic, data=data))
+        self._unencoded = True
 
     def _on_publish(self, payload: PublishInput) -> None:
         start = len(self._log)
@@ -160,25 +166,27 @@ class _Packed:
     """A stream item's ``Payload`` as its serialized bytes, about a quarter of the
     memory. The library reads an item's data only through ``SerializeToString`` and
     ``ByteSize`` (``tests/unit/test_feed.py``), which this answers from the bytes.
-    Made ``later`` from a value, it encodes the value with the workflow's payload
-    converter, as the library would have, when first asked for the bytes."""
+    Made ``later`` from a function that makes a value, it makes the value and encodes
+    it with the workflow's payload converter, as the library would have, when first
+    asked for the bytes."""
 
     __slots__ = ("_bytes", "_later")
 
     def __init__(self, serialized: bytes) -> None:
         self._bytes = serialized
-        self._later: tuple[Any, PayloadConverter] | None = None
+        self._later: tuple[Callable[[], Any], PayloadConverter] | None = None
 
     @classmethod
-    def later(cls, value: Any, converter: PayloadConverter) -> _Packed:
+    def later(cls, build: Callable[[], Any], converter: PayloadConverter) -> _Packed:
         packed = cls(b"")
-        packed._later = (value, converter)
+        packed._later = (build, converter)
         return packed
 
     def SerializeToString(self) -> bytes:
         if self._later is not None:
-            value, converter = self._later
-            self._bytes, self._later = converter.to_payloads([value])[0].SerializeToString(), None
+            build, converter = self._later
+            value = converter.to_payloads([build()])[0]
+            self._bytes, self._later = value.SerializeToString(), None
         return self._bytes
 
     def ByteSize(self) -> int:
@@ -201,25 +209,19 @@ class EventFeed:
         """The offset of the last ``turn_started`` event (of this run)."""
 
     def emit(self, kind: EventKind, turn: int, **fields: Any) -> None:
-        """Record one event at the current workflow time."""
-        reply = fields.get("reply")
-        if isinstance(reply, Reply) and any(
-            len(c.result) > RESULT_PREVIEW for c in reply.tool_calls
-        ):
-            fields["reply"] = reply.model_copy(
-                update={
-                    "tool_calls": [
-                        c.model_copy(update={"result": c.result[:RESULT_PREVIEW]})
-                        for c in reply.tool_calls
-                    ]
-                }
-            )
-        self._last_seq = self.stream.next_offset + 1
+        """Record one event at the current workflow time. While the run replays, the
+        event is made only if it is read (most are dropped unread): from the values
+        given here, which no step changes afterwards."""
+        seq = self._last_seq = self.stream.next_offset + 1
         if kind == "turn_started":
             self._turn_start = self.stream.next_offset
-        self._topic.publish(
-            ConversationEvent(seq=self._last_seq, at=workflow.now(), kind=kind, turn=turn, **fields)
-        )
+        at = workflow.now()
+        if workflow.unsafe.is_replaying():
+            self.stream.publish_later(
+                STREAM_TOPIC_EVENTS, lambda: _event(seq, at, kind, turn, fields)
+            )
+        else:
+            self._topic.publish(_event(seq, at, kind, turn, fields))
         if len(self.stream._log) > HELD:
             self.stream.keep(HELD)
 
@@ -275,6 +277,25 @@ class EventFeed:
         self.stream.keep(min(last_turn, CARRIED_MAX))
         items = [CarriedItem(**_slot(value)) for _, value in self._values(-1, ALL_TOPICS)]
         return CarriedStream(base_offset=self.stream.base, items=items), self._last_seq
+
+
+def _event(
+    seq: int, at: datetime, kind: EventKind, turn: int, fields: dict[str, Any]
+) -> ConversationEvent:
+    """A step event; a reply's tool results cut to a preview."""
+    reply = fields.get("reply")
+    if isinstance(reply, Reply) and any(len(c.result) > RESULT_PREVIEW for c in reply.tool_calls):
+        fields = fields | {
+            "reply": reply.model_copy(
+                update={
+                    "tool_calls": [
+                        c.model_copy(update={"result": c.result[:RESULT_PREVIEW]})
+                        for c in reply.tool_calls
+                    ]
+                }
+            )
+        }
+    return ConversationEvent(seq=seq, at=at, kind=kind, turn=turn, **fields)
 
 
 def _item(offset: int, value: ConversationEvent | ModelDelta) -> StreamItem:

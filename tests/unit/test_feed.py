@@ -13,8 +13,16 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState, _stream, _types
 from temporalio.contrib.workflow_streams._types import _WorkflowStreamWireItem
 
-from durable_agent.contract import ConversationEvent
-from workflows.feed import CARRIED_MAX, HELD, IDLE_HELD, ConversationStream, _Packed
+from durable_agent.contract import ConversationEvent, Reply, ToolCallRecord
+from workflows.feed import (
+    CARRIED_MAX,
+    HELD,
+    IDLE_HELD,
+    RESULT_PREVIEW,
+    ConversationStream,
+    _event,
+    _Packed,
+)
 
 
 def test_the_library_keeps_its_log_where_the_feed_reads_it() -> None:
@@ -53,7 +61,20 @@ def test_an_item_kept_as_its_value_encodes_as_the_library_would() -> None:
     converter = pydantic_data_converter.payload_converter
     event = ConversationEvent(seq=3, at=datetime(2026, 1, 2, tzinfo=UTC), kind="reply", turn=1)
     eager = converter.to_payloads([event])[0]
-    lazy = _Packed.later(event, converter)
+    lazy = _Packed.later(lambda: event, converter)
     assert lazy.ByteSize() == eager.ByteSize()
     assert lazy.SerializeToString() == eager.SerializeToString()
     assert lazy.payload() == eager
+
+
+def test_a_reply_event_cuts_tool_results_to_a_preview_and_leaves_the_reply_whole() -> None:
+    # Made at emit time while live, and when first read while replaying: the same event.
+    long = ToolCallRecord(id="t1", name="fetch", arguments={}, outcome="ok", result="x" * 500)
+    reply = Reply(text="done", turn=2, tool_calls=[long])
+    fields = {"reply": reply}
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    event = _event(7, at, "reply", 2, fields)
+    assert event.reply is not None
+    assert event.reply.tool_calls[0].result == "x" * RESULT_PREVIEW
+    assert reply.tool_calls[0].result == "x" * 500 and fields == {"reply": reply}
+    assert _event(7, at, "reply", 2, fields) == event
