@@ -36,6 +36,12 @@ RSS_TARGET_MIB = 200.0
 PER_CONVERSATION_TARGET = 1.3
 """Memory per cached conversation, agent over bare."""
 MIB = 1024 * 1024
+SETTLE_SECONDS = 2.0
+"""Wait before each RSS reading: the trailing workflow tasks end, then the worker gives
+freed heap back (``AGENT_MALLOC_TRIM_SECONDS``, every second by default), so both
+readings follow a trim. Read
+sooner, the reading after the first conversation could be untrimmed and the last one
+trimmed, and the growth between them came out negative with ten conversations."""
 CONCURRENCY = 8
 """Conversations driven at once while filling the cache: below the server's limit of
 10 updates in flight per workflow, which the tenant governor would otherwise hit (see
@@ -109,12 +115,12 @@ async def _measure_host(bench: Bench, host: Host, count: int, deadline: Deadline
     idle = host.rss_bytes()
     began = time.monotonic()
     first = await _fill(bench, host, 0, 1, deadline, problems)
-    await asyncio.sleep(0.5)  # trailing workflow tasks
+    await asyncio.sleep(SETTLE_SECONDS)
     warm_rss = host.rss_bytes()
     warm_heap = await host.traced_bytes() if host.heap_file else 0
     rest = await _fill(bench, host, 1, count - 1, deadline, problems)
     filled = time.monotonic() - began
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(SETTLE_SECONDS)
     rss = host.rss_bytes()
     heap = await host.traced_bytes() if host.heap_file else 0
     found: dict[str, Any] = {
