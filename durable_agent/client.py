@@ -68,6 +68,7 @@ from durable_agent.contract import (
     UPDATE_CLEAR_UNTRUSTED,
     UPDATE_REJECT,
     UPDATE_SEND_MESSAGE,
+    WORKFLOW_REVISION,
     WORKFLOW_TYPE,
     ApprovalRecord,
     Approvals,
@@ -744,7 +745,10 @@ def start_input(input: ConversationInput) -> RawValue:
     as it caches it: the defaults (~1.5 KB of a default input's 1.7 KB) cost ~8 KiB of
     worker memory per cached conversation. Like the compact continue-as-new
     input, a field left out takes its default when the run is replayed: treat changing
-    a contract default like changing workflow code (``docs/durability.md``)."""
+    a contract default like changing workflow code (``docs/durability.md``). It names
+    this package's workflow revision (``WORKFLOW_REVISION``), so the runs record no
+    patch marker to tell which code they take as given."""
+    input = input.model_copy(update={"revision": WORKFLOW_REVISION})
     return RawValue(Payload(metadata={"encoding": b"json/plain"}, data=compact_json(input)))
 
 

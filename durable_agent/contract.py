@@ -64,6 +64,9 @@ DEFAULT_MAX_TOKENS = 1024
 DEFAULT_MAX_MODEL_CALLS_PER_TURN = 8
 DEFAULT_TURN_TIMEOUT_SECONDS = 120.0
 MAX_MESSAGE_CHARS = 32_000
+WORKFLOW_REVISION = 3
+"""The newest workflow code revision (``ConversationInput.revision``) this package
+writes and runs; ``workflows/versions.py`` says what each one takes as given."""
 
 
 class _Model(BaseModel):
@@ -323,6 +326,12 @@ class ConversationInput(_Model):
     """Stream every turn's model output as it is written (docs/streaming.md). Off by
     default: a turn nobody watches pays nothing; a client that shows the answer as it
     comes asks per message (``UserMessage.stream``)."""
+    revision: int = Field(default=0, ge=0)
+    """Which workflow code revision the conversation's runs take as given, so they need no
+    patch marker to tell (``workflows/versions.py``). Written by the client API
+    (``start_input``) and by the workflow at continue-as-new; 0, the default (older
+    clients, the stock CLI), lets each run decide by patch markers. A run refuses a
+    revision newer than its worker's (``WORKFLOW_REVISION``): upgrade workers first."""
     continued: Annotated[ContinuedState | None, BeforeValidator(_unpacked)] = None
     """Set by the workflow itself when it continues as new; never by clients. The run
     writes it packed (``pack_continued``); it decodes to the ``ContinuedState``."""

@@ -32,6 +32,7 @@ from workflows.turn import Pending, Turn, TurnOver, text_of
 from workflows.versions import (
     LEAN_TURN_PATCH,
     LEAN_TURN_V2_PATCH,
+    MARKERLESS_REVISION,
     PROVENANCE_PATCH,
     RESILIENCE_PATCH,
     SAFETY_PATCH,
@@ -110,7 +111,9 @@ class AgentWorkflow(Continues):
             raise ApplicationError(
                 self._input_error, type="InvalidConversationInput", non_retryable=True
             )
-        self._lean2 = workflow.patched(LEAN_TURN_V2_PATCH)
+        self._lean2 = self._input.revision >= MARKERLESS_REVISION or workflow.patched(
+            LEAN_TURN_V2_PATCH
+        )
         self._lean = self._lean2 or workflow.patched(LEAN_TURN_PATCH)
         if self._lean2:
             self._guarded = True  # provenance-v1, taken as given

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent.budget import Budget
     from durable_agent.compact import compact_json
     from durable_agent.contract import (
+        WORKFLOW_REVISION,
         ContinuedState,
         ConversationInput,
         Message,
@@ -73,6 +74,11 @@ class Continues(ToolStep):
             self._tools = {spec.name: spec for spec in select_tools(input.tools)}
         except KeyError as e:
             self._input_error = str(e)
+        if input.revision > WORKFLOW_REVISION:
+            self._input_error = (
+                f"revision {input.revision} is newer than this worker's workflow code "
+                f"(revision {WORKFLOW_REVISION}): upgrade the workers before the clients"
+            )
         self._detector = InjectionDetector.create(input.safety.injection_patterns)
         carried = input.continued
         self._desk = ApprovalDesk(
@@ -145,7 +151,9 @@ class Continues(ToolStep):
         without the fields at their defaults (``compact_json``), the carried state packed
         (``pack_continued``). History records it twice, in the continued-as-new event and
         the next run's start; it decodes to exactly the same input."""
-        input = self._input.model_copy(update={"continued": self._carry(messages, archive)})
+        input = self._input.model_copy(  # the next run: this code, no marker needed
+            update={"continued": self._carry(messages, archive), "revision": WORKFLOW_REVISION}
+        )
         document = json.loads(compact_json(input))
         carried = json.dumps(document["continued"], separators=(",", ":"), ensure_ascii=False)
         document["continued"] = pack_continued(carried.encode())

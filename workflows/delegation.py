@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         DELEGATION_DEPTH_EXCEEDED,
         INVALID_APPROVAL,
         SUBAGENT_FAILED,
+        WORKFLOW_REVISION,
         WORKFLOW_TYPE,
         ConversationInput,
         ConversationResult,
@@ -133,7 +134,7 @@ class Delegates(RelaysApprovals):
         started = child.model_copy(update={"delegated": Delegated(
             parent_workflow_id=workflow.info().workflow_id, call_id=block.id, agent=sub.name,
             depth=self._depth() + 1, task=task, budget=record.budget,
-            stream=turn.streamed)})  # fmt: skip
+            stream=turn.streamed), "revision": WORKFLOW_REVISION})  # fmt: skip
         try:
             result: ConversationResult = await workflow.execute_child_workflow(
                 WORKFLOW_TYPE,

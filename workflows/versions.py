@@ -61,6 +61,15 @@ LEAN_TURN_V2_PATCH = "lean-turn-v2"
 upsert) instead of up to four: at its start, at its first turn, at continue-as-new and,
 with sub-agents, at delegation. Changes no other command."""
 
+MARKERLESS_REVISION = 3
+"""Runs whose input names this revision or a newer one (``ConversationInput.revision``,
+written by the client API and at continue-as-new) take ``lean-turn-v2`` and every older
+patch as given without asking: no marker, and no ``TemporalChangeVersion`` upsert, in
+their history. The two cost a new conversation two events and ~10 KiB of the SDK core's
+memory for as long as a worker caches it. Runs from older clients (revision 0) still
+ask, so they record the marker as before; their recordings:
+``tests/histories/pre_revision/``."""
+
 
 @dataclass(frozen=True)
 class Version:

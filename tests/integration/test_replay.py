@@ -94,7 +94,11 @@ def test_golden_histories_are_committed() -> None:
                 "offline_streaming",
             )
         ),
+        # Recorded before runs named their workflow revision in their input: each run
+        # asked for lean-turn-v2 and recorded its marker.
+        *(f"pre_revision/{name.stem}" for name in HISTORY_DIR.glob("*.json")),
     } <= names
+    assert len([n for n in names if n.startswith("pre_revision/")]) == 11
     updates = json.loads((HISTORY_DIR / "offline_approvals.json").read_text())["events"]
     names_used = [
         e["workflowExecutionUpdateAcceptedEventAttributes"]["acceptedRequest"]["input"]["name"]
@@ -116,13 +120,15 @@ def test_golden_histories_are_committed() -> None:
     provenance = (HISTORY_DIR / "offline_provenance.json").read_text()
     assert '"clear_untrusted"' in provenance
     for name, patch_ids in (
-        ("offline_provenance", ["lean-turn-v2"]),  # one marker per run
+        ("pre_revision/offline_provenance", ["lean-turn-v2"]),  # one marker per run
         ("pre_lean2/offline_provenance", ["lean-turn-v1", "provenance-v1"]),
     ):
         recorded = (HISTORY_DIR / f"{name}.json").read_text()
         for patch_id in patch_ids:
             marker = base64.b64encode(f'{{"id":"{patch_id}"'.encode()).decode()[:24]
             assert marker in recorded, (name, patch_id)
+    for path in HISTORY_DIR.glob("*.json"):  # revision 3: no run asks, no marker
+        assert '"markerName": "core_patch"' not in path.read_text(), path.name
     delegation = (HISTORY_DIR / "offline_delegation.json").read_text()
     assert delegation.count("startChildWorkflowExecutionInitiatedEventAttributes") == 4
     assert '"child_approval"' in delegation
