@@ -39,7 +39,7 @@ from durable_agent.client import connect_with
 from durable_agent.config import Settings
 from durable_agent.health import Health, model_probe, serve_health
 from durable_agent.logs import Redactor, configure_logging
-from durable_agent.process import exit_now, return_free_memory
+from durable_agent.process import exit_now, freeing_memory
 from durable_agent.stores.blobs import open_blob_store
 from durable_agent.stores.notes import open_note_store
 from durable_agent.telemetry import configure_tracing, sdk_runtime, tracing_interceptors
@@ -227,15 +227,14 @@ async def run_worker(settings: Settings) -> None:
             ) as workers,
         ):
             health.serving(client, workers)
-            trimming = asyncio.create_task(return_free_memory(settings.malloc_trim_seconds))
             log.info(
                 "worker polling task queue %r on %s (model backend: %s)",
                 settings.task_queue,
                 settings.temporal_address,
                 resources.backend.name,
             )
-            await stop.wait()
-            trimming.cancel()
+            async with freeing_memory(settings.malloc_trim_seconds):
+                await stop.wait()
             health.stopping()
             log.info(
                 "shutting down: no new work; in-flight activities have %gs to finish",

@@ -37,7 +37,7 @@ import worker as shipped
 from bench.bare import BareWorkflow
 from durable_agent.client import connect_with
 from durable_agent.config import Settings
-from durable_agent.process import exit_now, return_free_memory
+from durable_agent.process import exit_now, freeing_memory
 from worker import run_worker, worker_resources
 from workflows import WORKFLOW_RUNNER
 
@@ -109,10 +109,8 @@ async def run_bare(settings: Settings) -> None:
             **({"max_cached_workflows": MAX_CACHED_WORKFLOWS} | worker_options()),
         )
         # The shipped worker's process setting too, so memory compares like with like.
-        trimming = asyncio.create_task(return_free_memory(settings.malloc_trim_seconds))
-        async with worker:
+        async with worker, freeing_memory(settings.malloc_trim_seconds):
             await stop.wait()
-        trimming.cancel()
 
 
 def main() -> None:

@@ -6,7 +6,8 @@ import asyncio
 import ctypes
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import NoReturn
 
 
@@ -47,3 +48,15 @@ async def return_free_memory(every_seconds: float) -> None:
     while True:
         await asyncio.sleep(every_seconds)
         trim()
+
+
+@asynccontextmanager
+async def freeing_memory(every_seconds: float) -> AsyncIterator[None]:
+    """``return_free_memory`` in the background while the block runs (the worker, and
+    the benchmark's bare host so that memory compares like with like)."""
+    trimming = asyncio.create_task(return_free_memory(every_seconds))
+    try:
+        yield
+    finally:
+        trimming.cancel()
+        await asyncio.wait([trimming])

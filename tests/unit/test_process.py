@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from durable_agent import process
-from durable_agent.process import malloc_trimmer, return_free_memory
+from durable_agent.process import freeing_memory, malloc_trimmer, return_free_memory
 
 
 def test_malloc_trim_is_found_on_glibc() -> None:
@@ -36,3 +36,22 @@ async def test_it_trims_every_period_until_cancelled(monkeypatch: pytest.MonkeyP
 async def test_zero_seconds_never_trims(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(process, "malloc_trimmer", lambda: pytest.fail("asked for a trim"))
     await asyncio.wait_for(return_free_memory(0), 1)
+
+
+async def test_freeing_memory_trims_while_the_block_runs_and_never_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trims: list[int] = []
+    second = asyncio.Event()
+
+    def trim() -> None:
+        trims.append(1)
+        if len(trims) == 2:
+            second.set()
+
+    monkeypatch.setattr(process, "malloc_trimmer", lambda: trim)
+    async with freeing_memory(0.01):
+        await asyncio.wait_for(second.wait(), 5)
+    after = len(trims)
+    await asyncio.sleep(0.05)  # five periods: a task left running would trim again
+    assert len(trims) == after
