@@ -42,6 +42,17 @@ async def _markers_and_revision(handle: WorkflowHandle) -> tuple[list[str], int]
     return markers, revision
 
 
+async def _two_turns_ended(client: Client, conversation: Conversation) -> list[WorkflowHandle]:
+    """Two turns (the input continues as new after each), then the end; every run."""
+    for text in ("What is 2 + 2?", "And 3 * 3?"):
+        assert (await conversation.send_message(text)).status == "ok"
+    await conversation.end()  # every run complete: each history replays whole
+    await conversation.result()
+    runs = await _runs(client, conversation.id)
+    assert len(runs) >= 2
+    return runs
+
+
 def _raw(data: bytes) -> RawValue:
     return RawValue(Payload(metadata={"encoding": b"json/plain"}, data=data))
 
@@ -52,12 +63,7 @@ async def test_client_names_the_revision_and_runs_record_no_marker(
     input = ConversationInput(tools=["calculator"], continue_as_new_after_turns=1)
     assert json.loads(start_input(input).payload.data)["revision"] == WORKFLOW_REVISION
     conversation = await start_conversation(client, input, task_queue=task_queue)
-    for text in ("What is 2 + 2?", "And 3 * 3?"):
-        assert (await conversation.send_message(text)).status == "ok"
-    await conversation.end()  # every run complete: each history replays whole
-    await conversation.result()
-    runs = await _runs(client, conversation.id)
-    assert len(runs) >= 2
+    runs = await _two_turns_ended(client, conversation)
     for run in runs:
         assert await _markers_and_revision(run) == ([], WORKFLOW_REVISION)
 
@@ -73,13 +79,7 @@ async def test_an_input_without_revision_asks_by_marker_until_it_continues_as_ne
         task_queue=task_queue,
         result_type=ConversationResult,
     )
-    conversation = Conversation(handle)
-    for text in ("What is 2 + 2?", "And 3 * 3?"):
-        assert (await conversation.send_message(text)).status == "ok"
-    await conversation.end()  # every run complete: each history replays whole
-    await conversation.result()
-    runs = await _runs(client, conversation.id)
-    assert len(runs) >= 2
+    runs = await _two_turns_ended(client, Conversation(handle))
     assert await _markers_and_revision(runs[0]) == (["lean-turn-v2"], 0)
     for run in runs[1:]:  # the next run is this code's: it names the revision
         assert await _markers_and_revision(run) == ([], WORKFLOW_REVISION)
