@@ -61,3 +61,24 @@ def test_an_archived_prefix_counts_exactly_as_if_it_were_sent(
     )
     measured = RequestSize().of(with_archive)
     assert (measured.chars, measured.bytes) == (len(whole), len(whole.encode()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(BLOCKS, min_size=1, max_size=3), max_size=5), TEXT, TEXT)
+def test_every_other_field_counts_exactly(
+    contents: list[list[ContentBlock]], system: str, model: str
+) -> None:
+    from durable_agent.activity_models import StreamTarget, TranscriptWindow
+
+    messages = [Message(role="user", content=list(blocks)) for blocks in contents]
+    full = request(messages, system).model_copy(
+        update={
+            "model": model,
+            "window": TranscriptWindow(workflow_id=model, run_id="r", base=1, context_seq=2),
+            "context_omitted": True,
+            "stream": StreamTarget(turn=1, model_call=2, workflow_id=system),
+        }
+    )
+    whole = full.model_dump_json()
+    measured = RequestSize().of(full)
+    assert (measured.chars, measured.bytes) == (len(whole), len(whole.encode()))
