@@ -87,9 +87,9 @@ def _median_round(runs: list[dict[str, Any]]) -> dict[str, Any]:
     round's throughput (``rounds_throughput``)."""
     ranked = sorted(runs, key=lambda run: run["throughput"])
     median = dict(ranked[(len(ranked) - 1) // 2])
-    latencies = [value / 1000 for run in runs for value in run["samples"]["latency_ms"]]
-    median["p50"] = percentile(latencies, 50) * 1000
-    median["p99"] = percentile(latencies, 99) * 1000
+    latencies_ms = [value for run in runs for value in run["samples"]["latency_ms"]]
+    median["p50"] = percentile(latencies_ms, 50)
+    median["p99"] = percentile(latencies_ms, 99)
     median["rounds_throughput"] = [round(run["throughput"], 2) for run in runs]
     return median
 
