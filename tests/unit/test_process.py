@@ -16,16 +16,22 @@ def test_malloc_trim_is_found_on_glibc() -> None:
     trim()
 
 
-async def test_it_trims_every_period_until_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:
+def _counted_trims(monkeypatch: pytest.MonkeyPatch, enough: int) -> tuple[list[int], asyncio.Event]:
+    """Trims recorded instead of made, and an event set once there are ``enough``."""
     trims: list[int] = []
-    third = asyncio.Event()
+    reached = asyncio.Event()
 
     def trim() -> None:
         trims.append(1)
-        if len(trims) == 3:
-            third.set()
+        if len(trims) == enough:
+            reached.set()
 
     monkeypatch.setattr(process, "malloc_trimmer", lambda: trim)
+    return trims, reached
+
+
+async def test_it_trims_every_period_until_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, third = _counted_trims(monkeypatch, 3)
     task = asyncio.create_task(return_free_memory(0.01))
     await asyncio.wait_for(third.wait(), 5)
     task.cancel()
@@ -41,15 +47,7 @@ async def test_zero_seconds_never_trims(monkeypatch: pytest.MonkeyPatch) -> None
 async def test_freeing_memory_trims_while_the_block_runs_and_never_after(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    trims: list[int] = []
-    second = asyncio.Event()
-
-    def trim() -> None:
-        trims.append(1)
-        if len(trims) == 2:
-            second.set()
-
-    monkeypatch.setattr(process, "malloc_trimmer", lambda: trim)
+    trims, second = _counted_trims(monkeypatch, 2)
     async with freeing_memory(0.01):
         await asyncio.wait_for(second.wait(), 5)
     after = len(trims)

@@ -6,7 +6,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from durable_agent.activity_models import ModelRequest, ToolDefinition
+from durable_agent.activity_models import (
+    ModelRequest,
+    StreamTarget,
+    ToolDefinition,
+    TranscriptWindow,
+)
 from durable_agent.contract import ContentBlock, Message, TextBlock, ToolResultBlock, ToolUseBlock
 from workflows.transcript import RequestSize
 
@@ -68,8 +73,6 @@ def test_an_archived_prefix_counts_exactly_as_if_it_were_sent(
 def test_every_other_field_counts_exactly(
     contents: list[list[ContentBlock]], system: str, model: str
 ) -> None:
-    from durable_agent.activity_models import StreamTarget, TranscriptWindow
-
     messages = [Message(role="user", content=list(blocks)) for blocks in contents]
     full = request(messages, system).model_copy(
         update={
