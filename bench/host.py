@@ -19,6 +19,14 @@ variables serve the benchmark alone:
 
 from __future__ import annotations
 
+# isort: off
+# First, before anything imports temporalio: its API packages then load without the
+# gRPC stubs the SDK never uses (~9 MiB resident; durable_agent.imports).
+from durable_agent.imports import load_temporal_api_without_grpc
+
+load_temporal_api_without_grpc()
+# isort: on
+
 import argparse
 import asyncio
 import gc

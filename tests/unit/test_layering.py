@@ -14,7 +14,8 @@ core           the contract and the pure policy: exactly the               core
                search_attributes, tools, toolsets, models (the offline
                model)
 platform       settings and process plumbing: config, profiles, codec,     core
-               logs, process, telemetry, metrics, devserver, stores
+               logs, process, imports, telemetry, metrics, devserver,
+               stores
 testing        test fakes: ``durable_agent.testing``                       core, platform
 servers        clients and HTTP servers: client, health, codec_server,     core, platform
                gateway
@@ -81,6 +82,7 @@ PREFIXES: dict[str, str] = {
     "durable_agent.codec": PLATFORM,
     "durable_agent.logs": PLATFORM,
     "durable_agent.process": PLATFORM,
+    "durable_agent.imports": PLATFORM,
     "durable_agent.telemetry": PLATFORM,
     "durable_agent.metrics": PLATFORM,
     "durable_agent.devserver": PLATFORM,

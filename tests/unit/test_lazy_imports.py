@@ -1,7 +1,7 @@
 """A worker loads the Claude and MCP SDKs only when it uses them: ``anthropic`` (with
 ``httpx2``) is ~60 MiB resident once imported and ``mcp`` more, against ~100 MiB for
-the rest of an idle worker. Checked in a fresh interpreter, since this one has imported
-everything the other tests use."""
+the rest of an idle worker; grpcio only for the trace exporter. Checked in a fresh
+interpreter, since this one has imported everything the other tests use."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,9 +37,10 @@ print(json.dumps(loaded))
 """
 
 
-def _loaded(backend: str) -> dict[str, list[str]]:
+def _probe(code: str, *args: str) -> Any:
+    """Run ``code`` in a fresh interpreter; what it printed last, as JSON."""
     run = subprocess.run(
-        [sys.executable, "-c", _PROBE, backend],
+        [sys.executable, "-c", code, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -47,13 +51,13 @@ def _loaded(backend: str) -> dict[str, list[str]]:
 
 
 def test_an_offline_worker_without_mcp_servers_imports_neither_sdk() -> None:
-    loaded = _loaded("offline")
+    loaded = _probe(_PROBE, "offline")
     assert loaded["backend"] == [] and loaded["no_servers"] == []
     assert "mcp" in loaded["a_server"]  # a configured server loads it, at start-up
 
 
 def test_a_claude_worker_imports_the_anthropic_sdk_at_start_up() -> None:
-    loaded = _loaded("claude")
+    loaded = _probe(_PROBE, "claude")
     assert {"anthropic", "httpx2"} <= set(loaded["backend"])
     assert "mcp" not in loaded["no_servers"]
 
@@ -78,14 +82,65 @@ def test_a_worker_loads_postgres_encryption_and_yaml_only_when_used() -> None:
     on SQLite without encryption keys imports none of them; FastAPI (~5 MiB) it never
     imports (its health probes are plain ASGI), the OpenTelemetry SDK (~3 MiB) only
     with tracing on."""
-    run = subprocess.run(
-        [sys.executable, "-c", _WORKER_PROBE],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    loaded = json.loads(run.stdout.strip().splitlines()[-1])
+    loaded = _probe(_WORKER_PROBE)
     assert loaded["worker"] == []
     assert {"asyncpg", "cryptography"} <= set(loaded["used"])
+
+
+_GRPC_PROBE = """
+import json, sys
+import {entry}
+import temporalio.client
+from temporalio.api import workflowservice
+
+stubs = hasattr(workflowservice.v1, "WorkflowServiceStub")
+loaded = {{"start": "grpc" in sys.modules, "stubs": stubs}}
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as pb, trace_service_pb2_grpc
+
+from durable_agent.telemetry import configure_tracing, tracer
+
+received = []
+
+class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+    def Export(self, request, context):
+        for spans in request.resource_spans:
+            received.extend(s.name for scope in spans.scope_spans for s in scope.spans)
+        return pb.ExportTraceServiceResponse()
+
+server = grpc.server(ThreadPoolExecutor(1))
+trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+provider = configure_tracing("probe", f"http://127.0.0.1:{{port}}")
+with tracer().start_as_current_span("probe-span"):
+    pass
+provider.shutdown()  # exports what is pending
+server.stop(0)
+loaded["exported"] = received
+print(json.dumps(loaded))
+"""
+
+
+@pytest.mark.parametrize("entry", ["worker", "durable_agent.gateway.__main__", "bench.host"])
+def test_a_process_loads_grpc_only_for_the_trace_exporter(entry: str) -> None:
+    """temporalio's API packages import grpcio (~9 MiB resident) for service stubs the SDK
+    never uses; the worker, gateway and bench host load them without it
+    (``durable_agent.imports``), and the OTLP exporter still imports it when tracing is on
+    and sends its spans (to a loopback collector)."""
+    loaded = _probe(_GRPC_PROBE.format(entry=entry))
+    assert loaded == {"start": False, "stubs": False, "exported": ["probe-span"]}
+
+
+def test_grpc_already_imported_is_left_alone() -> None:
+    """Once grpc is loaded the stubs come with the API packages, as without us."""
+    stubs = _probe(
+        "import grpc, json\n"
+        "from durable_agent.imports import load_temporal_api_without_grpc\n"
+        "load_temporal_api_without_grpc()\n"
+        "from temporalio.api import workflowservice\n"
+        "print(json.dumps(hasattr(workflowservice.v1, 'WorkflowServiceStub')))"
+    )
+    assert stubs is True
