@@ -23,12 +23,11 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.runtime import Runtime
@@ -40,6 +39,7 @@ from activities.llm import ModelActivities, ModelBackend, OfflineBackend
 from activities.mcp import McpActivities, held_credentials
 from activities.observability import LatencyInterceptor
 from activities.tools import ToolActivities
+from activities.tools._http_client import LazyHttpClient
 from activities.tools._offload import Offloader
 from activities.tools.functions import FunctionTools
 from activities.transcripts import TranscriptCache
@@ -103,17 +103,15 @@ def secret_values(settings: Settings) -> list[str]:
 
 @asynccontextmanager
 async def worker_resources(settings: Settings, client: Client) -> AsyncIterator[WorkerResources]:
-    """Open the model client, the HTTP client, the notes and blob stores (SQLite or
-    PostgreSQL, as configured), load the user tool modules (``ToolLoadError``: the
-    worker must not start); close them after. ``client`` is the worker's Temporal
-    client (the governor activity uses it)."""
+    """Open the model client, the HTTP tools' client (made when one first runs), the
+    notes and blob stores (SQLite or PostgreSQL, as configured), load the user tool
+    modules (``ToolLoadError``: the worker must not start); close them after. ``client``
+    is the worker's Temporal client (the governor activity uses it)."""
     backend, claude = build_backend(settings)
     notes = open_note_store(settings.notes_db)
     blobs = open_blob_store(settings.blob_db)
     try:
-        async with httpx.AsyncClient(
-            timeout=settings.http_timeout_seconds, follow_redirects=False
-        ) as http:
+        async with aclosing(LazyHttpClient(timeout_seconds=settings.http_timeout_seconds)) as http:
             tools = ToolActivities(settings, notes, http, blobs)
             # Before any workflow runs: the conversations resolve user tools by name.
             user_tools = load_tools(

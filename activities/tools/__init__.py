@@ -7,9 +7,7 @@ The worker builds one ``ToolActivities`` with its clients and registers
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from activities.tools._offload import Offloader
 from activities.tools.calculator import calculator
@@ -21,18 +19,26 @@ from durable_agent.config import Settings
 from durable_agent.stores.blobs import BlobStore
 from durable_agent.stores.notes import NoteStore
 
+if TYPE_CHECKING:
+    import httpx
+
 __all__ = ["TOOL_NOT_CONFIGURED", "ToolActivities"]
 
 
 class ToolActivities:
     """Every built-in tool activity, sharing the worker's injected dependencies.
 
-    ``http`` is used as given (the worker owns and closes it); tools pass their own
-    per-request timeout and never follow redirects.
+    ``http`` returns the client the HTTP tools share, called when one runs (the worker
+    passes a ``LazyHttpClient``, which makes the client then, and owns and closes it);
+    tools pass their own per-request timeout and never follow redirects.
     """
 
     def __init__(
-        self, settings: Settings, notes: NoteStore, http: httpx.AsyncClient, blobs: BlobStore
+        self,
+        settings: Settings,
+        notes: NoteStore,
+        http: Callable[[], httpx.AsyncClient],
+        blobs: BlobStore,
     ) -> None:
         self.functions = FunctionTools([calculator])
         self.notes = NoteTools(notes, Offloader(blobs, settings.tool_result_inline_bytes))

@@ -14,11 +14,11 @@ Failure classes, and who sees them:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -28,6 +28,9 @@ from durable_agent.activity_models import ToolCall, ToolResult
 from durable_agent.config import Settings
 from durable_agent.retry_classification import parse_retry_after
 from durable_agent.tools.registry import TOOL_TRANSIENT_ERROR, describe_validation_error
+
+if TYPE_CHECKING:  # imported with the tools' client, on first use (_http_client)
+    import httpx
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -68,6 +71,8 @@ async def get_json(
     ``params``, and redirects are not followed, so a tool never talks to another host.
     Messages name the ``service``, never the URL (it may carry credentials).
     """
+    import httpx  # loaded with ``http`` already: for its exception types
+
     try:
         async with auto_heartbeat():
             response = await http.get(
@@ -113,9 +118,10 @@ def _retry_after(response: httpx.Response) -> timedelta | None:
 
 class HttpTool:
     """Base of the tools backed by an HTTP API: GETs JSON from a configured base URL
-    with the configured timeout (see ``get_json`` for the error policy)."""
+    with the configured timeout (see ``get_json`` for the error policy). ``http``
+    returns the shared client (the worker's ``LazyHttpClient`` makes it on first use)."""
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, http: Callable[[], httpx.AsyncClient]) -> None:
         self._settings = settings
         self._http = http
 
@@ -139,7 +145,7 @@ class HttpTool:
                 non_retryable=True,
             )
         return await get_json(
-            self._http,
+            self._http(),
             url,
             params=params,
             call=call,

@@ -1,17 +1,22 @@
 """A worker loads the Claude and MCP SDKs only when it uses them: ``anthropic`` (with
 ``httpx2``) is ~60 MiB resident once imported and ``mcp`` more, against ~100 MiB for
-the rest of an idle worker; grpcio only for the trace exporter. Checked in a fresh
-interpreter, since this one has imported everything the other tests use."""
+the rest of an idle worker; grpcio only for the trace exporter, httpx only for the HTTP
+tools. Checked in a fresh interpreter, since this one has imported everything the other
+tests use."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+
+from activities.tools._http_client import LazyHttpClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,3 +149,48 @@ def test_grpc_already_imported_is_left_alone() -> None:
         "print(json.dumps(hasattr(workflowservice.v1, 'WorkflowServiceStub')))"
     )
     assert stubs is True
+
+
+_HTTP_PROBE = """
+import asyncio, json, sys
+import worker
+from activities.tools._http_client import LazyHttpClient
+from durable_agent.config import Settings
+
+LIGHT = ("httpx", "rich", "pygments")
+where = sys.argv[1]
+settings = Settings(_env_file=None, notes_db=f"{where}/notes.db", blob_db=f"{where}/blobs.db")
+
+
+async def main():
+    loaded = {"worker": [m for m in LIGHT if m in sys.modules]}
+    async with worker.worker_resources(settings, None):  # no Temporal: nothing is called
+        loaded["resources"] = [m for m in LIGHT if m in sys.modules]
+    LazyHttpClient(timeout_seconds=1)()
+    loaded["used"] = [m for m in LIGHT if m in sys.modules]
+    print(json.dumps(loaded))
+
+
+asyncio.run(main())
+"""
+
+
+def test_a_worker_imports_httpx_only_when_an_http_tool_runs(tmp_path: Path) -> None:
+    """httpx is 2-3 MiB resident, ~6 with ``rich`` and ``pygments`` installed (it then
+    loads its command-line interface): the worker and its activities load none of them
+    until the tools' client is first asked for."""
+    loaded = _probe(_HTTP_PROBE, str(tmp_path))
+    assert loaded["worker"] == [] and loaded["resources"] == []
+    assert "httpx" in loaded["used"]
+
+
+async def test_the_tools_http_client_is_made_on_first_use_and_closed_after() -> None:
+    async with aclosing(LazyHttpClient(timeout_seconds=3)) as unused:
+        pass
+    assert not unused.made
+    async with aclosing(LazyHttpClient(timeout_seconds=3)) as lazy:
+        assert not lazy.made
+        client = lazy()
+        assert lazy() is client
+        assert client.timeout == httpx.Timeout(3) and not client.follow_redirects
+    assert client.is_closed

@@ -76,7 +76,7 @@ async def tools(api: FakeToolServer, tmp_path: Path) -> AsyncIterator[ToolActivi
         yield ToolActivities(
             settings,
             SqliteNoteStore(tmp_path / "notes.sqlite3"),
-            http,
+            lambda: http,
             SqliteBlobStore(tmp_path / "blobs.sqlite3"),
         )
 

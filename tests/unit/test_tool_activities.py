@@ -58,7 +58,7 @@ def make_tools(
         "http_timeout_seconds": 2.0,
     } | overrides
     blobs = SqliteBlobStore(store.path.parent / "blobs.sqlite3")
-    return ToolActivities(Settings(_env_file=None, **values), store, http, blobs)
+    return ToolActivities(Settings(_env_file=None, **values), store, lambda: http, blobs)
 
 
 @pytest.fixture
