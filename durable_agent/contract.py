@@ -64,7 +64,7 @@ DEFAULT_MAX_TOKENS = 1024
 DEFAULT_MAX_MODEL_CALLS_PER_TURN = 8
 DEFAULT_TURN_TIMEOUT_SECONDS = 120.0
 MAX_MESSAGE_CHARS = 32_000
-WORKFLOW_REVISION = 3
+WORKFLOW_REVISION = 4
 """The newest workflow code revision (``ConversationInput.revision``) this package
 writes and runs; ``workflows/versions.py`` says what each one takes as given."""
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import RawValue
 from temporalio.worker import Worker
 
+from durable_agent.client import Conversation
+from durable_agent.compact import compact_json
 from durable_agent.config import Settings
+from durable_agent.contract import WORKFLOW_TYPE, ConversationInput, ConversationResult
 from worker import serving, worker_resources
 
 T = TypeVar("T")
@@ -33,6 +39,26 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s; last: {result!r}")
         await asyncio.sleep(interval)
+
+
+def raw_json(data: bytes) -> RawValue:
+    """A workflow argument written as these JSON bytes, exactly."""
+    return RawValue(Payload(metadata={"encoding": b"json/plain"}, data=data))
+
+
+async def start_as_written(
+    client: Client, input: ConversationInput, task_queue: str
+) -> Conversation:
+    """A conversation whose start input is ``input`` as is: its ``revision`` too, where
+    the client API writes its own (``start_input``); an older client's conversation."""
+    handle = await client.start_workflow(
+        WORKFLOW_TYPE,
+        raw_json(compact_json(input)),
+        id=f"as-written-{uuid.uuid4().hex[:8]}",
+        task_queue=task_queue,
+        result_type=ConversationResult,
+    )
+    return Conversation(handle)
 
 
 @asynccontextmanager

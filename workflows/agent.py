@@ -22,8 +22,8 @@ from temporalio import workflow
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
-from workflows.approvals import within_deadline
 from workflows.continuation import Continues
+from workflows.deadline import TurnClock
 from workflows.feed import restored_feed
 from workflows.journal import Journal
 from workflows.parsing import APPROVE_SHAPE, CLEAR_SHAPE, REJECT_SHAPE, parse, parse_message
@@ -36,6 +36,7 @@ from workflows.versions import (
     PROVENANCE_PATCH,
     RESILIENCE_PATCH,
     SAFETY_PATCH,
+    TIMERLESS_REVISION,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -115,6 +116,7 @@ class AgentWorkflow(Continues):
             LEAN_TURN_V2_PATCH
         )
         self._lean = self._lean2 or workflow.patched(LEAN_TURN_PATCH)
+        self._timerless = self._input.revision >= TIMERLESS_REVISION
         if self._lean2:
             self._guarded = True  # provenance-v1, taken as given
         if self._lean:
@@ -357,10 +359,9 @@ class AgentWorkflow(Continues):
             self._screen(turn, "user", message.text)
         try:
             if self._safety:
-                reply = await within_deadline(  # a Reply, or raises
-                    asyncio.ensure_future(self._agent_loop(turn)),
-                    self._input.turn_timeout_seconds,
-                    self._desk,
+                turn.clock = TurnClock(self._input.turn_timeout_seconds, timerless=self._timerless)
+                reply = await turn.clock.bound(  # a Reply, or raises
+                    asyncio.ensure_future(self._agent_loop(turn)), self._desk
                 )
             elif workflow.patched(RESILIENCE_PATCH):
                 reply = await asyncio.wait_for(
@@ -381,7 +382,7 @@ class AgentWorkflow(Continues):
     async def _agent_loop(self, turn: Turn) -> Reply:
         """Model → tools (concurrently) → model … until the model answers."""
         if self._input.toolsets:
-            await self._load_toolsets()
+            await self._load_toolsets(turn)
         while True:
             response = await self._model_step(turn)
             tool_uses = [b for b in response.content if isinstance(b, ToolUseBlock)]

@@ -93,6 +93,9 @@ class ConversationBase:
     _lean2: bool
     """Whether this run takes the patches up to ``LEAN_TURN_V2_PATCH`` as given;
     decided when the run starts."""
+    _timerless: bool
+    """Whether this run keeps turn deadlines without a timer (``TIMERLESS_REVISION``);
+    decided when the run starts."""
     _published: tuple[str, str, int, int, Decimal] | None
     _journal: Journal
     _archive: TranscriptArchive | None

@@ -66,12 +66,13 @@ class Compacts(Screens):
                 request,
                 result_type=CompactResult,
                 start_to_close_timeout=MODEL_START_TO_CLOSE,
-                schedule_to_close_timeout=MODEL_SCHEDULE_TO_CLOSE,
+                schedule_to_close_timeout=turn.clock.cap(MODEL_SCHEDULE_TO_CLOSE),
                 heartbeat_timeout=MODEL_HEARTBEAT,
                 retry_policy=MODEL_RETRY_POLICY,
                 summary=f"compact {folded} messages into {key}",
             )
         except ActivityError as e:
+            turn.clock.check()
             self._last_error = f"compaction: {describe(e)}"
             workflow.logger.warning("compaction failed: %s", self._last_error)
             return False

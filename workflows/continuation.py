@@ -107,6 +107,8 @@ class Continues(ToolStep):
         # Whether this run is lean (``LEAN_TURN_PATCH``); decided when the run starts.
         self._lean = False
         self._lean2 = False
+        # Whether this run keeps turn deadlines without a timer (``TIMERLESS_REVISION``).
+        self._timerless = False
         # The search attributes last upserted; a new run starts with the previous run's
         # (continue-as-new carries them), so it upserts only what changes.
         self._published = None

@@ -92,7 +92,7 @@ class ModelStep(Compacts):
         try:
             if self._lean:
                 lease_id = await self._permits.take(
-                    call_id, plan.reserved_usd, turn.waiting_out_rate_limit, describe
+                    call_id, plan.reserved_usd, turn.waiting_out_rate_limit, describe, turn.clock
                 )
             elif governed:
                 await self._permits.permit(
@@ -122,8 +122,9 @@ class ModelStep(Compacts):
         self._journal.model_call_started(turn.number, turn.model_calls)
         started = self._now()
         try:
-            response = await self._call_model(request, request_bytes // 4)
+            response = await self._call_model(request, request_bytes // 4, turn)
         except ActivityError as e:
+            turn.clock.check()  # out of the turn's time: not the model's failure
             if lease_id is not None:
                 self._permits.settle(lease_id, plan.reserved_usd, Decimal(0))  # not billed
             elif governed:
@@ -163,13 +164,15 @@ class ModelStep(Compacts):
         self._messages.append(Message(role="assistant", content=response.content))
         return response
 
-    async def _call_model(self, request: ModelRequest, tokens_estimate: int) -> ModelResponse:
+    async def _call_model(
+        self, request: ModelRequest, tokens_estimate: int, turn: Turn
+    ) -> ModelResponse:
         response: ModelResponse = await workflow.execute_activity(
             MODEL_ACTIVITY,
             request,
             result_type=ModelResponse,
             start_to_close_timeout=MODEL_START_TO_CLOSE,
-            schedule_to_close_timeout=MODEL_SCHEDULE_TO_CLOSE,
+            schedule_to_close_timeout=turn.clock.cap(MODEL_SCHEDULE_TO_CLOSE),
             heartbeat_timeout=MODEL_HEARTBEAT,
             retry_policy=MODEL_RETRY_POLICY,
             summary=(

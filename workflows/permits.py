@@ -21,6 +21,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from workflows.deadline import TurnClock
 from workflows.versions import ASYNC_SETTLE_PATCH
 
 with workflow.unsafe.imports_passed_through():
@@ -83,17 +84,23 @@ class TenantPermits:
     # --- leases ---------------------------------------------------------------------------
 
     async def take(
-        self, call_id: str, reserved_usd: Decimal, on_wait: RateLimitWait, describe: Describe
+        self,
+        call_id: str,
+        reserved_usd: Decimal,
+        on_wait: RateLimitWait,
+        describe: Describe,
+        clock: TurnClock,
     ) -> str:
         """Set ``reserved_usd`` aside on the lease for one model call (taking a new lease
-        first if need be, and waiting out the tenant's rate limit); returns the lease id
-        to settle the call on. Raises ``PermitRefused`` or ``GovernorUnavailable``."""
+        first if need be, and waiting out the tenant's rate limit, within the turn's
+        ``clock``); returns the lease id to settle the call on. Raises ``PermitRefused``
+        or ``GovernorUnavailable`` (``TimeoutError`` past the turn's deadline)."""
         while True:
             lease = self._lease
             if lease is not None and lease.covers(reserved_usd, _now()):
                 lease.take(reserved_usd)
                 return lease.lease_id
-            grant = await self._renew(call_id, reserved_usd, describe)
+            grant = await self._renew(call_id, reserved_usd, describe, clock)
             if grant.granted:
                 self._lease = HeldLease.of(grant)
                 if not self._lease.unlimited:
@@ -103,6 +110,7 @@ class TenantPermits:
             if grant.reason == "daily_budget":
                 raise PermitRefused(grant.message, grant.retry_after_seconds)
             on_wait((_now() + grant.retry_after_seconds, grant.message))
+            clock.arm()  # a wait no step timeout bounds
             await workflow.sleep(
                 timedelta(seconds=grant.retry_after_seconds),
                 summary=f"tenant {self._tenant}: {grant.reason.replace('_', ' ')}",
@@ -127,7 +135,9 @@ class TenantPermits:
         if lease is not None and not lease.unlimited:
             self._signal(GOVERNOR_SIGNAL_RELEASE, lease.report())
 
-    async def _renew(self, call_id: str, reserved_usd: Decimal, describe: Describe) -> Lease:
+    async def _renew(
+        self, call_id: str, reserved_usd: Decimal, describe: Describe, clock: TurnClock
+    ) -> Lease:
         held = self._lease
         info = workflow.info()
         request = LeaseRequest(
@@ -143,11 +153,12 @@ class TenantPermits:
                 request,
                 result_type=Lease,
                 start_to_close_timeout=GOVERNOR_START_TO_CLOSE,
-                schedule_to_close_timeout=GOVERNOR_SCHEDULE_TO_CLOSE,
+                schedule_to_close_timeout=clock.cap(GOVERNOR_SCHEDULE_TO_CLOSE),
                 retry_policy=GOVERNOR_RETRY_POLICY,
                 summary=f"lease for tenant {self._tenant}",
             )
         except ActivityError as e:
+            clock.check()
             raise GovernorUnavailable(describe(e)) from None
         self._lease = None  # reported in the request, granted or not
         return grant

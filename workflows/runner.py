@@ -56,6 +56,7 @@ PASSTHROUGH_MODULES = (
     "workflows.compaction",
     "workflows.delegation",
     "workflows.continuation",
+    "workflows.deadline",
     "workflows.feed",
     "workflows.journal",
     "workflows.model_step",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from durable_agent import provenance as prov
     from durable_agent.activity_models import (
         ToolCall,
         ToolResult,
@@ -38,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         toolset_specs,
     )
 
+from workflows.deadline import cancelling_siblings
 from workflows.delegation import Delegates
 from workflows.turn import Turn, TurnOver, describe, record, rejection, tool_summary
 
@@ -49,6 +52,22 @@ MCP_LIST_RETRY_POLICY = RetryPolicy(
 )
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """A tool call that may run: its tool, and whether it needs approval (or is refused)."""
+
+    spec: ToolSpec
+    gate: prov.Gate | None
+
+    @property
+    def waits(self) -> bool:
+        """Whether it waits for something no activity timeout bounds: a person's
+        approval, or a sub-agent's child workflow."""
+        return isinstance(self.spec, DelegateSpec) or (
+            self.gate is not None and self.gate.action != "block"
+        )
+
+
 class ToolStep(Delegates):
     """The tool calls of one model response, each ending as a tool_result."""
 
@@ -58,13 +77,17 @@ class ToolStep(Delegates):
         self._state = "running_tools"
         allowed, turn_stops = self._spend.tool_calls(turn.budget, len(tool_uses))
         self._plan_delegations(tool_uses[:allowed])
+        # Decided before any call of this step starts, let alone returns: a result the
+        # model has not seen cannot have steered the calls it asked for alongside.
+        admitted = [self._admit(turn, block) for block in tool_uses[:allowed]]
+        if any(isinstance(a, Admitted) and a.waits for a in admitted):
+            turn.clock.arm()  # before any call starts with a capped timeout
         first = len(turn.tool_calls)
-        results = list(
-            await asyncio.gather(
-                *(
-                    self._timed_tool(turn, first + i, block)
-                    for i, block in enumerate(tool_uses[:allowed])
-                )
+        calls = zip(tool_uses[:allowed], admitted, strict=True)
+        results = await cancelling_siblings(
+            *(
+                asyncio.ensure_future(self._timed_tool(turn, first + i, block, admission))
+                for i, (block, admission) in enumerate(calls)
             )
         )
         results += [
@@ -100,15 +123,20 @@ class ToolStep(Delegates):
                 )
             )
 
-    async def _timed_tool(self, turn: Turn, index: int, block: ToolUseBlock) -> ToolCallRecord:
+    async def _timed_tool(
+        self, turn: Turn, index: int, block: ToolUseBlock, admission: Admitted | ToolCallRecord
+    ) -> ToolCallRecord:
         started = self._now()
         self._journal.tool_call_started(turn.number, block)
-        record = await self._run_tool(turn, index, block)
+        if isinstance(admission, Admitted):
+            record = await self._run_tool(turn, index, block, admission)
+        else:
+            record = admission
         self._journal.tool_call_finished(turn.number, record, self._now() - started)
         return record
 
-    async def _run_tool(self, turn: Turn, index: int, block: ToolUseBlock) -> ToolCallRecord:
-        """Run one tool call; every failure becomes a tool_result the model can read."""
+    def _admit(self, turn: Turn, block: ToolUseBlock) -> Admitted | ToolCallRecord:
+        """The call's tool and gate, or why it cannot run (as its tool_result)."""
         spec = self._tools.get(block.name)
         if spec is None:
             return record(
@@ -120,10 +148,15 @@ class ToolStep(Delegates):
             spec.validate(block.input)
         except ValidationError as e:
             return record(block, "invalid_arguments", describe_validation_error(e))
+        return Admitted(spec, self._gate(turn, spec, block) if self._safety else None)
+
+    async def _run_tool(
+        self, turn: Turn, index: int, block: ToolUseBlock, admitted: Admitted
+    ) -> ToolCallRecord:
+        """Run one admitted tool call; every failure becomes a tool_result the model can
+        read."""
+        spec, gate = admitted.spec, admitted.gate
         arguments, approval = block.input, None
-        # Decided before any call of this step returns: a result the model has not seen
-        # cannot have steered the calls it asked for alongside.
-        gate = self._gate(turn, spec, block) if self._safety else None
         if gate and gate.action == "block":
             workflow.logger.warning(
                 "tool call %s (%s) refused: %s",
@@ -178,8 +211,9 @@ class ToolStep(Delegates):
             if isinstance(spec, DelegateSpec):  # a child workflow, not an activity
                 result = await self._delegate(turn, block, spec, str(arguments["task"]))
             else:
-                result = await self._execute_tool(spec, call)
+                result = await self._execute_tool(spec, call, turn)
         except ActivityError as e:
+            turn.clock.check()  # out of the turn's time: not the tool's failure
             self._health.record(dependency, False, self._now())
             self._last_error = f"{spec.name}: {describe(e)}"
             return record(block, "error", f"{spec.name} failed: {describe(e)}", approval=approval)
@@ -203,14 +237,14 @@ class ToolStep(Delegates):
         )
         return done.model_copy(update={"error_type": result.error_type})
 
-    async def _execute_tool(self, spec: ToolSpec, call: ToolCall) -> ToolResult:
-        """One tool call as an activity with the spec's policy; a fast, pure tool
-        (``spec.local``) as a local activity in lean runs (same timeouts and retries, no
-        heartbeat)."""
+    async def _execute_tool(self, spec: ToolSpec, call: ToolCall, turn: Turn) -> ToolResult:
+        """One tool call as an activity with the spec's policy (its schedule-to-close
+        within the turn's time left); a fast, pure tool (``spec.local``) as a local
+        activity in lean runs (same timeouts and retries, no heartbeat)."""
         policy: dict[str, Any] = {
             "result_type": ToolResult,
             "start_to_close_timeout": spec.start_to_close_timeout,
-            "schedule_to_close_timeout": spec.schedule_to_close_timeout,
+            "schedule_to_close_timeout": turn.clock.cap(spec.schedule_to_close_timeout),
             "retry_policy": spec.retry_policy,
             "summary": tool_summary(spec.name, call.arguments),
         }
@@ -228,7 +262,7 @@ class ToolStep(Delegates):
             )
         return result
 
-    async def _load_toolsets(self) -> None:
+    async def _load_toolsets(self, turn: Turn) -> None:
         """List the MCP toolsets the conversation names that it has not listed yet. A
         conversation keeps a catalog for its whole life (carried across continue-as-new);
         a server that could not be listed is asked again at the next turn, and meanwhile
@@ -246,10 +280,12 @@ class ToolStep(Delegates):
                     McpListRequest(server=name),
                     result_type=McpToolset,
                     start_to_close_timeout=MCP_LIST_TIMEOUT,
+                    schedule_to_close_timeout=turn.clock.cap(None),
                     retry_policy=MCP_LIST_RETRY_POLICY,
                     summary=f"list the tools of MCP server {name}",
                 )
             except ActivityError as e:
+                turn.clock.check()
                 self._health.record(dependency, False, self._now())
                 self._last_error = f"MCP server {name}: {describe(e)}"
                 self._toolsets_down.add(name)

@@ -26,6 +26,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from durable_agent.retry_classification import NON_RETRYABLE_TYPES
 
+from workflows.deadline import TurnClock
+
 
 @dataclass
 class Pending:
@@ -52,6 +54,9 @@ class Turn:
     """While waiting out the tenant's rate limit: when the wait ends, and why."""
     streamed: bool = False
     """The model's output goes to the conversation's stream as it is written."""
+    clock: TurnClock = field(default_factory=lambda: TurnClock(0.0, timerless=False))
+    """The turn's deadline (an armed clock, no-op for steps, unless the run keeps it
+    without a timer)."""
 
     def waiting_out_rate_limit(self, wait: tuple[float, str] | None) -> None:
         """The turn waits out the tenant's rate limit (until when, why), or no longer."""

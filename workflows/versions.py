@@ -70,6 +70,14 @@ memory for as long as a worker caches it. Runs from older clients (revision 0) s
 ask, so they record the marker as before; their recordings:
 ``tests/histories/pre_revision/``."""
 
+TIMERLESS_REVISION = 4
+"""Runs whose input names this revision or a newer one keep a turn's deadline without a
+timer (``workflows.deadline``): every activity of the turn gets a schedule-to-close
+timeout of at most the time left, and only a wait no timeout can bound (an approval, a
+sub-agent, the tenant's rate limit) starts the deadline's timer. Older runs start and
+cancel a timer every turn (two events, and the SDK core's memory for them while cached);
+their recordings: ``tests/histories/pre_timerless/``."""
+
 
 @dataclass(frozen=True)
 class Version:

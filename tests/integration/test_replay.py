@@ -97,8 +97,22 @@ def test_golden_histories_are_committed() -> None:
         # Recorded before runs named their workflow revision in their input: each run
         # asked for lean-turn-v2 and recorded its marker.
         *(f"pre_revision/{name.stem}" for name in HISTORY_DIR.glob("*.json")),
+        # Revision 3: every turn raced a timer for its deadline.
+        *(f"pre_timerless/{name.stem}" for name in HISTORY_DIR.glob("*.json")),
     } <= names
     assert len([n for n in names if n.startswith("pre_revision/")]) == 11
+    assert len([n for n in names if n.startswith("pre_timerless/")]) == 11
+    # Revision 4: a turn starts its deadline's timer only to wait for a person or a
+    # sub-agent; every other turn of every conversation has none.
+    for name, timers in (
+        ("offline_tools_multi_turn", 0),
+        ("claude_tools_multi_turn", 0),
+        ("offline_continue_as_new", 0),
+        ("offline_streaming", 0),
+        ("offline_approvals", 3),  # the three turns that waited for a person
+        ("pre_timerless/offline_tools_multi_turn", 4),  # one per turn
+    ):
+        assert _deadline_timers(HISTORY_DIR / f"{name}.json") == timers, name
     updates = json.loads((HISTORY_DIR / "offline_approvals.json").read_text())["events"]
     names_used = [
         e["workflowExecutionUpdateAcceptedEventAttributes"]["acceptedRequest"]["input"]["name"]
@@ -136,6 +150,19 @@ def test_golden_histories_are_committed() -> None:
     streaming = (HISTORY_DIR / "offline_streaming.json").read_text()
     assert streaming.count('"signalName": "__temporal_workflow_stream_publish"') >= 3
     assert len(json.loads(streaming)["runs"]) >= 2
+
+
+def _deadline_timers(path: Path) -> int:
+    """Timers a recorded conversation started for its turn deadlines."""
+    document = json.loads(path.read_text())
+    return sum(
+        base64.b64decode(
+            event.get("userMetadata", {}).get("summary", {}).get("data", "")
+        ).startswith(b'"turn deadline')
+        for run in document.get("runs") or [document]
+        for event in run["events"]
+        if "timerStartedEventAttributes" in event
+    )
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from durable_agent.client import start_conversation
 from durable_agent.contract import (
     GOVERNOR_QUERY_STATE,
     SIGNAL_FORCE_BREAKER,
+    WORKFLOW_REVISION,
     BreakerCommand,
     ConversationInput,
     ConversationLimits,
@@ -28,8 +29,9 @@ from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.faults import Fault
 from durable_agent.testing.responders import offline_responder
 from tests.conftest import claude_worker
-from tests.helpers import eventually, history_events
+from tests.helpers import eventually, history_events, start_as_written
 from workflows.agent import MODEL_RETRY_POLICY
+from workflows.versions import TIMERLESS_REVISION
 
 
 @pytest.fixture
@@ -260,17 +262,31 @@ async def test_tenant_daily_budget_stops_every_conversation_of_the_tenant(
         assert state.spent_usd == spent <= limits[tenant].daily_usd
 
 
+@pytest.mark.parametrize("revision", [WORKFLOW_REVISION, TIMERLESS_REVISION - 1])
 async def test_turn_deadline_cancels_in_flight_work(
-    client: Client, task_queue: str, tool_server: FakeToolServer
+    client: Client, task_queue: str, tool_server: FakeToolServer, revision: int
 ) -> None:
+    """The deadline stops the slow tool call: runs of the current revision by the call's
+    own schedule-to-close timeout (no timer), older runs by the deadline's timer, which
+    cancels the call."""
     tool_server.faults.add(Fault(delay=30.0, path="/v1/forecast"))
-    conversation = await start_conversation(
-        client, ConversationInput(turn_timeout_seconds=4), task_queue=task_queue
-    )
+    input = ConversationInput(turn_timeout_seconds=4, revision=revision)
+    conversation = await start_as_written(client, input, task_queue)
     started = time.monotonic()
     reply = await conversation.send_message("What's the weather in Sydney?")
     assert reply.status == "timeout" and time.monotonic() - started < 15
-    assert "ACTIVITY_TASK_CANCEL_REQUESTED" in await history_events(conversation.handle)
+    events = await history_events(conversation.handle)
+    history = await conversation.handle.fetch_history()
+    deadline_timers = [
+        e
+        for e in history.events
+        if e.HasField("timer_started_event_attributes")
+        and e.user_metadata.summary.data.startswith(b'"turn deadline')
+    ]
+    if revision >= TIMERLESS_REVISION:
+        assert "ACTIVITY_TASK_TIMED_OUT" in events and not deadline_timers
+    else:
+        assert "ACTIVITY_TASK_CANCEL_REQUESTED" in events and deadline_timers
     transcript = (await conversation.transcript()).messages
     assert [m.role for m in transcript] == ["user", "assistant", "user", "assistant"]
     assert "not run: the turn was stopped" in transcript[2].model_dump_json()  # tool_result

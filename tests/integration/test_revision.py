@@ -8,10 +8,8 @@ import json
 import uuid
 
 import pytest
-from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from durable_agent.client import Conversation, start_conversation, start_input
@@ -22,6 +20,7 @@ from durable_agent.contract import (
     ConversationInput,
     ConversationResult,
 )
+from tests.helpers import raw_json
 from tests.integration.test_long_conversations import _runs
 from workflows.replay import replayer
 
@@ -53,10 +52,6 @@ async def _two_turns_ended(client: Client, conversation: Conversation) -> list[W
     return runs
 
 
-def _raw(data: bytes) -> RawValue:
-    return RawValue(Payload(metadata={"encoding": b"json/plain"}, data=data))
-
-
 async def test_client_names_the_revision_and_runs_record_no_marker(
     client: Client, task_queue: str
 ) -> None:
@@ -74,7 +69,7 @@ async def test_an_input_without_revision_asks_by_marker_until_it_continues_as_ne
     input = ConversationInput(tools=["calculator"], continue_as_new_after_turns=1)
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
-        _raw(compact_json(input)),  # as an older client writes it: no revision
+        raw_json(compact_json(input)),  # as an older client writes it: no revision
         id=f"old-client-{uuid.uuid4().hex[:8]}",
         task_queue=task_queue,
         result_type=ConversationResult,
@@ -92,7 +87,7 @@ async def test_a_revision_newer_than_the_worker_fails_the_run_with_a_typed_error
     document["revision"] = WORKFLOW_REVISION + 1
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
-        _raw(json.dumps(document).encode()),
+        raw_json(json.dumps(document).encode()),
         id=f"future-client-{uuid.uuid4().hex[:8]}",
         task_queue=task_queue,
         result_type=ConversationResult,
