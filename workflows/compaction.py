@@ -52,6 +52,7 @@ class Compacts(Screens):
             return False  # nothing old enough to fold (or a run from before compaction)
         cut, info = (starts[-keep] if len(starts) > keep else 0), workflow.info()
         folded = cut + (archive.messages if archive else 0)
+        step = turn.clock.step(MODEL_SCHEDULE_TO_CLOSE)
         self._compactions += 1
         key = f"transcript/{info.workflow_id}/{self._compactions}"
         request = CompactRequest(
@@ -66,13 +67,13 @@ class Compacts(Screens):
                 request,
                 result_type=CompactResult,
                 start_to_close_timeout=MODEL_START_TO_CLOSE,
-                schedule_to_close_timeout=turn.clock.cap(MODEL_SCHEDULE_TO_CLOSE),
+                schedule_to_close_timeout=step.timeout,
                 heartbeat_timeout=MODEL_HEARTBEAT,
                 retry_policy=MODEL_RETRY_POLICY,
                 summary=f"compact {folded} messages into {key}",
             )
         except ActivityError as e:
-            turn.clock.check()
+            step.check(e)
             self._last_error = f"compaction: {describe(e)}"
             workflow.logger.warning("compaction failed: %s", self._last_error)
             return False

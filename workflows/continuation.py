@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent.tools.registry import select_tools
     from durable_agent.toolsets import McpToolset
 from workflows.turn import describe
-from workflows.versions import CONTINUE_AS_NEW_PATCH, FLAT_CONTINUE_PATCH
+from workflows.versions import CONTINUE_AS_NEW_PATCH, FLAT_CONTINUE_PATCH, revision_to_write
 
 ARCHIVE_START_TO_CLOSE = timedelta(seconds=60)
 ARCHIVE_RETRY_POLICY = RetryPolicy(
@@ -153,8 +153,9 @@ class Continues(ToolStep):
         without the fields at their defaults (``compact_json``), the carried state packed
         (``pack_continued``). History records it twice, in the continued-as-new event and
         the next run's start; it decodes to exactly the same input."""
-        input = self._input.model_copy(  # the next run: this code, no marker needed
-            update={"continued": self._carry(messages, archive), "revision": WORKFLOW_REVISION}
+        revision = revision_to_write(self._input.revision)  # no marker needed
+        input = self._input.model_copy(
+            update={"continued": self._carry(messages, archive), "revision": revision}
         )
         document = json.loads(compact_json(input))
         carried = json.dumps(document["continued"], separators=(",", ":"), ensure_ascii=False)

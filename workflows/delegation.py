@@ -30,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
         DELEGATION_DEPTH_EXCEEDED,
         INVALID_APPROVAL,
         SUBAGENT_FAILED,
-        WORKFLOW_REVISION,
         WORKFLOW_TYPE,
         ConversationInput,
         ConversationResult,
@@ -48,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.relay import RelaysApprovals
 from workflows.turn import Pending, Turn
-from workflows.versions import DELEGATION_PATCH
+from workflows.versions import DELEGATION_PATCH, revision_to_write
 
 DELEGATED_TASK = "delegated-task"
 """The update id a sub-agent's task is answered under."""
@@ -131,10 +130,11 @@ class Delegates(RelaysApprovals):
             record.outcome, record.detail = "refused", refused.message
             return ToolResult(outcome="error", content=f"not run: {refused.message}",
                               error_type=refused.type)  # fmt: skip
+        revision = revision_to_write(self._input.revision)
         started = child.model_copy(update={"delegated": Delegated(
             parent_workflow_id=workflow.info().workflow_id, call_id=block.id, agent=sub.name,
             depth=self._depth() + 1, task=task, budget=record.budget,
-            stream=turn.streamed), "revision": WORKFLOW_REVISION})  # fmt: skip
+            stream=turn.streamed), "revision": revision})  # fmt: skip
         try:
             result: ConversationResult = await workflow.execute_child_workflow(
                 WORKFLOW_TYPE,

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from durable_agent.toolsets import server_dependency
 
 from workflows.compaction import Compacts
+from workflows.deadline import Step
 from workflows.permits import GovernorUnavailable, PermitRefused
 from workflows.policies import (
     GOVERNOR,
@@ -112,6 +113,12 @@ class ModelStep(Compacts):
             self._last_error = f"governor: {e}"  # no permit, no spend: fail closed
             raise TurnOver(self._degraded_reply(turn, GOVERNOR)) from None
 
+        try:
+            step = turn.clock.step(MODEL_SCHEDULE_TO_CLOSE)
+        except TimeoutError:  # no time left to start the call: nothing spent
+            if lease_id is not None:
+                self._permits.settle(lease_id, plan.reserved_usd, Decimal(0))
+            raise
         turn.model_calls += 1
         self._model_calls += 1
         if turn.streamed:
@@ -122,9 +129,8 @@ class ModelStep(Compacts):
         self._journal.model_call_started(turn.number, turn.model_calls)
         started = self._now()
         try:
-            response = await self._call_model(request, request_bytes // 4, turn)
+            response = await self._call_model(request, request_bytes // 4, step)
         except ActivityError as e:
-            turn.clock.check()  # out of the turn's time: not the model's failure
             if lease_id is not None:
                 self._permits.settle(lease_id, plan.reserved_usd, Decimal(0))  # not billed
             elif governed:
@@ -139,6 +145,7 @@ class ModelStep(Compacts):
                 self._last_error,
                 self._now() - started,
             )
+            step.check(e)  # cut off by the turn's deadline: not the model's failure
             if is_request_error(e):
                 raise TurnOver(
                     turn.reply(
@@ -165,14 +172,14 @@ class ModelStep(Compacts):
         return response
 
     async def _call_model(
-        self, request: ModelRequest, tokens_estimate: int, turn: Turn
+        self, request: ModelRequest, tokens_estimate: int, step: Step
     ) -> ModelResponse:
         response: ModelResponse = await workflow.execute_activity(
             MODEL_ACTIVITY,
             request,
             result_type=ModelResponse,
             start_to_close_timeout=MODEL_START_TO_CLOSE,
-            schedule_to_close_timeout=turn.clock.cap(MODEL_SCHEDULE_TO_CLOSE),
+            schedule_to_close_timeout=step.timeout,
             heartbeat_timeout=MODEL_HEARTBEAT,
             retry_policy=MODEL_RETRY_POLICY,
             summary=(

@@ -147,18 +147,20 @@ class TenantPermits:
             min_usd=reserved_usd,
             previous=held.report() if held is not None and not held.unlimited else None,
         )
+        step = clock.step(GOVERNOR_SCHEDULE_TO_CLOSE)
         try:
             grant: Lease = await workflow.execute_local_activity(
                 LEASE_ACTIVITY,
                 request,
                 result_type=Lease,
                 start_to_close_timeout=GOVERNOR_START_TO_CLOSE,
-                schedule_to_close_timeout=clock.cap(GOVERNOR_SCHEDULE_TO_CLOSE),
+                schedule_to_close_timeout=step.timeout,
+                local_retry_threshold=step.local_retry_threshold,
                 retry_policy=GOVERNOR_RETRY_POLICY,
                 summary=f"lease for tenant {self._tenant}",
             )
         except ActivityError as e:
-            clock.check()
+            step.check(e)
             raise GovernorUnavailable(describe(e)) from None
         self._lease = None  # reported in the request, granted or not
         return grant

@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         toolset_specs,
     )
 
-from workflows.deadline import cancelling_siblings
+from workflows.deadline import Step, cancelling_siblings
 from workflows.delegation import Delegates
 from workflows.turn import Turn, TurnOver, describe, record, rejection, tool_summary
 
@@ -128,12 +128,17 @@ class ToolStep(Delegates):
     ) -> ToolCallRecord:
         started = self._now()
         self._journal.tool_call_started(turn.number, block)
-        if isinstance(admission, Admitted):
-            record = await self._run_tool(turn, index, block, admission)
+        if isinstance(admission, ToolCallRecord):
+            done = admission
         else:
-            record = admission
-        self._journal.tool_call_finished(turn.number, record, self._now() - started)
-        return record
+            try:
+                done = await self._run_tool(turn, index, block, admission)
+            except TimeoutError:  # cut off by the turn's deadline (timerless)
+                stopped = record(block, "error", "not run: the turn was stopped")
+                self._journal.tool_call_finished(turn.number, stopped, self._now() - started)
+                raise
+        self._journal.tool_call_finished(turn.number, done, self._now() - started)
+        return done
 
     def _admit(self, turn: Turn, block: ToolUseBlock) -> Admitted | ToolCallRecord:
         """The call's tool and gate, or why it cannot run (as its tool_result)."""
@@ -207,13 +212,16 @@ class ToolStep(Delegates):
             tenant=self._input.tenant,
             injection_patterns=self._input.safety.injection_patterns if screens else None,
         )
+        step = None
         try:
             if isinstance(spec, DelegateSpec):  # a child workflow, not an activity
                 result = await self._delegate(turn, block, spec, str(arguments["task"]))
             else:
-                result = await self._execute_tool(spec, call, turn)
+                step = turn.clock.step(spec.schedule_to_close_timeout)
+                result = await self._execute_tool(spec, call, step)
         except ActivityError as e:
-            turn.clock.check()  # out of the turn's time: not the tool's failure
+            if step is not None:
+                step.check(e)  # cut off by the turn's deadline: not the tool's failure
             self._health.record(dependency, False, self._now())
             self._last_error = f"{spec.name}: {describe(e)}"
             return record(block, "error", f"{spec.name} failed: {describe(e)}", approval=approval)
@@ -237,21 +245,24 @@ class ToolStep(Delegates):
         )
         return done.model_copy(update={"error_type": result.error_type})
 
-    async def _execute_tool(self, spec: ToolSpec, call: ToolCall, turn: Turn) -> ToolResult:
+    async def _execute_tool(self, spec: ToolSpec, call: ToolCall, step: Step) -> ToolResult:
         """One tool call as an activity with the spec's policy (its schedule-to-close
-        within the turn's time left); a fast, pure tool (``spec.local``) as a local
-        activity in lean runs (same timeouts and retries, no heartbeat)."""
+        within the turn's time left: ``step``); a fast, pure tool (``spec.local``) as a
+        local activity in lean runs (same timeouts and retries, no heartbeat)."""
         policy: dict[str, Any] = {
             "result_type": ToolResult,
             "start_to_close_timeout": spec.start_to_close_timeout,
-            "schedule_to_close_timeout": turn.clock.cap(spec.schedule_to_close_timeout),
+            "schedule_to_close_timeout": step.timeout,
             "retry_policy": spec.retry_policy,
             "summary": tool_summary(spec.name, call.arguments),
         }
         result: ToolResult
         if spec.local and self._lean:
             result = await workflow.execute_local_activity(
-                spec.activity_name, spec.activity_input(call), **policy
+                spec.activity_name,
+                spec.activity_input(call),
+                local_retry_threshold=step.local_retry_threshold,
+                **policy,
             )
         else:
             result = await workflow.execute_activity(
@@ -274,18 +285,19 @@ class ToolStep(Delegates):
             if not self._health.allows(dependency, self._now()):
                 self._toolsets_down.add(name)
                 continue
+            step = turn.clock.step(None)
             try:
                 toolset: McpToolset = await workflow.execute_activity(
                     MCP_LIST_TOOLS,
                     McpListRequest(server=name),
                     result_type=McpToolset,
                     start_to_close_timeout=MCP_LIST_TIMEOUT,
-                    schedule_to_close_timeout=turn.clock.cap(None),
+                    schedule_to_close_timeout=step.timeout,
                     retry_policy=MCP_LIST_RETRY_POLICY,
                     summary=f"list the tools of MCP server {name}",
                 )
             except ActivityError as e:
-                turn.clock.check()
+                step.check(e)
                 self._health.record(dependency, False, self._now())
                 self._last_error = f"MCP server {name}: {describe(e)}"
                 self._toolsets_down.add(name)

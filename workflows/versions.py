@@ -79,6 +79,16 @@ cancel a timer every turn (two events, and the SDK core's memory for them while 
 their recordings: ``tests/histories/pre_timerless/``."""
 
 
+def revision_to_write(revision: int) -> int:
+    """The revision a run writes into the runs it starts (its next run, its sub-agents):
+    its own, at least ``MARKERLESS_REVISION``, which every worker since that revision
+    runs, and never one newer than its own. Writing this worker's newest revision instead
+    would fail those runs (a revision newer than the worker: ``InvalidConversationInput``)
+    on workers not yet upgraded during a rolling upgrade. A conversation takes a newer
+    revision when a client (upgraded after the workers) starts it with one."""
+    return max(revision, MARKERLESS_REVISION)
+
+
 @dataclass(frozen=True)
 class Version:
     """One patch id, as a row of the table below."""
