@@ -45,7 +45,7 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
-from temporalio.common import RawValue
+from temporalio.common import RawValue, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
@@ -734,8 +734,18 @@ async def start_conversation(
         task_queue=task_queue,
         result_type=ConversationResult,
         static_summary=f"conversation of tenant {input.tenant}",
+        search_attributes=start_search_attributes(input),
     )
     return Conversation(handle, input.safety.max_message_chars)
+
+
+def start_search_attributes(input: ConversationInput) -> TypedSearchAttributes | None:
+    """The ``Agent*`` search attributes a conversation starts with, when the server has
+    them (``input.search_attributes``): set by the start request, so its first workflow
+    task records no upsert of them (a run of revision 4 or newer reads them back)."""
+    if not input.search_attributes:
+        return None
+    return search_attributes.typed(search_attributes.values_at_start(input.tenant))
 
 
 def start_input(input: ConversationInput) -> RawValue:

@@ -9,7 +9,9 @@ task, so conversations only upsert when their start input says the server has th
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from decimal import Decimal
+
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 TENANT = SearchAttributeKey.for_keyword("AgentTenant")
 STATUS = SearchAttributeKey.for_keyword("AgentStatus")
@@ -32,3 +34,35 @@ ALL: dict[str, str] = {
 def dev_server_args() -> list[str]:
     """``--search-attribute Name=Type`` flags registering them on a dev server."""
     return [arg for name, kind in ALL.items() for arg in ("--search-attribute", f"{name}={kind}")]
+
+
+Values = tuple[str, str, int, int, Decimal]
+"""A conversation's values of them: tenant, status, turns, tokens, cost."""
+
+
+def values_at_start(tenant: str) -> Values:
+    """What a new conversation shows before its first turn."""
+    return (tenant, "idle", 0, 0, Decimal(0))
+
+
+def typed(values: Values) -> TypedSearchAttributes:
+    """``values`` as a start request carries them."""
+    tenant, status, turns, tokens, usd = values
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(TENANT, tenant),
+            SearchAttributePair(STATUS, status),
+            SearchAttributePair(TURNS, turns),
+            SearchAttributePair(TOKENS, tokens),
+            SearchAttributePair(COST_USD, float(usd)),
+        ]
+    )
+
+
+def values_of(attributes: TypedSearchAttributes) -> Values | None:
+    """The values a run started with (``typed``), if it started with all of them."""
+    tenant, status = attributes.get(TENANT), attributes.get(STATUS)
+    turns, tokens, usd = attributes.get(TURNS), attributes.get(TOKENS), attributes.get(COST_USD)
+    if tenant is None or status is None or turns is None or tokens is None or usd is None:
+        return None
+    return (tenant, status, turns, tokens, Decimal(str(usd)))

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from durable_agent import provenance as prov
+    from durable_agent import search_attributes as attributes
     from durable_agent.activity_models import (
         QUERY_TRANSCRIPT_PREFIX,
         Messages,
@@ -117,6 +118,8 @@ class AgentWorkflow(Continues):
         )
         self._lean = self._lean2 or workflow.patched(LEAN_TURN_PATCH)
         self._timerless = self._input.revision >= TIMERLESS_REVISION
+        if self._timerless and self._published is None:  # set by the start request?
+            self._published = attributes.values_of(workflow.info().typed_search_attributes)
         if self._lean2:
             self._guarded = True  # provenance-v1, taken as given
         if self._lean:

@@ -24,6 +24,7 @@ from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from durable_agent import delegation as carve
+    from durable_agent import search_attributes as attributes
     from durable_agent.activity_models import ToolResult
     from durable_agent.budget import BudgetLimits, Spent
     from durable_agent.contract import (
@@ -147,6 +148,12 @@ class Delegates(RelaysApprovals):
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 static_summary=f"sub-agent {sub.name}: {_short(task)}",
                 static_details=f"delegated by call {block.id} of turn {turn.number}",
+                # Shown from its start, so its first workflow task upserts none of them.
+                search_attributes=(
+                    attributes.typed(attributes.values_at_start(started.tenant))
+                    if started.search_attributes and self._timerless
+                    else None
+                ),
             )
         except ChildWorkflowError as e:
             self._settle(turn, record, None, "failed", _why(e))

@@ -76,7 +76,9 @@ timer (``workflows.deadline``): every activity of the turn gets a schedule-to-cl
 timeout of at most the time left, and only a wait no timeout can bound (an approval, a
 sub-agent, the tenant's rate limit) starts the deadline's timer. Older runs start and
 cancel a timer every turn (two events, and the SDK core's memory for them while cached);
-their recordings: ``tests/histories/pre_timerless/``."""
+their recordings: ``tests/histories/pre_timerless/``. Runs of this revision also read the
+``Agent*`` search attributes their start request set (the client API's, the gateway's, a
+parent's for its sub-agent) instead of upserting them in their first workflow task."""
 
 
 def revision_to_write(revision: int) -> int:

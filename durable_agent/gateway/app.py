@@ -53,7 +53,7 @@ from temporalio.runtime import Runtime
 
 from durable_agent import contract
 from durable_agent.budget import BudgetLimits
-from durable_agent.client import new_conversation_id, start_input
+from durable_agent.client import new_conversation_id, start_input, start_search_attributes
 from durable_agent.config import Settings
 from durable_agent.contract import (
     ApprovalRecord,
@@ -282,6 +282,7 @@ def create_app(
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     static_summary=f"conversation of tenant {key.tenant} (gateway)",
+                    search_attributes=start_search_attributes(config),
                     rpc_timeout=gateway.rpc_timeout,
                 )
             )

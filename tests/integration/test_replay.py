@@ -113,6 +113,15 @@ def test_golden_histories_are_committed() -> None:
         ("pre_timerless/offline_tools_multi_turn", 4),  # one per turn
     ):
         assert _deadline_timers(HISTORY_DIR / f"{name}.json") == timers, name
+    # Revision 4: the start request sets the search attributes; the first workflow task
+    # upserts none (the child's are set by its parent).
+    for name in ("offline_tools_multi_turn", "offline_delegation_child"):
+        document = json.loads((HISTORY_DIR / f"{name}.json").read_text())
+        events = (document.get("runs") or [document])[0]["events"]
+        assert events[0]["workflowExecutionStartedEventAttributes"]["searchAttributes"], name
+        tasks = [i for i, e in enumerate(events) if "workflowTaskScheduledEventAttributes" in e]
+        first_task = events[: tasks[1]]  # up to the second task: the first one's commands
+        assert not any("upsertWorkflowSearchAttributesEventAttributes" in e for e in first_task)
     updates = json.loads((HISTORY_DIR / "offline_approvals.json").read_text())["events"]
     names_used = [
         e["workflowExecutionUpdateAcceptedEventAttributes"]["acceptedRequest"]["input"]["name"]
