@@ -129,6 +129,10 @@ def waits(events: Sequence[HistoryEvent]) -> dict[str, float]:
         if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             name = event.activity_task_scheduled_event_attributes.activity_type.name
             opened[event.event_id] = (f"activity {name}", at)
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            # The last attempt's start (the event is written when the activity closes).
+            name, since = opened[event.activity_task_started_event_attributes.scheduled_event_id]
+            spent[f"{name} until started"] += at - since
         elif kind in _CLOSES:
             name, since = opened.pop(getattr(event, _CLOSES[kind]).scheduled_event_id)
             spent[name] += at - since
