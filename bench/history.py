@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
@@ -49,6 +48,7 @@ from bench.harness import (
     open_chat,
     timed_turns,
 )
+from durable_agent import converter
 from durable_agent.contract import ConversationInput
 from workflows import WORKFLOW_RUNNER
 from workflows.replay import replayer
@@ -149,7 +149,7 @@ def bare_replayer() -> Replayer:
     """A replayer of the bare baseline, with the workers' sandbox and data converter."""
     return Replayer(
         workflows=[BareWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=converter.data_converter,
         workflow_runner=WORKFLOW_RUNNER,
     )
 

@@ -46,13 +46,12 @@ from temporalio.client import (
     WorkflowUpdateStage,
 )
 from temporalio.common import RawValue, TypedSearchAttributes
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from durable_agent import codec, search_attributes
+from durable_agent import codec, converter, search_attributes
 from durable_agent.compact import compact_json
 from durable_agent.config import Settings
 from durable_agent.contract import (
@@ -181,7 +180,7 @@ async def connect(
     api_key: str | None = None,
     runtime: Runtime | None = None,
     interceptors: Sequence[Interceptor] = (),
-    data_converter: DataConverter = pydantic_data_converter,
+    data_converter: DataConverter = converter.data_converter,
 ) -> Client:
     """A Temporal client with the pydantic data converter the workers use. Pass the
     tracing interceptor (``durable_agent.telemetry.tracing_interceptor()``) to join a

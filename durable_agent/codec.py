@@ -31,12 +31,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
     PayloadCodec,
 )
+
+from durable_agent import converter
 
 if TYPE_CHECKING:  # config imports this module to validate the keys
     from durable_agent.config import Settings
@@ -167,7 +168,7 @@ def encrypting_converter(codec: PayloadCodec) -> DataConverter:
     messages and stack traces moved into an encoded payload so they are encrypted too
     (the server then shows ``Encoded failure`` as the message)."""
     return dataclasses.replace(
-        pydantic_data_converter,
+        converter.data_converter,
         payload_codec=codec,
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
@@ -184,7 +185,7 @@ def data_converter(settings: Settings) -> DataConverter:
     """What every client and worker of ``settings`` uses: encrypting when keys are
     configured, the plain pydantic data converter otherwise."""
     codec = codec_from_settings(settings)
-    return pydantic_data_converter if codec is None else encrypting_converter(codec)
+    return converter.data_converter if codec is None else encrypting_converter(codec)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

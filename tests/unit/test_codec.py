@@ -10,9 +10,10 @@ from pydantic import ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.exceptions import ApplicationError
 
+from durable_agent import converter as shared
 from durable_agent.codec import (
     ENCODING,
     KEY_ID,
@@ -25,6 +26,7 @@ from durable_agent.codec import (
     parse_keys,
 )
 from durable_agent.config import Settings
+from durable_agent.contract import Reply, Usage
 
 OLD_KEY = bytes(range(32))
 NEW_KEY = bytes(range(100, 116))  # AES-128: every size works
@@ -148,12 +150,12 @@ def test_configured_keys_stay_secret_and_empty_means_unset(
 
 
 def test_data_converter_encrypts_only_when_keys_are_configured() -> None:
-    assert data_converter(_settings(None)) is pydantic_data_converter
+    assert data_converter(_settings(None)) is shared.data_converter
     converter = data_converter(_settings(f"{NEW},{OLD}"))
     assert isinstance(converter.payload_codec, EncryptionCodec)
     assert converter.payload_codec.current == "k1"
     assert converter.failure_converter_class is DefaultFailureConverterWithEncodedAttributes
-    assert converter.payload_converter_class is pydantic_data_converter.payload_converter_class
+    assert converter.payload_converter_class is shared.SharedPydanticPayloadConverter
 
 
 async def test_failure_message_and_stack_trace_are_encrypted() -> None:
@@ -177,3 +179,16 @@ def test_new_key_is_usable_config(capsys: pytest.CaptureFixture[str]) -> None:
     main(["new-key", "--id", "k3"])
     printed = capsys.readouterr().out.strip()
     assert printed.startswith("k3:") and len(parse_keys(printed)["k3"]) == 32
+
+
+def test_every_payload_converter_the_sdk_builds_is_the_one_shared_instance() -> None:
+    """The SDK builds a payload converter per workflow and per activation; each is the
+    same instance, with one cache of type adapters, and converts as the SDK's own."""
+    first = shared.data_converter._new_payload_converter()
+    second = DataConverter(payload_converter_class=shared.SharedPydanticPayloadConverter)
+    assert shared.SharedPydanticPayloadConverter() is shared.SharedPydanticPayloadConverter()
+    reply = Reply(text="hi", turn=1, tool_calls=[], usage=Usage(), model="m", backend="b")
+    for converter in (first, second.payload_converter):
+        [payload] = converter.to_payloads([reply])
+        assert payload == pydantic_data_converter.payload_converter.to_payloads([reply])[0]
+        assert converter.from_payloads([payload], [Reply]) == [reply]

@@ -80,6 +80,7 @@ PREFIXES: dict[str, str] = {
     "durable_agent.config": PLATFORM,
     "durable_agent.profiles": PLATFORM,
     "durable_agent.codec": PLATFORM,
+    "durable_agent.converter": PLATFORM,
     "durable_agent.logs": PLATFORM,
     "durable_agent.process": PLATFORM,
     "durable_agent.imports": PLATFORM,
