@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, RetryState
@@ -110,17 +110,20 @@ class TurnClock:
 
     async def bound(self, loop: asyncio.Future[_R], desk: ApprovalDesk) -> _R:
         """``loop`` (the turn's work), within the deadline: waited for without a timer
-        while timerless; once armed, with ``within_deadline`` for the time left."""
-        try:
-            if not self._armed:
-                await workflow.wait_condition(lambda: loop.done() or self._armed)
-                if loop.done():
-                    return loop.result()
-                return await within_deadline(loop, self.left(), desk)
+        while timerless; once armed, with ``within_deadline`` for the time left (armed
+        from the start: exactly as runs before revision 4)."""
+        if self._armed:
             return await within_deadline(loop, self.seconds, desk)
-        finally:
+        try:
+            await workflow.wait_condition(lambda: loop.done() or self._armed)
+        except BaseException:  # the workflow is cancelled: so is its turn
             if not loop.done():
                 loop.cancel()
+                loop.add_done_callback(_retrieved)
+            raise
+        if loop.done():
+            return loop.result()
+        return await within_deadline(loop, self.left(), desk)
 
 
 async def cancelling_siblings(*steps: asyncio.Future[_R]) -> list[_R]:
@@ -137,6 +140,12 @@ async def cancelling_siblings(*steps: asyncio.Future[_R]) -> list[_R]:
             if step.done() and not step.cancelled():
                 step.exception()  # retrieved: the first one is the error that goes on
         raise
+
+
+def _retrieved(loop: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a turn nobody waits for any more (no "never retrieved")."""
+    if not loop.cancelled():
+        loop.exception()
 
 
 def _now() -> float:
