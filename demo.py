@@ -14,6 +14,7 @@ from pathlib import Path
 
 from durable_agent.client import connect_with, start_conversation
 from durable_agent.config import Settings
+from durable_agent.contract import ConversationInput
 from durable_agent.devserver import DevServer, is_serving
 from durable_agent.process import exit_now
 from durable_agent.testing.fake_tools import FakeToolServer
@@ -86,7 +87,10 @@ async def main() -> None:
             async with serving(
                 client, resources, settings.task_queue, settings.governor_task_queue
             ):
-                conversation = await start_conversation(client, task_queue=settings.task_queue)
+                # Summaries: each model and tool call readable at a glance in the UI.
+                conversation = await start_conversation(
+                    client, ConversationInput(summaries=True), task_queue=settings.task_queue
+                )
                 print(f"Conversation: {conversation.id}\n")
                 for text in SCRIPT:
                     print(f"you: {text}")

@@ -182,12 +182,17 @@ class ModelStep(Compacts):
             schedule_to_close_timeout=step.timeout,
             heartbeat_timeout=MODEL_HEARTBEAT,
             retry_policy=MODEL_RETRY_POLICY,
-            summary=(
-                f"{self._spend.priced_model or 'default model'} · ~{tokens_estimate:,} tokens in · "
-                f"{len(self._messages)} message{'' if len(self._messages) == 1 else 's'}"
-            ),
+            summary=self._model_summary(tokens_estimate) if self._input.summaries else None,
         )
         return response
+
+    def _model_summary(self, tokens_estimate: int) -> str:
+        """The model call as the Temporal UI shows it (``ConversationInput.summaries``)."""
+        messages = len(self._messages)
+        return (
+            f"{self._spend.priced_model or 'default model'} · ~{tokens_estimate:,} tokens in · "
+            f"{messages} message{'' if messages == 1 else 's'}"
+        )
 
     def _model_request(self, withheld: list[str] | None = None) -> ModelRequest:
         """The next model call: optional tools whose breaker is open (``withheld``, if

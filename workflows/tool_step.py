@@ -254,7 +254,7 @@ class ToolStep(Delegates):
             "start_to_close_timeout": spec.start_to_close_timeout,
             "schedule_to_close_timeout": step.timeout,
             "retry_policy": spec.retry_policy,
-            "summary": tool_summary(spec.name, call.arguments),
+            "summary": tool_summary(spec.name, call.arguments) if self._input.summaries else None,
         }
         result: ToolResult
         if spec.local and self._lean:

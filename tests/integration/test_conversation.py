@@ -235,6 +235,23 @@ async def test_tool_subset_is_respected(client: Client, task_queue: str) -> None
     assert [c.name for c in reply.tool_calls] == ["calculator"]
 
 
+async def test_activities_have_no_summary_unless_asked(client: Client, task_queue: str) -> None:
+    """Summaries are payloads every workflow task encodes and the server stores: off by
+    default (``ConversationInput.summaries``; the UI test turns them on)."""
+    conversation = await start_conversation(
+        client, ConversationInput(tools=["calculator"]), task_queue=task_queue
+    )
+    assert (await conversation.send_message("What is 2 + 2?")).tool_calls
+    history = await conversation.handle.fetch_history()
+    calls = [  # the model calls, and the calculator's local activity
+        e
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        or b"tool.calculator" in e.SerializeToString()
+    ]
+    assert len(calls) == 3 and not any(e.user_metadata.HasField("summary") for e in calls)
+
+
 async def test_unknown_conversation_is_a_typed_error(client: Client) -> None:
     conversation = get_conversation(client, f"missing-{uuid.uuid4().hex}")
     with pytest.raises(ConversationNotFound):
@@ -245,7 +262,7 @@ async def test_search_attributes_and_details_show_progress_in_the_ui(
     client: Client, task_queue: str
 ) -> None:
     conversation = await start_conversation(
-        client, ConversationInput(tenant="ui-tenant"), task_queue=task_queue
+        client, ConversationInput(tenant="ui-tenant", summaries=True), task_queue=task_queue
     )
     reply = await conversation.send_message("What is 2 + 2?")
     described = await conversation.handle.describe()
