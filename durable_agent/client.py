@@ -744,7 +744,7 @@ def start_search_attributes(input: ConversationInput) -> TypedSearchAttributes |
     task records no upsert of them (a run of revision 4 or newer reads them back)."""
     if not input.search_attributes:
         return None
-    return search_attributes.typed(search_attributes.values_at_start(input.tenant))
+    return search_attributes.at_start(input.tenant)
 
 
 def start_input(input: ConversationInput) -> RawValue:

@@ -40,27 +40,21 @@ Values = tuple[str, str, int, int, Decimal]
 """A conversation's values of them: tenant, status, turns, tokens, cost."""
 
 
-def values_at_start(tenant: str) -> Values:
-    """What a new conversation shows before its first turn."""
-    return (tenant, "idle", 0, 0, Decimal(0))
-
-
-def typed(values: Values) -> TypedSearchAttributes:
-    """``values`` as a start request carries them."""
-    tenant, status, turns, tokens, usd = values
+def at_start(tenant: str) -> TypedSearchAttributes:
+    """What a new conversation shows before its first turn, as its start request sets it."""
     return TypedSearchAttributes(
         [
             SearchAttributePair(TENANT, tenant),
-            SearchAttributePair(STATUS, status),
-            SearchAttributePair(TURNS, turns),
-            SearchAttributePair(TOKENS, tokens),
-            SearchAttributePair(COST_USD, float(usd)),
+            SearchAttributePair(STATUS, "idle"),
+            SearchAttributePair(TURNS, 0),
+            SearchAttributePair(TOKENS, 0),
+            SearchAttributePair(COST_USD, 0.0),
         ]
     )
 
 
 def values_of(attributes: TypedSearchAttributes) -> Values | None:
-    """The values a run started with (``typed``), if it started with all of them."""
+    """The values a run started with (``at_start``), if it started with all of them."""
     tenant, status = attributes.get(TENANT), attributes.get(STATUS)
     turns, tokens, usd = attributes.get(TURNS), attributes.get(TOKENS), attributes.get(COST_USD)
     if tenant is None or status is None or turns is None or tokens is None or usd is None:

@@ -40,7 +40,7 @@ from workflows.approvals import ApprovalDesk
 from workflows.journal import Journal
 from workflows.permits import TenantPermits
 from workflows.transcript import RequestSize
-from workflows.turn import Pending, Turn
+from workflows.turn import STOPPED, Pending, Turn
 from workflows.versions import SEARCH_ATTRIBUTES_PATCH
 
 
@@ -161,9 +161,7 @@ class ConversationBase:
         if last.role == "assistant" and dangling:
             self._append_user(
                 [
-                    ToolResultBlock(
-                        tool_use_id=b.id, content="not run: the turn was stopped", is_error=True
-                    )
+                    ToolResultBlock(tool_use_id=b.id, content=STOPPED, is_error=True)
                     for b in dangling
                 ]
             )

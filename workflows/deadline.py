@@ -68,7 +68,7 @@ class Step:
         cut = self.bound and (self.clock.left() <= 0 or error.retry_state == RetryState.TIMEOUT)
         task = asyncio.current_task()
         if cut or (task is not None and task.cancelling()):
-            raise TimeoutError(f"turn deadline of {self.clock.seconds:g}s passed")
+            raise self.clock.passed()
 
 
 class TurnClock:
@@ -79,10 +79,6 @@ class TurnClock:
         self.seconds = seconds
         self._armed = not timerless
         self._ends = _now() + seconds if timerless else 0.0
-
-    @property
-    def armed(self) -> bool:
-        return self._armed
 
     def left(self) -> float:
         """Seconds of the turn left (meaningful only while timerless)."""
@@ -96,7 +92,7 @@ class TurnClock:
             return Step(self, own)
         left = self.left()
         if left < MIN_STEP_SECONDS:
-            raise TimeoutError(f"turn deadline of {self.seconds:g}s passed")
+            raise self.passed()
         if own is not None and own.total_seconds() <= left:
             return Step(self, own, timerless=True)
         return Step(self, timedelta(seconds=left), timerless=True, bound=True)
@@ -105,8 +101,12 @@ class TurnClock:
         """Enforce the rest of the deadline with a timer (``bound``) from now on, before a
         wait no step timeout can bound. Raises ``TimeoutError`` when no time is left."""
         if not self._armed and self.left() < MIN_STEP_SECONDS:
-            raise TimeoutError(f"turn deadline of {self.seconds:g}s passed")
+            raise self.passed()
         self._armed = True
+
+    def passed(self) -> TimeoutError:
+        """What ends the turn when its deadline has passed."""
+        return TimeoutError(f"turn deadline of {self.seconds:g}s passed")
 
     async def bound(self, loop: asyncio.Future[_R], desk: ApprovalDesk) -> _R:
         """``loop`` (the turn's work), within the deadline: waited for without a timer
@@ -137,15 +137,15 @@ async def cancelling_siblings(*steps: asyncio.Future[_R]) -> list[_R]:
             step.cancel()
         await workflow.wait(list(steps))
         for step in steps:
-            if step.done() and not step.cancelled():
-                step.exception()  # retrieved: the first one is the error that goes on
+            _retrieved(step)  # the first one is the error that goes on
         raise
 
 
-def _retrieved(loop: asyncio.Future[Any]) -> None:
-    """Retrieve the outcome of a turn nobody waits for any more (no "never retrieved")."""
-    if not loop.cancelled():
-        loop.exception()
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a done future nobody waits for any more (no "exception
+    was never retrieved")."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _now() -> float:

@@ -150,7 +150,7 @@ class Delegates(RelaysApprovals):
                 static_details=f"delegated by call {block.id} of turn {turn.number}",
                 # Shown from its start, so its first workflow task upserts none of them.
                 search_attributes=(
-                    attributes.typed(attributes.values_at_start(started.tenant))
+                    attributes.at_start(started.tenant)
                     if started.search_attributes and self._timerless
                     else None
                 ),

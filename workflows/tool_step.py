@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.deadline import Step, cancelling_siblings
 from workflows.delegation import Delegates
-from workflows.turn import Turn, TurnOver, describe, record, rejection, tool_summary
+from workflows.turn import STOPPED, Turn, TurnOver, describe, record, rejection, tool_summary
 
 MCP_LIST_TIMEOUT = timedelta(seconds=30)
 MCP_LIST_RETRY_POLICY = RetryPolicy(
@@ -134,7 +134,7 @@ class ToolStep(Delegates):
             try:
                 done = await self._run_tool(turn, index, block, admission)
             except TimeoutError:  # cut off by the turn's deadline (timerless)
-                stopped = record(block, "error", "not run: the turn was stopped")
+                stopped = record(block, "error", STOPPED)
                 self._journal.tool_call_finished(turn.number, stopped, self._now() - started)
                 raise
         self._journal.tool_call_finished(turn.number, done, self._now() - started)

@@ -28,6 +28,9 @@ with workflow.unsafe.imports_passed_through():
 
 from workflows.deadline import TurnClock
 
+STOPPED = "not run: the turn was stopped"
+"""The tool_result of a call the turn's deadline (or a cancellation) cut off."""
+
 
 @dataclass
 class Pending:
