@@ -333,6 +333,13 @@ def worker_env(workdir: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Host:
     """A running ``bench.host`` worker process."""
@@ -356,9 +363,7 @@ class Host:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the process (all its threads) so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.pid)
 
     def rss_bytes(self) -> int:
         """Resident set size of the process now."""

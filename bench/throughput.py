@@ -8,12 +8,10 @@ first, and reports each one's median round: on two cores shared with the server 
 round varies by about 10 % from run to run. Conversations are started before the clock
 runs.
 
-Agent conversations are spread over tenants, ``CONVERSATIONS_PER_TENANT`` each: every
-tenant's governor is one workflow that every model call of the tenant asks by update,
-and the server accepts at most 10 updates in flight per workflow (its
-``history.maxInFlightUpdates`` default), so one tenant cannot have more model calls in
-flight than that (with today's governor; ``bench.one_tenant`` measures one tenant at
-scale).
+Agent conversations are spread over tenants, ``CONVERSATIONS_PER_TENANT`` each
+(``bench.one_tenant`` measures one tenant at scale). Each round also reads the CPU time
+the worker, the server and this process (the clients) spent on it, per turn: under
+load the ratio of throughputs follows the sum of those.
 """
 
 from __future__ import annotations
@@ -33,6 +31,7 @@ from bench.harness import (
     Result,
     open_chat,
     percentile,
+    process_cpu_seconds,
     prompts,
     timed_turns,
 )
@@ -76,21 +75,56 @@ async def measure(bench: Bench) -> Result:
         )
         for q in ("p50", "p99"):
             result.add(Figure(f"latency {q} @{level}", "ms", agent[q], bare[q], "bare"))
+        for process in agent["cpu_ms_per_turn"]:
+            result.add(
+                Figure(
+                    f"{process} CPU/turn @{level}",
+                    "ms",
+                    agent["cpu_ms_per_turn"][process],
+                    bare["cpu_ms_per_turn"][process],
+                    "bare",
+                )
+            )
         result.details[f"level_{level}"] = figures
         planned = level * turns
         result.complete &= all(r["turns"] == planned for runs in rounds.values() for r in runs)
     return result
 
 
+class _CpuMeter:
+    """CPU time spent since it was made by the worker, the server (when the suite runs
+    it) and this process (the clients driving the conversations)."""
+
+    def __init__(self, worker: int, server: int | None) -> None:
+        self._pids = {"worker": worker} | ({"server": server} if server else {})
+        self._start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        now = {name: process_cpu_seconds(pid) for name, pid in self._pids.items()}
+        return now | {"client": time.process_time()}
+
+    def ms_per(self, turns: int) -> dict[str, float]:
+        """Milliseconds of CPU per turn of each, over ``turns`` turns."""
+        now = self._now()
+        return {
+            name: round((now[name] - self._start[name]) * 1000 / max(turns, 1), 2) for name in now
+        }
+
+
 def _median_round(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The round of median throughput, with the latencies of every round and each
-    round's throughput (``rounds_throughput``)."""
+    """The round of median throughput, with the latencies of every round, each
+    round's throughput (``rounds_throughput``) and the CPU per turn of each process,
+    averaged over the rounds."""
     ranked = sorted(runs, key=lambda run: run["throughput"])
     median = dict(ranked[(len(ranked) - 1) // 2])
     latencies_ms = [value for run in runs for value in run["samples"]["latency_ms"]]
     median["p50"] = percentile(latencies_ms, 50)
     median["p99"] = percentile(latencies_ms, 99)
     median["rounds_throughput"] = [round(run["throughput"], 2) for run in runs]
+    median["cpu_ms_per_turn"] = {
+        name: round(sum(run["cpu_ms_per_turn"][name] for run in runs) / len(runs), 2)
+        for name in runs[0]["cpu_ms_per_turn"]
+    }
     return median
 
 
@@ -128,6 +162,7 @@ async def run_level(
     chats = await open_chats(bench, host, level, tenants)
     problems = result.problems
     finished: list[float] = []
+    cpu = _CpuMeter(host.pid, bench.server.process.pid if bench.server.process else None)
     started = time.perf_counter()
     runs = await asyncio.gather(
         *(
@@ -144,6 +179,7 @@ async def run_level(
     )
     wall = time.perf_counter() - started
     latencies = [value for run in runs for value in run]
+    cpu_ms_per_turn = cpu.ms_per(len(latencies))
     await end_chats(chats)
     return {
         "conversations": level,
@@ -153,6 +189,7 @@ async def run_level(
         "throughput": len(latencies) / wall if wall > 0 else 0.0,
         "p50": percentile(latencies, 50) * 1000,
         "p99": percentile(latencies, 99) * 1000,
+        "cpu_ms_per_turn": cpu_ms_per_turn,
         "per_turn": await history_profile(bench.client, [c.id for c in chats]),
         "samples": {
             "latency_ms": [round(value * 1000, 1) for value in latencies],
