@@ -47,7 +47,7 @@ from durable_agent.client import connect_with
 from durable_agent.config import Settings
 from durable_agent.health import Health, model_probe, serve_health
 from durable_agent.logs import Redactor, configure_logging
-from durable_agent.process import exit_now, freeing_memory
+from durable_agent.process import exit_now, freeing_memory, settle_heap
 from durable_agent.stores.blobs import open_blob_store
 from durable_agent.stores.notes import open_note_store
 from durable_agent.telemetry import configure_tracing, sdk_runtime, tracing_interceptors
@@ -239,6 +239,7 @@ async def run_worker(settings: Settings) -> None:
                 settings.temporal_address,
                 resources.backend.name,
             )
+            settle_heap(settings.gc_threshold)
             async with freeing_memory(settings.malloc_trim_seconds):
                 await stop.wait()
             health.stopping()

@@ -45,7 +45,7 @@ import worker as shipped
 from bench.bare import BareWorkflow
 from durable_agent.client import connect_with
 from durable_agent.config import Settings
-from durable_agent.process import exit_now, freeing_memory
+from durable_agent.process import exit_now, freeing_memory, settle_heap
 from worker import run_worker, worker_resources
 from workflows import WORKFLOW_RUNNER
 
@@ -116,9 +116,11 @@ async def run_bare(settings: Settings) -> None:
             workflow_runner=WORKFLOW_RUNNER,
             **({"max_cached_workflows": MAX_CACHED_WORKFLOWS} | worker_options()),
         )
-        # The shipped worker's process setting too, so memory compares like with like.
-        async with worker, freeing_memory(settings.malloc_trim_seconds):
-            await stop.wait()
+        # The shipped worker's process settings too, so memory and CPU compare like with like.
+        async with worker:
+            settle_heap(settings.gc_threshold)
+            async with freeing_memory(settings.malloc_trim_seconds):
+                await stop.wait()
 
 
 def main() -> None:

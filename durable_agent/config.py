@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     malloc_trim_seconds: float = Field(default=1.0, ge=0)
     """Every how many seconds the worker gives freed heap memory back to the OS (glibc's
     ``malloc_trim``; ``durable_agent.process.return_free_memory``). 0: never."""
+    gc_threshold: int = Field(default=10_000, ge=0)
+    """Allocations between the garbage collector's young-generation passes in the worker
+    (Python's default is 700; 0 keeps it). The worker also freezes its start-up objects
+    out of the collector (``durable_agent.process.settle_heap``)."""
 
     notes_db: Path | str = Field(default=Path(".data/notes.sqlite3"), repr=False)
     """Where the notes store lives: a SQLite file (a path or ``sqlite:///path``), shared

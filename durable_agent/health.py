@@ -31,17 +31,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from durable_agent._http import serve_app
 from durable_agent.config import Settings
 
 if TYPE_CHECKING:
     import anthropic
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("durable_agent.health")
 
@@ -296,6 +295,9 @@ async def serve_health(health: Health, host: str, port: int) -> AsyncIterator[in
         if not port:
             yield None
             return
+        # Here, not at the top: a worker with its probes off never loads uvicorn (~2 MiB).
+        from durable_agent._http import serve_app
+
         async with serve_app(health_app(health), host, port, "health probes") as bound:
             log.info("health probes on http://%s:%d/health/{live,ready,deep}", host, bound)
             yield bound

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -48,6 +49,25 @@ async def return_free_memory(every_seconds: float) -> None:
     while True:
         await asyncio.sleep(every_seconds)
         trim()
+
+
+def settle_heap(gen0_threshold: int) -> None:
+    """Once the process has started (imported its modules, built its workers): move every
+    object alive now out of the cyclic garbage collector's reach (``gc.freeze``) and let
+    ``gen0_threshold`` allocations (Python's default 700; 0 keeps the default) pass
+    between its young-generation passes.
+
+    A loaded worker allocates many short-lived objects (payloads, activations, futures);
+    with Python's defaults it ran a young pass every ~700 of them and, every ~100 passes,
+    a full pass over every object of the process, imported modules included. Start-up
+    objects live as long as the process, so freezing them only makes the full passes
+    shorter; a larger young generation lets more objects die before a pass promotes
+    them. Measured in ``make bench`` (200 conversations, issue 13): see docs/benchmarks.md."""
+    gc.collect()
+    gc.freeze()
+    if gen0_threshold > 0:
+        _, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(gen0_threshold, gen1, gen2)
 
 
 @asynccontextmanager

@@ -1,13 +1,16 @@
-"""The worker gives freed heap memory back to the OS periodically (glibc's malloc_trim)."""
+"""The worker gives freed heap memory back to the OS periodically (glibc's malloc_trim),
+and keeps its start-up objects out of the garbage collector's passes."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+from collections.abc import Iterator
 
 import pytest
 
 from durable_agent import process
-from durable_agent.process import freeing_memory, malloc_trimmer, return_free_memory
+from durable_agent.process import freeing_memory, malloc_trimmer, return_free_memory, settle_heap
 
 
 def test_malloc_trim_is_found_on_glibc() -> None:
@@ -53,3 +56,33 @@ async def test_freeing_memory_trims_while_the_block_runs_and_never_after(
     after = len(trims)
     await asyncio.sleep(0.05)  # five periods: a task left running would trim again
     assert len(trims) == after
+
+
+@pytest.fixture
+def restored_collector() -> Iterator[None]:
+    """The garbage collector as it was, after the test."""
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+@pytest.mark.usefixtures("restored_collector")
+def test_settle_heap_freezes_what_is_alive_and_sets_the_young_generation() -> None:
+    alive: dict[str, list[int]] = {"payload": [1, 2, 3]}
+    assert any(obj is alive for obj in gc.get_objects())
+    _, gen1, gen2 = gc.get_threshold()
+    settle_heap(10_000)
+    assert gc.get_freeze_count() > 0
+    assert not any(obj is alive for obj in gc.get_objects())  # no pass looks at it again
+    assert gc.get_threshold() == (10_000, gen1, gen2)
+    later: dict[str, list[int]] = {"payload": []}
+    assert any(obj is later for obj in gc.get_objects())  # what comes later is collected
+
+
+@pytest.mark.usefixtures("restored_collector")
+def test_settle_heap_with_zero_keeps_the_threshold() -> None:
+    before = gc.get_threshold()
+    settle_heap(0)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() > 0
