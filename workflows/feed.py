@@ -41,6 +41,9 @@ from temporalio.contrib.workflow_streams._types import (
 from temporalio.converter import PayloadConverter
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+    from pydantic_core import to_json
+
     from durable_agent.contract import (
         STREAM_TOPIC_DELTAS,
         STREAM_TOPIC_EVENTS,
@@ -100,11 +103,13 @@ class ConversationStream(WorkflowStream):
     # dropped unread, and encoding them was a tenth of a replayed turn's CPU.
 
     def _publish_to_topic(self, topic: str, value: Any) -> None:
-        if isinstance(value, Payload) or not workflow.unsafe.is_replaying():
+        if workflow.unsafe.is_replaying() and not isinstance(value, Payload):
+            self.publish_later(topic, lambda: value)
+        elif isinstance(value, BaseModel):
+            self._log.append(WorkflowStreamItem(topic=topic, data=_Packed(_encoded(value))))  # type: ignore[arg-type]
+        else:
             super()._publish_to_topic(topic, value)
             self._pack(len(self._log) - 1)
-        else:
-            self.publish_later(topic, lambda: value)
 
     def publish_later(self, topic: str, build: Callable[[], Any]) -> None:
         """While the run replays: an item whose value ``build`` makes, only once the
@@ -160,6 +165,17 @@ class ConversationStream(WorkflowStream):
                 data = item.data
                 payload = data.payload() if isinstance(data, _Packed) else data
                 yield self._base_offset + index, item.topic, payload
+
+
+_JSON_PLAIN = {"encoding": b"json/plain"}
+
+
+def _encoded(value: BaseModel) -> bytes:
+    """The serialized ``Payload`` the workflow's payload converter makes of ``value``
+    (``durable_agent.converter``: pydantic's ``to_json``, encoding ``json/plain``), made
+    without going down the converter chain, which tries four other encodings first:
+    a turn publishes about eight events (``tests/unit/test_feed.py`` pins the bytes)."""
+    return Payload(metadata=_JSON_PLAIN, data=to_json(value)).SerializeToString()
 
 
 class _Packed:

@@ -13,13 +13,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState, _stream, _types
 from temporalio.contrib.workflow_streams._types import _WorkflowStreamWireItem
 
-from durable_agent.contract import ConversationEvent, Reply, ToolCallRecord
+from durable_agent.contract import ConversationEvent, ModelDelta, Reply, ToolCallRecord
+from durable_agent.converter import data_converter
 from workflows.feed import (
     CARRIED_MAX,
     HELD,
     IDLE_HELD,
     RESULT_PREVIEW,
     ConversationStream,
+    _encoded,
     _event,
     _Packed,
 )
@@ -78,3 +80,25 @@ def test_a_reply_event_cuts_tool_results_to_a_preview_and_leaves_the_reply_whole
     assert event.reply.tool_calls[0].result == "x" * RESULT_PREVIEW
     assert reply.tool_calls[0].result == "x" * 500 and fields == {"reply": reply}
     assert _event(7, at, "reply", 2, fields) == event
+
+
+def test_a_live_item_is_encoded_as_the_workflows_converter_would() -> None:
+    # Published live, an event skips the converter chain (feed._encoded): same bytes.
+    long = ToolCallRecord(id="t1", name="fetch", arguments={"q": "é"}, outcome="ok", result="r")
+    values = [
+        ConversationEvent(seq=3, at=datetime(2026, 1, 2, tzinfo=UTC), kind="turn_started", turn=1),
+        ConversationEvent(
+            seq=4,
+            at=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+            kind="reply",
+            turn=1,
+            reply=Reply(text="ünïcode ✓", turn=1, tool_calls=[long]),
+        ),
+        ModelDelta(turn=1, model_call=2, kind="text", text=" word"),
+    ]
+    for value in values:
+        for converter in (
+            data_converter.payload_converter,
+            pydantic_data_converter.payload_converter,
+        ):
+            assert _encoded(value) == converter.to_payloads([value])[0].SerializeToString()
