@@ -172,8 +172,12 @@ class AgentWorkflow(Continues):
                 )
                 if self._pending or self._end_requested:
                     self._journal.feed.stream.attach_pollers()  # this run goes on
+                    del transcript
                 else:
                     workflow.continue_as_new(self._next_run_input(*transcript))
+            # Not held while the conversation waits for its next message (a cached
+            # conversation is light: the reply alone was ~1.4 KiB).
+            del pending, reply
 
     # --- the public surface: update, signals, queries ------------------------------------
 

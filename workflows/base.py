@@ -3,8 +3,9 @@ the clock, versions, the UI, the transcript's shape, budgets and price, replies.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
@@ -43,6 +44,48 @@ from workflows.transcript import RequestSize
 from workflows.turn import STOPPED, Pending, Turn
 from workflows.versions import SEARCH_ATTRIBUTES_PATCH
 
+_T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class RunFacts:
+    """The part of a run's state that a turn rarely reads, held in one object rather
+    than as attributes of the workflow instance (``InFacts``). CPython shares the keys of
+    instance dicts between instances of a class only up to 30 attributes: past that,
+    each cached conversation's dict took ~1.3 KiB more (issue 13;
+    ``tests/unit/test_workflow_state.py`` keeps the count below the limit)."""
+
+    input_error: str | None = None
+    turns_at_start: int = 0
+    runs: int = 1
+    compactions: int = 0
+    archive: TranscriptArchive | None = None
+    toolsets_down: set[str] = field(default_factory=set)
+    lean2: bool = False
+    timerless: bool = False
+    guarded: bool | None = None
+    safety: bool = False
+
+
+class InFacts(Generic[_T]):
+    """An attribute of the workflow that lives in its ``RunFacts`` (``_facts``), under
+    the same name without the leading underscore."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._field = name.removeprefix("_")
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> InFacts[_T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type) -> _T: ...
+    def __get__(self, instance: object, owner: type) -> _T | InFacts[_T]:
+        if instance is None:
+            return self
+        return getattr(instance._facts, self._field)  # type: ignore[attr-defined, no-any-return]
+
+    def __set__(self, instance: object, value: _T) -> None:
+        setattr(instance._facts, self._field, value)  # type: ignore[attr-defined]
+
 
 class ConversationBase:
     """The state of one conversation (set up by ``AgentWorkflow.__init__``), and the
@@ -55,6 +98,7 @@ class ConversationBase:
     These modules pass through the sandbox (imported once per worker, not once per
     cached conversation); they call only the ``workflow`` API and pure modules."""
 
+    _facts: RunFacts
     _input: ConversationInput
     _messages: list[Message]
     """The transcript the model sees."""
@@ -63,20 +107,20 @@ class ConversationBase:
     _answered: Answered
     _state: ConversationState
     _turns: int
-    _turns_at_start: int
+    _turns_at_start = InFacts[int]()
     _model_calls: int
     _last_error: str | None
     _end_requested: bool
     _tools: dict[str, ToolSpec]
-    _input_error: str | None
+    _input_error = InFacts[str | None]()
     _detector: InjectionDetector
     _desk: ApprovalDesk
     _flags: list[SafetyFlag]
     _provenance: Provenance
-    _guarded: bool | None
+    _guarded = InFacts[bool | None]()
     """Whether this run gates by provenance (``PROVENANCE_PATCH``); decided at the first
     turn."""
-    _safety: bool
+    _safety = InFacts[bool]()
     """Whether this run screens and asks for approvals (``SAFETY_PATCH``)."""
     _spend: Spend
     """The conversation's budget and price (the running turn's budget is ``Turn.budget``)."""
@@ -85,25 +129,25 @@ class ConversationBase:
     """Messages before this index were sent to the model activity unchanged."""
     _request_size: RequestSize
     _context: ModelContext | None
-    _runs: int
-    _compactions: int
+    _runs = InFacts[int]()
+    _compactions = InFacts[int]()
     _permits: TenantPermits
     _lean: bool
     """Whether this run is lean (``LEAN_TURN_PATCH``); decided when the run starts."""
-    _lean2: bool
+    _lean2 = InFacts[bool]()
     """Whether this run takes the patches up to ``LEAN_TURN_V2_PATCH`` as given;
     decided when the run starts."""
-    _timerless: bool
+    _timerless = InFacts[bool]()
     """Whether this run keeps turn deadlines without a timer (``TIMERLESS_REVISION``);
     decided when the run starts."""
     _published: tuple[str, str, int, int, Decimal] | None
     _journal: Journal
-    _archive: TranscriptArchive | None
+    _archive = InFacts[TranscriptArchive | None]()
     """Earlier runs' messages, in the blob store (``flat-continue-v1``); they go in front
     of ``_messages`` in every model request."""
     _toolsets: dict[str, McpToolset]
     """MCP toolsets listed, by server name (their tools are in ``_tools``)."""
-    _toolsets_down: set[str]
+    _toolsets_down = InFacts[set[str]]()
     """Toolsets that could not be listed yet: the model is told they are unavailable."""
 
     def _publish(self, status: str) -> None:

@@ -14,6 +14,7 @@ from temporalio.exceptions import ActivityError
 
 from workflows.answered import carried_replies, restored_replies
 from workflows.approvals import ApprovalDesk
+from workflows.base import RunFacts
 from workflows.permits import TenantPermits
 from workflows.policies import ANSWERED_CARRIED
 from workflows.sharing import share_alike
@@ -54,6 +55,7 @@ class Continues(ToolStep):
     def _set_up(self, input: ConversationInput) -> None:
         """The state of a new conversation, or of the next run of one (``input.continued``)."""
         share_alike(input)  # its common parts: one copy per worker, not per conversation
+        self._facts = RunFacts()
         self._input = input
         self._messages = []
         self._pending = []
@@ -69,7 +71,6 @@ class Continues(ToolStep):
         self._end_requested = False
         # Resolved here, not in run: signals and queries of the first activation see it.
         self._tools = {}
-        self._input_error = None
         try:
             self._tools = {spec.name: spec for spec in select_tools(input.tools)}
         except KeyError as e:
@@ -89,10 +90,9 @@ class Continues(ToolStep):
         self._flags = list(carried.flags) if carried else []
         # Untrusted content in the context (``PROVENANCE_PATCH``; decided at the first turn).
         self._provenance = (carried.provenance if carried else None) or Provenance()
-        self._guarded = None
-        # Whether this run screens, asks for approvals and pauses the deadline for them
-        # (``SAFETY_PATCH``); decided at the first turn.
-        self._safety = False
+        # Whether this run gates by provenance (``_guarded``), screens, asks for approvals
+        # and pauses the deadline for them (``_safety``): ``RunFacts``' defaults until
+        # the first turn decides.
         self._spend = Spend(Budget(limits=input.limits.conversation), input.model)
         self._health = DependencyHealth(config=input.breakers, overrides=input.breaker_overrides)
         # Messages before this index are unchanged since the last model call was sent, so
@@ -101,20 +101,13 @@ class Continues(ToolStep):
         self._request_size = RequestSize()
         # The system prompt and tools last sent to the model activity (see ``_windowed``).
         self._context = None
-        self._runs = 1
-        self._compactions = 0
         self._permits = TenantPermits(input.tenant, carried.lease if carried else None)
         # Whether this run is lean (``LEAN_TURN_PATCH``); decided when the run starts.
         self._lean = False
-        self._lean2 = False
-        # Whether this run keeps turn deadlines without a timer (``TIMERLESS_REVISION``).
-        self._timerless = False
         # The search attributes last upserted; a new run starts with the previous run's
         # (continue-as-new carries them), so it upserts only what changes.
         self._published = None
         self._toolsets = {}
-        self._toolsets_down = set()
-        self._archive = None
         if carried:
             self._restore(carried)
             spent = self._spend.conversation.spent
