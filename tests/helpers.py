@@ -14,7 +14,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import RawValue
 from temporalio.worker import Worker
 
-from durable_agent.client import Conversation
+from durable_agent.client import Conversation, start_conversation
 from durable_agent.compact import compact_json
 from durable_agent.config import Settings
 from durable_agent.contract import WORKFLOW_TYPE, ConversationInput, ConversationResult
@@ -39,6 +39,17 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s; last: {result!r}")
         await asyncio.sleep(interval)
+
+
+async def warm_up(client: Client, task_queue: str) -> None:
+    """One ordinary turn on ``task_queue``, so the worker's first workflow and the
+    default tenant's governor start before a short turn a test times: on a slow machine
+    a cold start alone took a 2-second turn's time."""
+    warm = await start_conversation(
+        client, ConversationInput(tools=["calculator"]), task_queue=task_queue
+    )
+    reply = await warm.send_message("What is 1 + 1?")
+    assert reply.status == "ok", reply
 
 
 def raw_json(data: bytes) -> RawValue:

@@ -29,7 +29,7 @@ from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.faults import Fault
 from durable_agent.testing.responders import offline_responder
 from tests.conftest import claude_worker
-from tests.helpers import eventually, history_events, start_as_written
+from tests.helpers import eventually, history_events, start_as_written, warm_up
 from workflows.agent import MODEL_RETRY_POLICY
 from workflows.versions import TIMERLESS_REVISION
 
@@ -269,6 +269,7 @@ async def test_turn_deadline_cancels_in_flight_work(
     """The deadline stops the slow tool call: runs of the current revision by the call's
     own schedule-to-close timeout (no timer), older runs by the deadline's timer, which
     cancels the call."""
+    await warm_up(client, task_queue)
     tool_server.faults.add(Fault(delay=30.0, path="/v1/forecast"))
     input = ConversationInput(turn_timeout_seconds=4, revision=revision)
     conversation = await start_as_written(client, input, task_queue)

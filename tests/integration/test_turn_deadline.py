@@ -21,7 +21,7 @@ from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.faults import Fault
 from durable_agent.testing.responders import offline_responder
 from tests.conftest import claude_worker
-from tests.helpers import eventually
+from tests.helpers import eventually, warm_up
 
 CLOSED = {
     EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
@@ -54,16 +54,6 @@ async def _deadline_timers_and_open_activities(handle: WorkflowHandle) -> tuple[
             )
             open_activities.discard(attributes.scheduled_event_id)
     return timers, len(open_activities)
-
-
-async def _warm(client: Client, task_queue: str) -> None:
-    """One ordinary turn on ``task_queue`` first: the worker's first workflow and its
-    tenant's governor start outside the short turn a test measures (on a slow machine a
-    cold start alone took a 2-second turn's time)."""
-    warm = await start_conversation(
-        client, ConversationInput(tools=["calculator"]), task_queue=task_queue
-    )
-    assert (await warm.send_message("What is 1 + 1?")).status == "ok"
 
 
 async def test_a_model_call_cut_at_the_deadline_is_a_timeout_not_a_model_failure(
@@ -142,7 +132,7 @@ async def test_a_model_failing_until_its_retries_no_longer_fit_is_a_timeout(
 async def test_concurrent_tool_calls_stop_together_at_the_deadline(
     client: Client, task_queue: str, tool_server: FakeToolServer
 ) -> None:
-    await _warm(client, task_queue)
+    await warm_up(client, task_queue)
     tool_server.faults.add(Fault(delay=30.0, path="/v1/forecast"))
     tool_server.faults.add(Fault(delay=30.0, path="/v1/forecast"))
     conversation = await start_conversation(
@@ -167,7 +157,7 @@ async def test_a_local_activity_capped_below_its_own_timeout_runs(
 ) -> None:
     """The calculator's own start-to-close is 5 s; a turn of 4.5 s caps its
     schedule-to-close below that, and the call still runs."""
-    await _warm(client, task_queue)
+    await warm_up(client, task_queue)
     conversation = await start_conversation(
         client,
         ConversationInput(tools=["calculator"], turn_timeout_seconds=4.5),
