@@ -49,8 +49,10 @@ _T = TypeVar("_T")
 
 @dataclass(slots=True)
 class RunFacts:
-    """The part of a run's state that a turn rarely reads, held in one object rather
-    than as attributes of the workflow instance (``InFacts``). CPython shares the keys of
+    """The part of a run's state that changes rarely (when the run starts or continues,
+    at a compaction, when an MCP server cannot be listed) and is read a few times a turn
+    at most, held in one object rather than as attributes of the workflow instance
+    (``InFacts``; a read costs a descriptor call). CPython shares the keys of
     instance dicts between instances of a class only up to 30 attributes: past that,
     each cached conversation's dict took ~1.3 KiB more (issue 13;
     ``tests/unit/test_workflow_state.py`` keeps the count below the limit)."""

@@ -106,7 +106,7 @@ class ConversationStream(WorkflowStream):
         if workflow.unsafe.is_replaying() and not isinstance(value, Payload):
             self.publish_later(topic, lambda: value)
         elif isinstance(value, BaseModel):
-            self._log.append(WorkflowStreamItem(topic=topic, data=_Packed(_encoded(value))))  # type: ignore[arg-type]
+            self._keep(topic, _Packed(_encoded(value)))
         else:
             super()._publish_to_topic(topic, value)
             self._pack(len(self._log) - 1)
@@ -114,9 +114,13 @@ class ConversationStream(WorkflowStream):
     def publish_later(self, topic: str, build: Callable[[], Any]) -> None:
         """While the run replays: an item whose value ``build`` makes, only once the
         item is read or is still held when the run is live (``_Packed.later``)."""
-        data: Any = _Packed.later(build, workflow.payload_converter())
-        self._log.append(WorkflowStreamItem(topic=topic, data=data))
+        self._keep(topic, _Packed.later(build, workflow.payload_converter()))
         self._unencoded = True
+
+    def _keep(self, topic: str, packed: _Packed) -> None:
+        """Append an item already packed (the library's log holds it as its ``data``)."""
+        data: Any = packed
+        self._log.append(WorkflowStreamItem(topic=topic, data=data))
 
     def _on_publish(self, payload: PublishInput) -> None:
         start = len(self._log)
