@@ -64,7 +64,8 @@ DEFAULT_MAX_TOKENS = 1024
 DEFAULT_MAX_MODEL_CALLS_PER_TURN = 8
 DEFAULT_TURN_TIMEOUT_SECONDS = 120.0
 MAX_MESSAGE_CHARS = 32_000
-WORKFLOW_REVISION = 4
+DEFAULT_SEARCH_ATTRIBUTES_INTERVAL_SECONDS = 30.0
+WORKFLOW_REVISION = 5
 """The newest workflow code revision (``ConversationInput.revision``) this package
 writes and runs; ``workflows/versions.py`` says what each one takes as given."""
 
@@ -306,6 +307,17 @@ class ConversationInput(_Model):
     search_attributes: bool | None = None
     """Keep the ``Agent*`` search attributes up to date. The client API sets it when the
     server has them registered; ``None`` (e.g. from the stock CLI) means off."""
+    search_attributes_interval_seconds: float = Field(
+        default=DEFAULT_SEARCH_ATTRIBUTES_INTERVAL_SECONDS, ge=0, le=86_400
+    )
+    """Least time between two upserts of the search attributes' counters (``AgentTurns``,
+    ``AgentTokens``, ``AgentCostUsd``) while the status stays the same: a conversation
+    with fast turns upserts them at most this often, and a timer upserts the last ones
+    held back. A status change, continue-as-new and the end upsert at once; 0 upserts
+    every change at once. Each upsert is a history event and a write to the server's
+    visibility store (a billed action on Temporal Cloud). The Temporal UI's details
+    (``set_current_details``) are exact at every step either way. Runs of revision 5
+    or newer (``workflows/versions.py``)."""
     summaries: bool = False
     """Give each model call and tool call a summary in the Temporal UI (``claude-
     sonnet-4-6 · ~1,234 tokens in · 7 messages``, ``calculator(2 + 2)``). Off by

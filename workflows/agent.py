@@ -33,6 +33,7 @@ from workflows.versions import (
     LEAN_TURN_PATCH,
     LEAN_TURN_V2_PATCH,
     MARKERLESS_REVISION,
+    PACED_REVISION,
     PROVENANCE_PATCH,
     RESILIENCE_PATCH,
     SAFETY_PATCH,
@@ -118,6 +119,7 @@ class AgentWorkflow(Continues):
         )
         self._lean = self._lean2 or workflow.patched(LEAN_TURN_PATCH)
         self._timerless = self._input.revision >= TIMERLESS_REVISION
+        self._paced = self._input.revision >= PACED_REVISION
         if self._timerless and self._published is None:  # set by the start request?
             self._published = attributes.values_of(workflow.info().typed_search_attributes)
         if self._lean2:
@@ -161,7 +163,8 @@ class AgentWorkflow(Continues):
             if len(self._answered) > ANSWERED_KEPT:
                 del self._answered[next(iter(self._answered))]
             self._journal.replied(reply)
-            self._publish("idle" if reply.status == "ok" else reply.status)
+            # The next run starts from what was upserted last: nothing held back.
+            self._publish("idle" if reply.status == "ok" else reply.status, flush=continuing)
             if continuing:
                 # Between turns, once every handler has returned (the reply just
                 # delivered, approvals, the library's subscribers: released, they

@@ -3,6 +3,8 @@ the clock, versions, the UI, the transcript's shape, budgets and price, replies.
 
 from __future__ import annotations
 
+import asyncio
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, TypeVar, overload
@@ -47,6 +49,10 @@ from workflows.versions import SEARCH_ATTRIBUTES_PATCH
 _T = TypeVar("_T")
 
 
+FLUSH_SUMMARY = "search attributes held back"
+"""The summary of the timer that upserts the counters held back (``_flush_after``)."""
+
+
 @dataclass(slots=True)
 class RunFacts:
     """The part of a run's state that changes rarely (when the run starts or continues,
@@ -67,6 +73,10 @@ class RunFacts:
     timerless: bool = False
     guarded: bool | None = None
     safety: bool = False
+    paced: bool = False
+    published_at: float = -math.inf
+    flusher: asyncio.Task[None] | None = None
+    """The timer's task that upserts counters held back, while it waits."""
 
 
 class InFacts(Generic[_T]):
@@ -152,9 +162,18 @@ class ConversationBase:
     _toolsets_down = InFacts[set[str]]()
     """Toolsets that could not be listed yet: the model is told they are unavailable."""
 
-    def _publish(self, status: str) -> None:
+    _paced = InFacts[bool]()
+    """Whether this run paces its counter upserts (``PACED_REVISION``); decided when the
+    run starts."""
+    _published_at = InFacts[float]()
+    """When this run last upserted search attributes (workflow time; ``-inf``: not yet)."""
+    _flusher = InFacts["asyncio.Task[None] | None"]()
+
+    def _publish(self, status: str, *, flush: bool = False) -> None:
         """Show where the conversation is in the Temporal UI: current details, and the
-        ``Agent*`` search attributes when the server has them."""
+        ``Agent*`` search attributes when the server has them. A paced run holds a
+        change of the counters alone back until ``search_attributes_interval_seconds``
+        after its last upsert (``attributes.hold_back``), unless ``flush``."""
         spent = self._spend.conversation.spent
         workflow.set_current_details(
             f"{self._turns} turns · {status} · {spent.usage.total_tokens:,} tokens · "
@@ -166,6 +185,17 @@ class ConversationBase:
         before = self._published if self._lean else None
         if values == before:
             return  # unchanged: no command, no event
+        if self._paced:
+            now = self._now()
+            wait = 0.0 if flush else attributes.hold_back(
+                before, values, now - self._published_at,
+                self._input.search_attributes_interval_seconds,
+            )  # fmt: skip
+            if wait > 0:
+                if self._flusher is None:
+                    self._flusher = asyncio.create_task(self._flush_after(wait))
+                return
+            self._published_at = now
         self._published = values
         tenant, status, turns, tokens, usd = values
         updates: tuple[SearchAttributeUpdate[Any], ...] = (
@@ -180,6 +210,14 @@ class ConversationBase:
         workflow.upsert_search_attributes(
             [u for i, u in enumerate(updates) if before is None or values[i] != before[i]]
         )
+
+    async def _flush_after(self, seconds: float) -> None:
+        """Upsert the counters held back, ``seconds`` from now: a timer, never cancelled
+        (when the run ends first, the end's own upsert took them)."""
+        await workflow.sleep(seconds, summary=FLUSH_SUMMARY)
+        self._flusher = None
+        if self._published is not None:
+            self._publish(self._published[1], flush=True)
 
     def _now(self) -> float:
         return workflow.now().timestamp()

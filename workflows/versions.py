@@ -80,6 +80,14 @@ their recordings: ``tests/histories/pre_timerless/``. Runs of this revision also
 ``Agent*`` search attributes their start request set (the client API's, the gateway's, a
 parent's for its sub-agent) instead of upserting them in their first workflow task."""
 
+PACED_REVISION = 5
+"""Runs whose input names this revision or a newer one upsert the search attributes'
+counters (turns, tokens, cost) at most once per ``search_attributes_interval_seconds``
+while the status stays the same (``durable_agent.search_attributes.hold_back``), where
+older runs upsert them after every turn; a timer upserts the last ones held back, and a
+status change, continue-as-new and the end upsert at once. Their recordings:
+``tests/histories/pre_paced/``."""
+
 
 def revision_to_write(revision: int) -> int:
     """The revision a run writes into the runs it starts (its next run, its sub-agents):

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Sequence
 
 import pytest
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 
@@ -29,6 +31,7 @@ from durable_agent.contract import (
 from durable_agent.testing.fake_tools import FakeToolServer
 from durable_agent.testing.faults import Fault
 from tests.helpers import eventually, history_events
+from workflows.base import FLUSH_SUMMARY
 
 
 async def test_multi_turn_conversation_with_tools(client: Client, task_queue: str) -> None:
@@ -262,7 +265,10 @@ async def test_search_attributes_and_details_show_progress_in_the_ui(
     client: Client, task_queue: str
 ) -> None:
     conversation = await start_conversation(
-        client, ConversationInput(tenant="ui-tenant", summaries=True), task_queue=task_queue
+        client,
+        # Every change upserted at once (the counters are paced by default: below).
+        ConversationInput(tenant="ui-tenant", summaries=True, search_attributes_interval_seconds=0),
+        task_queue=task_queue,
     )
     reply = await conversation.send_message("What is 2 + 2?")
     described = await conversation.handle.describe()
@@ -307,3 +313,66 @@ async def test_search_attributes_and_details_show_progress_in_the_ui(
     assert set(started.indexed_fields) == set(search_attributes.ALL)
     assert len(upserts) == 2 and all(search_attributes.TENANT.name not in u for u in upserts)
     assert search_attributes.TURNS.name in upserts[-1]
+
+
+def _upserts(events: Sequence[HistoryEvent]) -> list[set[str]]:
+    return [
+        set(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+        for e in events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+
+
+async def test_counters_are_upserted_at_most_once_per_interval(
+    client: Client, task_queue: str
+) -> None:
+    conversation = await start_conversation(
+        client,
+        ConversationInput(tenant="paced", search_attributes_interval_seconds=3600),
+        task_queue=task_queue,
+    )
+    for question in ("What is 2 + 2?", "What is 3 + 3?", "What is 4 + 4?"):
+        assert (await conversation.send_message(question)).status == "ok"
+    attributes = (await conversation.handle.describe()).typed_search_attributes
+    # The first turn's counters at once; the next two are held back (an hour).
+    assert attributes.get(search_attributes.TURNS) == 1
+    assert attributes.get(search_attributes.STATUS) == "idle"
+    events = (await conversation.handle.fetch_history()).events
+    assert len(_upserts(events)) == 1
+    timers = [
+        e
+        for e in events
+        if e.HasField("timer_started_event_attributes")
+        and json.loads(e.user_metadata.summary.data) == FLUSH_SUMMARY
+    ]
+    assert len(timers) == 1  # one timer for whatever is held back, not one per turn
+    # The status changes, so the end upserts at once, with the counters held back.
+    await conversation.end()
+    result = await conversation.result()
+    attributes = (await conversation.handle.describe()).typed_search_attributes
+    assert attributes.get(search_attributes.STATUS) == "ended"
+    assert attributes.get(search_attributes.TURNS) == 3
+    assert attributes.get(search_attributes.TOKENS) == result.usage.total_tokens
+
+
+async def test_counters_held_back_are_upserted_when_the_interval_passes(
+    client: Client, task_queue: str
+) -> None:
+    conversation = await start_conversation(
+        client,
+        ConversationInput(tenant="paced", search_attributes_interval_seconds=2),
+        task_queue=task_queue,
+    )
+    await conversation.send_message("What is 2 + 2?")
+    await conversation.send_message("What is 3 + 3?")
+    # No more messages: the timer upserts the second turn's counters.
+    described = await eventually(
+        conversation.handle.describe,
+        until=lambda d: d.typed_search_attributes.get(search_attributes.TURNS) == 2,
+        timeout=30,
+    )
+    assert described.typed_search_attributes.get(search_attributes.STATUS) == "idle"
+    events = (await conversation.handle.fetch_history()).events
+    upserts = _upserts(events)
+    assert len(upserts) == 2 and search_attributes.TURNS.name in upserts[-1]
+    await conversation.end()

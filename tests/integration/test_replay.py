@@ -16,6 +16,7 @@ from temporalio.workflow import NondeterminismError
 from durable_agent.client import start_conversation
 from durable_agent.devserver import DevServer
 from tests.helpers import eventually, run_command
+from workflows.base import FLUSH_SUMMARY
 from workflows.replay import export_history, replay_file, replayer
 
 HISTORY_DIR = Path(__file__).parent.parent / "histories"
@@ -102,6 +103,20 @@ def test_golden_histories_are_committed() -> None:
     } <= names
     assert len([n for n in names if n.startswith("pre_revision/")]) == 11
     assert len([n for n in names if n.startswith("pre_timerless/")]) == 11
+    # Revision 4: every turn upserted its counters (revision 5 paces them).
+    assert {f"pre_paced/{name.stem}" for name in HISTORY_DIR.glob("*.json")} <= names
+    assert len([n for n in names if n.startswith("pre_paced/")]) == 11
+    # Revision 5: four quick turns upsert their counters once (the first turn), and the
+    # end once; one timer waits to upsert what is held back. Revision 4: once a turn.
+    for name, upserts, timers in (
+        ("offline_tools_multi_turn", 2, 1),
+        ("pre_paced/offline_tools_multi_turn", 5, 0),
+    ):
+        events = json.loads((HISTORY_DIR / f"{name}.json").read_text())["events"]
+        assert sum("upsertWorkflowSearchAttributesEventAttributes" in e for e in events) == upserts
+        summaries = [e.get("userMetadata", {}).get("summary", {}).get("data", "") for e in events]
+        held = base64.b64encode(json.dumps(FLUSH_SUMMARY).encode()).decode()
+        assert summaries.count(held) == timers, name
     # Revision 4: a turn starts its deadline's timer only to wait for a person or a
     # sub-agent; every other turn of every conversation has none.
     for name, timers in (
