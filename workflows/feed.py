@@ -171,15 +171,32 @@ class ConversationStream(WorkflowStream):
                 yield self._base_offset + index, item.topic, payload
 
 
-_JSON_PLAIN = {"encoding": b"json/plain"}
+_JSON_PLAIN_HEAD = Payload(metadata={"encoding": b"json/plain"}).SerializeToString() + b"\x12"
+"""A serialized ``Payload`` with encoding ``json/plain``, up to its ``data`` (field 2,
+length-delimited: tag ``0x12``, then the length and the bytes)."""
 
 
 def _encoded(value: BaseModel) -> bytes:
     """The serialized ``Payload`` the workflow's payload converter makes of ``value``
     (``durable_agent.converter``: pydantic's ``to_json``, encoding ``json/plain``), made
-    without going down the converter chain, which tries four other encodings first:
-    a turn publishes about eight events (``tests/unit/test_feed.py`` pins the bytes)."""
-    return Payload(metadata=_JSON_PLAIN, data=to_json(value)).SerializeToString()
+    without going down the converter chain, which tries four other encodings first, and
+    without a ``Payload`` object: the metadata's bytes, then the data's. A turn
+    publishes about eight events (``tests/unit/test_feed.py`` pins the bytes against
+    both converters, at every length of the data's length prefix)."""
+    data = to_json(value)
+    return _JSON_PLAIN_HEAD + _varint(len(data)) + data
+
+
+def _varint(n: int) -> bytes:
+    """``n`` as a protobuf base-128 varint (7 bits a byte, least significant first)."""
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 class _Packed:
@@ -222,7 +239,6 @@ class EventFeed:
 
     def __init__(self, stream: ConversationStream, last_seq: int = 0) -> None:
         self.stream = stream
-        self._topic = stream.topic(STREAM_TOPIC_EVENTS)
         self._deltas = stream.topic(STREAM_TOPIC_DELTAS)
         self._last_seq = last_seq
         self._turn_start = 0
@@ -240,8 +256,9 @@ class EventFeed:
             self.stream.publish_later(
                 STREAM_TOPIC_EVENTS, lambda: _event(seq, at, kind, turn, fields)
             )
-        else:
-            self._topic.publish(_event(seq, at, kind, turn, fields))
+        else:  # appended as the topic's publish would (its type is ours), encoded
+            packed = _Packed(_encoded(_event(seq, at, kind, turn, fields)))
+            self.stream._keep(STREAM_TOPIC_EVENTS, packed)
         if len(self.stream._log) > HELD:
             self.stream.keep(HELD)
 

@@ -9,6 +9,7 @@ import inspect
 import re
 from datetime import UTC, datetime
 
+from pydantic_core import to_json
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.contrib.workflow_streams import WorkflowStream, WorkflowStreamState, _stream, _types
 from temporalio.contrib.workflow_streams._types import _WorkflowStreamWireItem
@@ -96,6 +97,14 @@ def test_a_live_item_is_encoded_as_the_workflows_converter_would() -> None:
         ),
         ModelDelta(turn=1, model_call=2, kind="text", text=" word"),
     ]
+    # Data at each edge of its length prefix's size (1 to 4 bytes): 127/128, 16,383/16,384
+    # and 2,097,151/2,097,152 bytes (an empty text delta is 106).
+    deltas = [
+        ModelDelta(turn=1, model_call=1, kind="text", text="x" * (size - 106))
+        for size in (127, 128, 16_383, 16_384, 2_097_151, 2_097_152)
+    ]
+    assert [len(to_json(d)) for d in deltas] == [127, 128, 16_383, 16_384, 2_097_151, 2_097_152]
+    values += deltas
     for value in values:
         for converter in (
             data_converter.payload_converter,
