@@ -54,7 +54,13 @@ def hold_back(before: Values | None, values: Values, since: float, interval: flo
     status stays the same, however fast its turns."""
     if before is None or values[:2] != before[:2] or values == before:
         return 0.0
-    return max(0.0, interval - since)
+    wait = interval - since
+    return wait if wait >= MIN_HOLD_SECONDS else 0.0
+
+
+MIN_HOLD_SECONDS = 0.001
+"""A shorter wait upserts at once: not worth a timer, and a timer's duration must be
+positive however it is rounded."""
 
 
 def at_start(tenant: str) -> TypedSearchAttributes:

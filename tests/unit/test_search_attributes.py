@@ -20,7 +20,8 @@ def test_a_change_of_status_goes_at_once_with_the_counters() -> None:
 
 
 @pytest.mark.parametrize(
-    ("since", "wait"), [(0.0, 30.0), (12.5, 17.5), (29.999, 0.001), (30.0, 0.0), (500.0, 0.0)]
+    ("since", "wait"),
+    [(0.0, 30.0), (12.5, 17.5), (29.998, 0.002), (29.9995, 0.0), (30.0, 0.0), (500.0, 0.0)],
 )
 def test_counters_alone_wait_for_the_interval(since: float, wait: float) -> None:
     assert hold_back(IDLE, NEXT_TURN, since=since, interval=30.0) == pytest.approx(wait)
