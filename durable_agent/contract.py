@@ -312,9 +312,9 @@ class ConversationInput(_Model):
     )
     """Least time between two upserts of the search attributes' counters (``AgentTurns``,
     ``AgentTokens``, ``AgentCostUsd``) while the status stays the same: a conversation
-    with fast turns upserts them at most this often, and a timer upserts the last ones
-    held back. A status change, continue-as-new and the end upsert at once; 0 upserts
-    every change at once. Each upsert is a history event and a write to the server's
+    with fast turns upserts them about this often, and a timer upserts the last ones
+    held back. A status change, continue-as-new, the end and cancellation upsert at
+    once; 0 upserts every change at once. Each upsert is a history event and a write to the server's
     visibility store (a billed action on Temporal Cloud). The Temporal UI's details
     (``set_current_details``) are exact at every step either way. Runs of revision 5
     or newer (``workflows/versions.py``)."""

@@ -120,7 +120,9 @@ class AgentWorkflow(Continues):
         self._lean = self._lean2 or workflow.patched(LEAN_TURN_PATCH)
         self._timerless = self._input.revision >= TIMERLESS_REVISION
         self._paced = self._input.revision >= PACED_REVISION
-        if self._timerless and self._published is None:  # set by the start request?
+        # Set by the start request, or (paced) as the last run left them, a non-ok
+        # status included: continue-as-new carries them.
+        if (self._timerless and self._published is None) or self._paced:
             self._published = attributes.values_of(workflow.info().typed_search_attributes)
         if self._lean2:
             self._guarded = True  # provenance-v1, taken as given
@@ -131,6 +133,8 @@ class AgentWorkflow(Continues):
         try:
             await self._serve()
         except asyncio.CancelledError:
+            if self._paced and self._published is not None:  # the counters held back
+                self._publish(self._published[1], flush=True)
             if self._lean:  # the tenant gets back what the lease did not spend
                 self._permits.release()
                 await self._permits.delivered()

@@ -213,7 +213,7 @@ class ConversationBase:
 
     async def _flush_after(self, seconds: float) -> None:
         """Upsert the counters held back, ``seconds`` from now: a timer, never cancelled
-        (when the run ends first, the end's own upsert took them)."""
+        (when the run ends, is cancelled or continues as new first, that upsert took them)."""
         await workflow.sleep(seconds, summary=FLUSH_SUMMARY)
         self._flusher = None
         if self._published is not None:

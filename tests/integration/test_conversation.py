@@ -315,6 +315,17 @@ async def test_search_attributes_and_details_show_progress_in_the_ui(
     assert search_attributes.TURNS.name in upserts[-1]
 
 
+def _flush_timers(events: Sequence[HistoryEvent]) -> list[HistoryEvent]:
+    """Timers started to upsert counters held back (summary ``FLUSH_SUMMARY``)."""
+    return [
+        e
+        for e in events
+        if e.HasField("timer_started_event_attributes")
+        and e.HasField("user_metadata")
+        and json.loads(e.user_metadata.summary.data or b"null") == FLUSH_SUMMARY
+    ]
+
+
 def _upserts(events: Sequence[HistoryEvent]) -> list[set[str]]:
     return [
         set(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
@@ -339,12 +350,7 @@ async def test_counters_are_upserted_at_most_once_per_interval(
     assert attributes.get(search_attributes.STATUS) == "idle"
     events = (await conversation.handle.fetch_history()).events
     assert len(_upserts(events)) == 1
-    timers = [
-        e
-        for e in events
-        if e.HasField("timer_started_event_attributes")
-        and json.loads(e.user_metadata.summary.data) == FLUSH_SUMMARY
-    ]
+    timers = _flush_timers(events)
     assert len(timers) == 1  # one timer for whatever is held back, not one per turn
     # The status changes, so the end upserts at once, with the counters held back.
     await conversation.end()
@@ -360,12 +366,13 @@ async def test_counters_held_back_are_upserted_when_the_interval_passes(
 ) -> None:
     conversation = await start_conversation(
         client,
-        ConversationInput(tenant="paced", search_attributes_interval_seconds=2),
+        ConversationInput(tenant="paced", search_attributes_interval_seconds=4),
         task_queue=task_queue,
     )
     await conversation.send_message("What is 2 + 2?")
     await conversation.send_message("What is 3 + 3?")
-    # No more messages: the timer upserts the second turn's counters.
+    # No more messages: the timer upserts the second turn's counters (or, on a machine
+    # so slow that the second turn ended 4 s after the first, that turn itself did).
     described = await eventually(
         conversation.handle.describe,
         until=lambda d: d.typed_search_attributes.get(search_attributes.TURNS) == 2,
@@ -375,4 +382,29 @@ async def test_counters_held_back_are_upserted_when_the_interval_passes(
     events = (await conversation.handle.fetch_history()).events
     upserts = _upserts(events)
     assert len(upserts) == 2 and search_attributes.TURNS.name in upserts[-1]
+    timers = _flush_timers(events)
+    assert len(timers) <= 1
+    if timers:  # the last upsert came when that timer fired
+        fired = [e.event_id for e in events if e.HasField("timer_fired_event_attributes")]
+        last = max(
+            e.event_id
+            for e in events
+            if e.HasField("upsert_workflow_search_attributes_event_attributes")
+        )
+        assert fired and fired[-1] < last
     await conversation.end()
+
+
+async def test_cancelling_upserts_the_counters_held_back(client: Client, task_queue: str) -> None:
+    conversation = await start_conversation(
+        client,
+        ConversationInput(tenant="paced", search_attributes_interval_seconds=3600),
+        task_queue=task_queue,
+    )
+    await conversation.send_message("What is 2 + 2?")
+    await conversation.send_message("What is 3 + 3?")
+    await conversation.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await conversation.result()
+    attributes = (await conversation.handle.describe()).typed_search_attributes
+    assert attributes.get(search_attributes.TURNS) == 2
