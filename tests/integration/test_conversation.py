@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from durable_agent import search_attributes
 from durable_agent.client import (
+    Conversation,
     ConversationClosed,
     ConversationNotFound,
     MessageRejected,
@@ -315,6 +316,15 @@ async def test_search_attributes_and_details_show_progress_in_the_ui(
     assert search_attributes.TURNS.name in upserts[-1]
 
 
+async def _paced(client: Client, task_queue: str, *, interval: float) -> Conversation:
+    """A conversation that upserts its counters at most once per ``interval`` seconds."""
+    return await start_conversation(
+        client,
+        ConversationInput(tenant="paced", search_attributes_interval_seconds=interval),
+        task_queue=task_queue,
+    )
+
+
 def _flush_timers(events: Sequence[HistoryEvent]) -> list[HistoryEvent]:
     """Timers started to upsert counters held back (summary ``FLUSH_SUMMARY``)."""
     return [
@@ -337,11 +347,7 @@ def _upserts(events: Sequence[HistoryEvent]) -> list[set[str]]:
 async def test_counters_are_upserted_at_most_once_per_interval(
     client: Client, task_queue: str
 ) -> None:
-    conversation = await start_conversation(
-        client,
-        ConversationInput(tenant="paced", search_attributes_interval_seconds=3600),
-        task_queue=task_queue,
-    )
+    conversation = await _paced(client, task_queue, interval=3600)
     for question in ("What is 2 + 2?", "What is 3 + 3?", "What is 4 + 4?"):
         assert (await conversation.send_message(question)).status == "ok"
     attributes = (await conversation.handle.describe()).typed_search_attributes
@@ -364,11 +370,7 @@ async def test_counters_are_upserted_at_most_once_per_interval(
 async def test_counters_held_back_are_upserted_when_the_interval_passes(
     client: Client, task_queue: str
 ) -> None:
-    conversation = await start_conversation(
-        client,
-        ConversationInput(tenant="paced", search_attributes_interval_seconds=4),
-        task_queue=task_queue,
-    )
+    conversation = await _paced(client, task_queue, interval=4)
     await conversation.send_message("What is 2 + 2?")
     await conversation.send_message("What is 3 + 3?")
     # No more messages: the timer upserts the second turn's counters (or, on a machine
@@ -396,11 +398,7 @@ async def test_counters_held_back_are_upserted_when_the_interval_passes(
 
 
 async def test_cancelling_upserts_the_counters_held_back(client: Client, task_queue: str) -> None:
-    conversation = await start_conversation(
-        client,
-        ConversationInput(tenant="paced", search_attributes_interval_seconds=3600),
-        task_queue=task_queue,
-    )
+    conversation = await _paced(client, task_queue, interval=3600)
     await conversation.send_message("What is 2 + 2?")
     await conversation.send_message("What is 3 + 3?")
     await conversation.cancel()
