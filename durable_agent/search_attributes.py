@@ -50,8 +50,9 @@ def hold_back(before: Values | None, values: Values, since: float, interval: flo
     ``interval`` old, else when it will be: each upsert is a history event and a write
     to the server's visibility store (a billed action on Temporal Cloud), the costliest
     part of a turn for the server (``make bench``: ~15 % of its CPU per turn at 200
-    conversations). So a conversation upserts at most once per ``interval`` while its
-    status stays the same, however fast its turns."""
+    conversations). So a conversation upserts its counters about once per ``interval``
+    while its status stays the same, however fast its turns (a new run's first change,
+    or a timer started before a status change, may come sooner)."""
     if before is None or values[:2] != before[:2] or values == before:
         return 0.0
     wait = interval - since

@@ -133,8 +133,8 @@ class AgentWorkflow(Continues):
         try:
             await self._serve()
         except asyncio.CancelledError:
-            if self._paced and self._published is not None:  # the counters held back
-                self._publish(self._published[1], flush=True)
+            if self._paced:
+                self._publish_held()
             if self._lean:  # the tenant gets back what the lease did not spend
                 self._permits.release()
                 await self._permits.delivered()

@@ -216,6 +216,10 @@ class ConversationBase:
         (when the run ends, is cancelled or continues as new first, that upsert took them)."""
         await workflow.sleep(seconds, summary=FLUSH_SUMMARY)
         self._flusher = None
+        self._publish_held()
+
+    def _publish_held(self) -> None:
+        """Upsert the counters held back now, with the status last upserted."""
         if self._published is not None:
             self._publish(self._published[1], flush=True)
 

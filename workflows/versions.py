@@ -82,10 +82,10 @@ parent's for its sub-agent) instead of upserting them in their first workflow ta
 
 PACED_REVISION = 5
 """Runs whose input names this revision or a newer one upsert the search attributes'
-counters (turns, tokens, cost) at most once per ``search_attributes_interval_seconds``
+counters (turns, tokens, cost) about once per ``search_attributes_interval_seconds``
 while the status stays the same (``durable_agent.search_attributes.hold_back``), where
 older runs upsert them after every turn; a timer upserts the last ones held back, and a
-status change, continue-as-new and the end upsert at once. Their recordings:
+status change, continue-as-new, the end and cancellation upsert at once. Their recordings:
 ``tests/histories/pre_paced/``."""
 
 
